@@ -1,0 +1,38 @@
+"""What is registered: `gensemble list datasets|models|losses|schemes|fusions|metrics|features`."""
+
+from __future__ import annotations
+
+
+def list_components(what: str) -> list[tuple[str, str]]:
+    """(name, one-line description) for every registered component of a kind."""
+    if what == "datasets":
+        from gensemble.data import DATASETS, load_dataset  # noqa: F401
+        from gensemble.data import images, toy  # noqa: F401
+
+        return DATASETS.describe()
+    if what == "models":
+        from gensemble.models import MODELS, model_names
+
+        model_names()
+        return MODELS.describe()
+    if what == "losses":
+        from gensemble.losses import GAN_LOSSES
+
+        return GAN_LOSSES.describe() + [("elbo", "VAE: negative β-ELBO with BCE or MSE reconstruction")]
+    if what == "schemes":
+        from gensemble.ensemble import scheme_names
+
+        return scheme_names()
+    if what == "fusions":
+        from gensemble.fusion import fusion_names
+
+        return fusion_names()
+    if what == "metrics":
+        from gensemble.metrics import METRICS
+
+        return METRICS.describe()
+    if what == "features":
+        from gensemble.metrics.features import FEATURES
+
+        return FEATURES.describe()
+    raise ValueError(what)

@@ -1,0 +1,129 @@
+"""The command line. Thin: each subcommand parses arguments, calls one public function, prints."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+from gensemble.errors import GensembleError
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable:
+    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+
+    return deco
+
+
+@command("train")
+def cmd_train(args: argparse.Namespace) -> int:
+    from gensemble.run import train_run
+
+    if args.backend != "local":
+        from gensemble.ensemble.executors import set_backend
+
+        set_backend(args.backend, address=args.address)
+    out = train_run(args.config, args.out, args.set, resume=args.resume, dry_run=args.dry_run, device=args.device)
+    print(out if args.dry_run else f"run saved to {out}")
+    return 0
+
+
+@command("sample")
+def cmd_sample(args: argparse.Namespace) -> int:
+    from gensemble.sampling import sample_to_file
+
+    path = sample_to_file(
+        args.run, args.n, args.output, seed=args.seed, member=args.member, fusion=args.fusion, overrides=args.set,
+        device=args.device,
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+@command("list")
+def cmd_list(args: argparse.Namespace) -> int:
+    from gensemble.catalog import list_components
+
+    for name, doc in list_components(args.what):
+        print(f"{name:<22} {doc}")
+    return 0
+
+
+@command("demo")
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gensemble.demo import run_demo
+
+    summary = run_demo(args.out, inception=args.inception, fast=args.fast)
+    print(summary)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gensemble", description="Ensembles of generative image models.")
+    p.add_argument("--quiet", action="store_true", help="one line per stage instead of progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model or an ensemble from a YAML config")
+    t.add_argument("config")
+    t.add_argument("--out", help="run folder (default runs/<config name>)")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    t.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
+    t.add_argument("--backend", choices=["local", "ray"], default="local", help="executor for the members")
+    t.add_argument("--address", default=None, help="Ray cluster address (auto or HOST:PORT); default: local Ray")
+
+    s = sub.add_parser("sample", help="draw samples from a run (one member, its mixture, or a fusion)")
+    s.add_argument("run")
+    s.add_argument("-n", type=int, default=64)
+    s.add_argument("-o", "--output", required=True, help="FILE.png (a grid) or FILE.npz")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--member", default=None, help="sample one member by name")
+    s.add_argument("--fusion", default=None, help="a fusion method (see 'gensemble list fusions')")
+    s.add_argument("--set", action="append", default=[], metavar="fusion.KEY=VALUE")
+    s.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+
+    ls = sub.add_parser("list", help="list registered components")
+    ls.add_argument("what", choices=["datasets", "models", "losses", "schemes", "fusions", "metrics", "features"])
+
+    d = sub.add_parser("demo", help="the main job end to end on Fashion-MNIST")
+    d.add_argument("--out", default="demo-out")
+    d.add_argument("--inception", action="store_true", help="also compute Inception-feature FID (slow on a CPU)")
+    d.add_argument("--fast", action="store_true", help="a much smaller demo, for smoke tests")
+
+    for extra in EXTRA_PARSERS:
+        extra(sub)
+    return p
+
+
+# Later modules (score, evaluate, report, bench) add their subcommands here.
+EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from gensemble.progress import set_quiet
+
+    set_quiet(args.quiet)
+    try:
+        return COMMANDS[args.command](args)
+    except GensembleError as exc:
+        print(f"gensemble: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gensemble: interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)
+        return 130
+
+
+def print_json(obj: object) -> None:
+    print(json.dumps(obj, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

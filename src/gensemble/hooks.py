@@ -1,0 +1,63 @@
+"""What happens around each training step: metrics.jsonl, TensorBoard, periodic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gensemble.member import Member
+
+
+class RunHooks:
+    """Called by the trainers after every member step; owns every side effect of training."""
+
+    def __init__(self, ensemble: Any, run_dir: Path, tensorboard: bool = True) -> None:
+        self.ens, self.run_dir = ensemble, run_dir
+        self.cfg = ensemble.cfg.train
+        self._metrics = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115  (closed in close())
+        self._start = time.perf_counter()
+        self._tb = None
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(run_dir / "tb"))
+            except ImportError:  # tensorboard is a dependency, but a stripped install still trains
+                self._tb = None
+
+    def __call__(self, member: Member, stats: dict[str, float]) -> None:
+        step = member.step
+        if step % self.cfg.log_every == 0 or step == self.cfg.steps:
+            self.log(member.name, step, stats)
+        if self.cfg.image_every and step % self.cfg.image_every == 0:
+            self.images(member)
+        if step % self.cfg.checkpoint_every == 0:
+            self.ens.save()
+
+    def log(self, name: str, step: int, stats: dict[str, float]) -> None:
+        rec = {"member": name, "step": step, "time": round(time.perf_counter() - self._start, 3), **stats}
+        self._metrics.write(json.dumps(rec) + "\n")
+        self._metrics.flush()
+        if self._tb is not None:
+            for k, v in stats.items():
+                self._tb.add_scalar(f"{name}/{k}", v, step)
+
+    def images(self, member: Member, n: int = 36) -> None:
+        if self._tb is None:
+            return
+        x = member.model.sample(n, torch.Generator().manual_seed(0))
+        if x.dim() == 4:
+            from gensemble.imageio import make_grid
+
+            self._tb.add_image(f"{member.name}/samples", make_grid(x.cpu()), member.step, dataformats="HWC")
+
+    def close(self) -> None:
+        for m in self.ens.members:
+            self.images(m)
+        self._metrics.close()
+        if self._tb is not None:
+            self._tb.close()

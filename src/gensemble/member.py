@@ -1,0 +1,149 @@
+"""An ensemble member: one registered model with its own config, seed, loss, optimisers and RNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from gensemble.checkpoint import flatten_state, unflatten_state
+from gensemble.config import from_dict, to_dict
+from gensemble.errors import CheckpointError, ConfigError
+from gensemble.losses import GAN_LOSSES, GANLoss, OptimConfig, build_optimizer
+from gensemble.models import GenerativeModel, get_model
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """One member. `model` is {"name": <registered model>, **its hyper-parameters}."""
+
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "mlp-gan"})
+    name: str | None = None  # defaults to m0, m1, ... by position
+    loss: str = "non-saturating"  # a GAN loss name; ignored by VAEs (they train on the ELBO)
+    gp_weight: float = 10.0  # WGAN-GP penalty weight
+    n_critic: int = 1  # D updates per G update
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    bootstrap: bool = False  # independent scheme: train on a bootstrap resample of the data (bagging)
+
+    def validate(self, path: str = "") -> None:
+        entry = self.entry(path)
+        self.model_config(path)
+        if entry.family == "gan":
+            try:
+                GAN_LOSSES.get(self.loss)
+            except Exception as exc:
+                raise ConfigError(f"config key '{path}.loss': {exc}") from None
+        if self.n_critic < 1:
+            raise ConfigError(f"config key '{path}.n_critic' must be at least 1, got {self.n_critic}")
+
+    def entry(self, path: str = "model"):
+        name = self.model.get("name")
+        if not isinstance(name, str):
+            raise ConfigError(f"config key '{path}.model.name' is required (e.g. mlp-gan, dcgan, vae)")
+        try:
+            return get_model(name)
+        except Exception as exc:
+            raise ConfigError(f"config key '{path}.model.name': {exc}") from None
+
+    def model_config(self, path: str = "") -> Any:
+        """The model family's typed config, from the `model` mapping minus its name."""
+        params = {k: v for k, v in self.model.items() if k != "name"}
+        return from_dict(self.entry(path).config, params, f"{path}.model" if path else "model")
+
+    @property
+    def family(self) -> str:
+        return self.entry().family
+
+    def resolved(self, index: int) -> MemberConfig:
+        """A copy with the name filled in and the model's defaults written out (for config.yaml)."""
+        model = {"name": self.model["name"], **to_dict(self.model_config())}
+        return MemberConfig(**{**self.__dict__, "model": model, "name": self.name or f"m{index}"})
+
+
+@dataclass
+class Member:
+    """A built member: model, optimisers, RNG stream and progress (`step` = generator updates)."""
+
+    name: str
+    cfg: MemberConfig
+    model: GenerativeModel
+    optimizers: dict[str, torch.optim.Optimizer]
+    rng: torch.Generator  # every random draw in training comes from here, so runs are reproducible
+    step: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # scheme-owned scalars (e.g. mixture weight)
+
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    @property
+    def loss(self) -> GANLoss:
+        return GAN_LOSSES.get(self.cfg.loss)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Parameters and buffers of every sub-network, keyed "<member>.<net>.<param>"."""
+        return {
+            f"{self.name}.{net}.{k}": v
+            for net, module in self.model.networks().items()
+            for k, v in module.state_dict().items()
+        }
+
+    def load_weights(self, tensors: dict[str, torch.Tensor]) -> None:
+        for net, module in self.model.networks().items():
+            prefix = f"{self.name}.{net}."
+            sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(sub)
+            except RuntimeError as exc:
+                raise CheckpointError(
+                    f"checkpoint weights for member {self.name!r} ({net}) do not match its config: "
+                    f"{str(exc).splitlines()[0][:100]}"
+                ) from None
+
+    def training_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
+        """Optimiser and RNG state: tensors go into `tensors`, the rest is returned as JSON."""
+        tensors[f"{self.name}.rng"] = self.rng.get_state()
+        opt = {k: flatten_state(o.state_dict(), f"{self.name}.opt.{k}", tensors) for k, o in self.optimizers.items()}
+        return {"step": self.step, "optimizers": opt, "extra": flatten_state(self.extra, f"{self.name}.extra", tensors)}
+
+    def load_training_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+        self.step = int(state["step"])
+        key = f"{self.name}.rng"
+        if key not in tensors:
+            raise CheckpointError(f"checkpoint has no RNG state for member {self.name!r}; it is incomplete")
+        self.rng.set_state(tensors[key])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(unflatten_state(state["optimizers"][k], tensors))
+        self.extra = unflatten_state(state.get("extra", {}), tensors)
+
+
+def build_member(cfg: MemberConfig, shape: tuple[int, ...], device: str | torch.device = "cpu") -> Member:
+    """Build a member's model and optimisers, initialised from its own seed."""
+    entry = cfg.entry()
+    # Initialise under the member's seed without disturbing the caller's global RNG.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        try:
+            model = entry.build(cfg.model_config(), shape)
+        except ValueError as exc:
+            raise ConfigError(f"member {cfg.name!r}: {exc}") from None
+    model.to(device)
+    nets = model.networks()
+    if entry.family == "gan":
+        optimizers = {
+            "G": build_optimizer(nets["G"].parameters(), cfg.optim, "G"),
+            "D": build_optimizer(nets["D"].parameters(), cfg.optim, "D"),
+        }
+    else:
+        optimizers = {"vae": build_optimizer(model.parameters(), cfg.optim, "G")}
+    # A separate stream from the init seed, so the same seed does not reuse init noise as data noise.
+    rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17)
+    return Member(cfg.name or "m0", cfg, model, optimizers, rng)
+
+
+def networks_of(members: list[Member]) -> dict[str, nn.Module]:
+    """Every network under its stable run-folder name, e.g. "m0.G", "m3.decoder"."""
+    return {f"{m.name}.{k}": v for m in members for k, v in m.model.networks().items()}

@@ -1,0 +1,272 @@
+"""Runs: the resolved config, the ensemble it builds, and its folder on disk (train, resume, load)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from gensemble.checkpoint import (
+    atomic_write_text,
+    flatten_state,
+    load_checkpoint,
+    save_checkpoint,
+    unflatten_state,
+)
+from gensemble.config import apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
+from gensemble.data import DataConfig, Dataset, load_dataset
+from gensemble.errors import CheckpointError, ConfigError
+from gensemble.member import Member, MemberConfig, build_member
+from gensemble.train import TrainConfig, resolve_device
+
+# Keys of the one-member shorthand: a config with `model:` at the top level is one member.
+RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every")
+MEMBER_KEYS = ("model", "loss", "gp_weight", "n_critic", "optim", "seed", "bootstrap")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs. `scheme` is {"name": <registered scheme>, **its parameters}."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    members: tuple[MemberConfig, ...] = ()
+    scheme: dict[str, Any] = field(default_factory=lambda: {"name": "independent"})
+
+    def validate(self, path: str = "") -> None:
+        if not self.members:
+            raise ConfigError("the config has no members; add a 'model:' section or a non-empty 'members:' list")
+        names = [m.name for m in self.members]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ConfigError(f"member name {sorted(dupes)[0]!r} is used twice; member names must be unique")
+
+
+def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Raw YAML mapping (+ `--set` overrides) -> a fully resolved, validated RunConfig."""
+    raw = apply_overrides(raw, overrides)
+    single = {k: raw.pop(k) for k in MEMBER_KEYS if k in raw}
+    if single:
+        if "members" in raw:
+            raise ConfigError(f"config has both 'members:' and top-level '{next(iter(single))}:'; use one form")
+        raw["members"] = [single]
+    if "members" in raw and not isinstance(raw["members"], list):
+        raise ConfigError("config key 'members' must be a list of member mappings")
+    if raw.get("members") == []:
+        raise ConfigError("config key 'members' is empty; an ensemble needs at least one member")
+    members = [from_dict(MemberConfig, m, f"members[{i}]") for i, m in enumerate(raw.get("members", []))]
+    raw["members"] = [to_dict(m.resolved(i)) for i, m in enumerate(members)]
+    scheme = raw.get("scheme", {"name": "independent"})
+    raw["scheme"] = {"name": scheme} if isinstance(scheme, str) else scheme
+    cfg = from_dict(RunConfig, raw)
+    from gensemble.ensemble import resolve_scheme
+
+    return replace(cfg, scheme=resolve_scheme(cfg))
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    return parse_config(load_yaml(path), overrides)
+
+
+@dataclass
+class Ensemble:
+    """A run's trainable state: members, auxiliary networks (extra critics, classifier heads) and
+    scheme state (mixture weights, data weights). Everything here is checkpointed."""
+
+    cfg: RunConfig
+    members: list[Member]
+    shape: tuple[int, ...]
+    device: torch.device = torch.device("cpu")
+    aux: dict[str, nn.Module] = field(default_factory=dict)
+    aux_optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    @property
+    def step(self) -> int:
+        """Total updates over all members: checkpoints are named by it, so it only grows."""
+        return sum(m.step for m in self.members)
+
+    def member(self, name: str) -> Member:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise ConfigError(f"unknown member {name!r}; members: {', '.join(m.name for m in self.members)}")
+
+    def generators(self) -> dict[str, Any]:
+        """Every generative model by member name (GANs and VAE decoders alike)."""
+        return {m.name: m.model for m in self.members}
+
+    def discriminators(self) -> dict[str, nn.Module]:
+        """Every discriminator: members' own ("m0.D") and the scheme's auxiliary ones."""
+        out = {f"{m.name}.D": m.model.D for m in self.members if m.family == "gan"}
+        out.update({k: v for k, v in self.aux.items() if k.split(".")[-1].startswith("D")})
+        return out
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {f"{m.name}.{k}": v for m in self.members for k, v in m.model.networks().items()}
+        return {**nets, **self.aux}
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save(self) -> Path:
+        assert self.run_dir is not None
+        weights: dict[str, torch.Tensor] = {}
+        for m in self.members:
+            weights.update(m.weights())
+        for name, module in self.aux.items():
+            weights.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+        tensors: dict[str, torch.Tensor] = {"global.rng": torch.get_rng_state()}
+        state = {
+            "members": {m.name: m.training_state(tensors) for m in self.members},
+            "aux_optimizers": {
+                k: flatten_state(o.state_dict(), f"aux.opt.{k}", tensors) for k, o in self.aux_optimizers.items()
+            },
+            "scheme_state": flatten_state(self.state, "scheme", tensors),
+            "step": self.step,
+        }
+        return save_checkpoint(self.run_dir, self.step, weights, tensors, state)
+
+    def restore(self, weights_only: bool = False) -> None:
+        assert self.run_dir is not None
+        weights, tensors, state = load_checkpoint(self.run_dir)
+        for m in self.members:
+            m.load_weights(weights)
+        for name, module in self.aux.items():
+            prefix = f"{name}."
+            try:
+                module.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)})
+            except RuntimeError:
+                raise CheckpointError(f"checkpoint weights for {name!r} do not match the run's config") from None
+        try:
+            self.state = unflatten_state(state.get("scheme_state", {}), tensors)
+            for m in self.members:
+                m.load_training_state(state["members"][m.name], tensors)
+            if weights_only:
+                return
+            for k, o in self.aux_optimizers.items():
+                o.load_state_dict(unflatten_state(state["aux_optimizers"][k], tensors))
+            torch.set_rng_state(tensors["global.rng"])
+        except KeyError as exc:
+            raise CheckpointError(f"checkpoint in {self.run_dir} lacks {exc}; it is incomplete or from another run") from None
+
+
+def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Ensemble:
+    """Members from their own seeds, then whatever auxiliary networks the scheme adds."""
+    from gensemble.ensemble import scheme_for
+
+    device = torch.device(device)
+    members = [build_member(m, shape, device) for m in cfg.members]
+    ens = Ensemble(cfg, members, shape, device)
+    scheme_for(cfg).build(ens)
+    return ens
+
+
+def prepare_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
+    """Refuse to mix runs: a folder that holds a different run is never overwritten."""
+    cfg_path = out / "config.yaml"
+    if cfg_path.exists():
+        if not resume:
+            raise CheckpointError(
+                f"output folder {str(out)!r} already holds a run; pass --resume to continue it or choose another --out"
+            )
+        old, new = load_yaml(cfg_path), yaml_roundtrip(cfg)
+        # Resuming may extend training or move device; anything else makes it a different run.
+        for section in (old, new):
+            for key in RESUMABLE_KEYS:
+                section.get("train", {}).pop(key, None)
+        if old != new:
+            raise CheckpointError(
+                f"output folder {str(out)!r} holds a different run (its config.yaml differs); choose another --out"
+            )
+        atomic_write_text(cfg_path, dump_yaml(cfg))
+        return
+    if resume:
+        raise CheckpointError(f"nothing to resume in {str(out)!r} (no config.yaml); drop --resume to start a run")
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise CheckpointError(
+            f"output folder {str(out)!r} is not empty and holds no gensemble run; choose another --out"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(cfg_path, dump_yaml(cfg))
+
+
+def yaml_roundtrip(cfg: RunConfig) -> Any:
+    import yaml
+
+    return yaml.safe_load(dump_yaml(cfg))
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> Ensemble:
+    """Rebuild a run's ensemble from config.yaml and restore its latest checkpoint."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(f"{str(run_dir)!r} is not a run folder (no config.yaml); train one with 'gensemble train'")
+    cfg = load_config(run_dir / "config.yaml")
+    data = load_dataset(cfg.data, "test")
+    ens = build_ensemble(cfg, data.shape, resolve_device(device))
+    ens.run_dir = run_dir
+    ens.restore(weights_only=True)
+    for m in ens.members:
+        m.model.eval()
+    return ens
+
+
+def load_train_data(cfg: RunConfig, device: torch.device) -> Dataset:
+    data = load_dataset(cfg.data, "train")
+    data.x = data.x.to(device)
+    return data
+
+
+def truncate_metrics(run_dir: Path, steps: dict[str, int]) -> None:
+    """On resume, drop metric lines logged after the checkpoint, so the log matches the weights."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if rec.get("step", 0) <= steps.get(rec.get("member"), 10**12):
+            keep.append(line)
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+
+
+def train_run(
+    config: str | Path,
+    out: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: bool = False,
+    dry_run: bool = False,
+    device: str | None = None,
+) -> Path | str:
+    """Train (or resume) the run a config describes. With dry_run, return the resolved YAML instead."""
+    from gensemble.ensemble import scheme_for
+    from gensemble.hooks import RunHooks
+
+    if device is not None:
+        overrides = (*overrides, f"train.device={device}")
+    cfg = load_config(config, overrides)
+    if dry_run:
+        return dump_yaml(cfg)
+    out = Path(out) if out is not None else Path("runs") / Path(config).stem
+    dev = resolve_device(cfg.train.device)
+    data = load_train_data(cfg, dev)
+    ens = build_ensemble(cfg, data.shape, dev)  # before touching the folder: bad configs change nothing
+    prepare_run_dir(out, cfg, resume)
+    ens.run_dir = out
+    if resume and (out / "latest.json").exists():
+        ens.restore()
+        truncate_metrics(out, {m.name: m.step for m in ens.members})
+    hooks = RunHooks(ens, out)
+    try:
+        scheme_for(cfg).train(ens, data, hooks)
+        ens.save()
+    finally:
+        hooks.close()
+    return out

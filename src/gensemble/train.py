@@ -1,0 +1,146 @@
+"""Training one member: explicit D and G phases (or one ELBO phase for a VAE), with hooks around.
+
+The step functions are the maths-free core; `fit_member` is the loop; logging, checkpoints and
+TensorBoard are hooks (`gensemble.hooks`) so the loop stays short.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from gensemble.data import Dataset
+from gensemble.data.transforms import augment
+from gensemble.errors import ConfigError
+from gensemble.losses import GANLoss, elbo, gradient_penalty
+from gensemble.member import Member
+from gensemble.progress import progress
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000  # generator updates per member (VAE: optimiser steps)
+    batch_size: int = 64
+    checkpoint_every: int = 500
+    log_every: int = 50
+    image_every: int = 0  # TensorBoard sample grids every N steps (0: only at the end)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+
+    def validate(self, path: str = "") -> None:
+        p = f"{path}." if path else ""
+        for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"config key '{p}{key}' must be at least 1, got {getattr(self, key)}")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks CUDA when present; asking for CUDA without one is a config error, not a crash."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def sample_batch(data: Dataset, batch_size: int, rng: torch.Generator, weights: Tensor | None = None) -> Tensor:
+    """A batch drawn with replacement (uniform, or by per-example `weights` for boosting/bagging)."""
+    if weights is None:
+        idx = torch.randint(len(data), (batch_size,), generator=rng)
+    else:
+        idx = torch.multinomial(weights, batch_size, replacement=True, generator=rng)
+    x = data.x[idx.to(data.x.device)]
+    cfg = data.meta.get("config")  # the DataConfig it was loaded with; it says whether to flip
+    return augment(x, cfg, rng) if cfg is not None else x
+
+
+def noise(member: Member, n: int, device: torch.device) -> Tensor:
+    return torch.randn(n, member.model.z_dim, generator=member.rng).to(device)
+
+
+def d_phase(
+    D: Callable[[Tensor], Tensor], loss: GANLoss, real: Tensor, fake: Tensor, rng: torch.Generator, gp_weight: float
+) -> tuple[Tensor, dict[str, float]]:
+    """The discriminator objective on one real and one (detached) fake batch."""
+    real_logits, fake_logits = D(real), D(fake)
+    loss_d = loss.d_loss(real_logits, fake_logits)
+    if loss.gradient_penalty:
+        eps = torch.rand(real.shape[0], generator=rng).to(real.device)
+        loss_d = loss_d + gp_weight * gradient_penalty(D, real, fake, eps)
+    stats = {
+        "loss_d": loss_d.item(),
+        "d_real": torch.sigmoid(real_logits).mean().item(),
+        "d_fake": torch.sigmoid(fake_logits).mean().item(),
+    }
+    return loss_d, stats
+
+
+def gan_step(member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None) -> dict[str, float]:
+    """n_critic discriminator updates, then one generator update."""
+    G, D = member.model.G, member.model.D
+    opt_g, opt_d = member.optimizers["G"], member.optimizers["D"]
+    device = data.x.device
+    for _ in range(member.cfg.n_critic):
+        real = sample_batch(data, batch_size, member.rng, weights)
+        with torch.no_grad():
+            fake = G(noise(member, batch_size, device))
+        loss_d, stats = d_phase(D, member.loss, real, fake, member.rng, member.cfg.gp_weight)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+    fake = G(noise(member, batch_size, device))
+    loss_g = member.loss.g_loss(D(fake))
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    return {**stats, "loss_g": loss_g.item()}
+
+
+def vae_step(member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None) -> dict[str, float]:
+    """One step on the negative β-ELBO."""
+    model, opt = member.model, member.optimizers["vae"]
+    x = sample_batch(data, batch_size, member.rng, weights)
+    out, mu, logvar = model(x, generator=member.rng)
+    loss, recon, kl = elbo(out, x, mu, logvar, model.cfg.beta, model.cfg.reconstruction)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return {"loss": loss.item(), "recon": recon.item(), "kl": kl.item()}
+
+
+STEPS = {"gan": gan_step, "vae": vae_step}
+StepHook = Callable[[Member, dict[str, float]], None]
+
+
+def fit_member(
+    member: Member,
+    data: Dataset,
+    cfg: TrainConfig,
+    on_step: StepHook | None = None,
+    weights: Tensor | None = None,
+    steps: int | None = None,
+) -> Member:
+    """Train `member` until it has made `steps` (default cfg.steps) updates; resumes from member.step."""
+    total = cfg.steps if steps is None else steps
+    step_fn = STEPS[member.family]
+    member.model.train()
+    bar = progress(total, f"train {member.name}", initial=member.step, unit="step")
+    try:
+        while member.step < total:
+            stats = step_fn(member, data, cfg.batch_size, weights)
+            member.step += 1
+            bar.update(1)
+            if on_step is not None:
+                on_step(member, stats)
+            if member.step % cfg.log_every == 0:
+                bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+    finally:
+        bar.close()
+    return member
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
