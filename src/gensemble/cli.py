@@ -106,11 +106,13 @@ EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --quiet is accepted anywhere on the line, not only before the subcommand.
+    quiet = "--quiet" in argv
+    args = build_parser().parse_args([a for a in argv if a != "--quiet"])
     from gensemble.progress import set_quiet
 
-    set_quiet(args.quiet)
+    set_quiet(quiet)
     try:
         return COMMANDS[args.command](args)
     except GensembleError as exc:

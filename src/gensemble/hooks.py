@@ -31,6 +31,11 @@ class RunHooks:
 
     def __call__(self, member: Member, stats: dict[str, float]) -> None:
         step = member.step
+        ema = self.ens.aux.get(f"{member.name}.G_ema")
+        if ema is not None:
+            update_ema(ema, member.model.generator_net(), self.cfg.ema_decay)
+        if self.cfg.snapshot_every and step % self.cfg.snapshot_every == 0:
+            self.snapshot(member)
         if step % self.cfg.log_every == 0 or step == self.cfg.steps:
             self.log(member.name, step, stats)
         if self.cfg.image_every and step % self.cfg.image_every == 0:
@@ -45,6 +50,16 @@ class RunHooks:
         if self._tb is not None:
             for k, v in stats.items():
                 self._tb.add_scalar(f"{name}/{k}", v, step)
+
+    def snapshot(self, member: Member) -> None:
+        """Generator weights at this step, for a uniform "soup" of snapshots (Wortsman et al. 2022)."""
+        from safetensors.torch import save
+
+        from gensemble.checkpoint import atomic_write_bytes
+
+        state = {k: v.detach().cpu().contiguous() for k, v in member.model.generator_net().state_dict().items()}
+        path = self.run_dir / "snapshots" / member.name / f"step-{member.step:08d}.safetensors"
+        atomic_write_bytes(path, save(state))
 
     def images(self, member: Member, n: int = 36) -> None:
         if self._tb is None:
@@ -61,3 +76,12 @@ class RunHooks:
         self._metrics.close()
         if self._tb is not None:
             self._tb.close()
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·net for parameters; buffers (BN statistics) are copied."""
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p.detach(), 1.0 - decay)
+    for be, b in zip(ema.buffers(), net.buffers()):
+        be.copy_(b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -161,6 +162,9 @@ def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device 
     device = torch.device(device)
     members = [build_member(m, shape, device) for m in cfg.members]
     ens = Ensemble(cfg, members, shape, device)
+    if cfg.train.ema_decay > 0:
+        for m in members:
+            ens.aux[f"{m.name}.G_ema"] = copy.deepcopy(m.model.generator_net()).requires_grad_(False)
     scheme_for(cfg).build(ens)
     return ens
 

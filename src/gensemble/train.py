@@ -28,6 +28,8 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     image_every: int = 0  # TensorBoard sample grids every N steps (0: only at the end)
+    ema_decay: float = 0.0  # keep an EMA of each generator's weights (e.g. 0.999; 0 = off), for `average`
+    snapshot_every: int = 0  # save each generator's weights every N steps, for a "soup" (0 = off)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     def validate(self, path: str = "") -> None:
@@ -35,6 +37,8 @@ class TrainConfig:
         for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key '{p}{key}' must be at least 1, got {getattr(self, key)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"config key '{p}ema_decay' must be in [0, 1), got {self.ema_decay}")
 
 
 def resolve_device(name: str) -> torch.device:

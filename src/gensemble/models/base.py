@@ -23,6 +23,10 @@ class GenerativeModel(nn.Module):
         """Map latent codes to samples (images in [-1, 1], or raw 2-D points)."""
         raise NotImplementedError
 
+    def generator_net(self) -> nn.Module:
+        """The sub-network that maps z to samples: what EMA and weight averaging act on."""
+        raise NotImplementedError
+
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         device = next(self.parameters()).device
         if generator is not None and generator.device != device:
@@ -55,6 +59,9 @@ class GAN(GenerativeModel):
 
     def networks(self) -> dict[str, nn.Module]:
         return {"G": self.G, "D": self.D}
+
+    def generator_net(self) -> nn.Module:
+        return self.G
 
     def decode(self, z: Tensor) -> Tensor:
         return self.G(z)

@@ -60,6 +60,9 @@ class VAE(GenerativeModel):
     def networks(self) -> dict[str, nn.Module]:
         return {"encoder": self.encoder, "decoder": self.decoder}
 
+    def generator_net(self) -> nn.Module:
+        return self.decoder
+
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)
         return mu, logvar.clamp(-20.0, 10.0)  # clamp keeps exp(logvar) finite early in training
