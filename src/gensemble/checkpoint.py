@@ -72,7 +72,9 @@ def flatten_state(tree: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> A
         return {TENSOR_TAG: prefix}
     if isinstance(tree, dict):
         return {"__dict__": [[k, flatten_state(v, f"{prefix}.{k}", tensors)] for k, v in tree.items()]}
-    if isinstance(tree, (list, tuple)):
+    if isinstance(tree, tuple):  # optimisers keep betas as tuples; JSON would make them lists
+        return {"__tuple__": [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(tree)]}
+    if isinstance(tree, list):
         return [flatten_state(v, f"{prefix}.{i}", tensors) for i, v in enumerate(tree)]
     return tree
 
@@ -84,6 +86,8 @@ def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if key not in tensors:
             raise CheckpointError(f"checkpoint is missing tensor {key!r}; it is truncated or from another version")
         return tensors[key]
+    if isinstance(skeleton, dict) and "__tuple__" in skeleton:
+        return tuple(unflatten_state(v, tensors) for v in skeleton["__tuple__"])
     if isinstance(skeleton, dict) and "__dict__" in skeleton:
         return {k: unflatten_state(v, tensors) for k, v in skeleton["__dict__"]}
     if isinstance(skeleton, list):

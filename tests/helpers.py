@@ -1,0 +1,31 @@
+"""Small builders shared by tests: tiny configs written to YAML, and a CLI runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gensemble.cli import main
+
+TINY_TOY = {
+    "data": {"name": "grid25"},
+    "model": {"name": "mlp-gan", "z_dim": 2, "g_hidden": 16, "d_hidden": 16, "g_layers": 2, "d_layers": 2},
+    "seed": 0,
+    "train": {"steps": 6, "batch_size": 16, "checkpoint_every": 3, "log_every": 2},
+}
+
+
+def write_config(path: Path, cfg: dict[str, Any] | None = None, **sections: Any) -> Path:
+    data = yaml.safe_load(yaml.safe_dump(cfg or TINY_TOY))
+    for k, v in sections.items():
+        data[k] = v
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["--quiet", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
