@@ -8,8 +8,7 @@ never leaves a half-written file under the final name.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
+import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from gensemble.checkpoint import atomic_write_bytes
 from gensemble.errors import DataError
 
 
@@ -50,20 +50,11 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.
 
 
 def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Write through `write(file)` to a temporary file beside `path`, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Render through `write(buffer)` in memory, then write the bytes atomically."""
+    buf = io.BytesIO()
+    write(buf)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)
 
 
 def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Path:
