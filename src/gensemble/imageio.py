@@ -7,8 +7,8 @@ never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import math
 import io
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
