@@ -1,0 +1,64 @@
+"""Fréchet distance between Gaussians fitted to two feature sets (FID when the features are Inception's).
+
+Staged as in torch-fidelity: features (N, D) -> `feature_stats` -> (mu, sigma) -> `frechet_distance`.
+Callers that cache reference statistics keep the (mu, sigma) pair and skip the first stage.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+from gensemble.errors import GensembleError
+from gensemble.metrics.features import ArrayLike, as_feature_array
+
+
+def feature_stats(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and unbiased covariance (D, D) of features (N, D), in float64."""
+    x = as_feature_array(feats, "feats", min_rows=2)
+    n, d = x.shape
+    if n < d:
+        warnings.warn(
+            f"feature_stats: {n} samples < {d} feature dims, so the covariance is rank-deficient "
+            "and FID is biased; use more samples",
+            stacklevel=2,
+        )
+    mu = x.mean(axis=0)
+    # atleast_2d: np.cov returns a 0-d array for D == 1.
+    sigma = np.atleast_2d(np.cov(x, rowvar=False))
+    return mu, sigma
+
+
+def _psd_sqrt(a: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix; tiny negative eigenvalues (round-off) clip to 0."""
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
+    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) between N(mu1, S1) and N(mu2, S2)."""
+    mu1, mu2 = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mu1, mu2))
+    s1, s2 = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (sigma1, sigma2))
+    d = mu1.shape[0]
+    if mu1.shape != (d,) or mu2.shape != (d,) or s1.shape != (d, d) or s2.shape != (d, d):
+        raise GensembleError(
+            f"frechet_distance: shapes disagree (mu1 {mu1.shape}, sigma1 {s1.shape}, mu2 {mu2.shape}, "
+            f"sigma2 {s2.shape}); both sides need features of the same dimension"
+        )
+    # Tr (S1 S2)^½ = Σ sqrt(eig(S1^½ S2 S1^½)): the two matrices are similar, and the second is
+    # symmetric PSD, so eigvalsh is exact where scipy.linalg.sqrtm on the non-symmetric product can
+    # return complex values or NaN for rank-deficient covariances (the reference needs an eps offset).
+    r = _psd_sqrt(s1)
+    m = r @ s2 @ r
+    eig = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_covmean = np.sqrt(np.clip(eig, 0.0, None)).sum()
+    diff = mu1 - mu2
+    value = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
+    # The distance is non-negative; identical statistics can land at -1e-12 by round-off.
+    return max(value, 0.0)
+
+
+def fid(real: ArrayLike, fake: ArrayLike) -> float:
+    """Fréchet distance between Gaussians fitted to real and fake features (N, D)."""
+    return frechet_distance(*feature_stats(real), *feature_stats(fake))
