@@ -24,7 +24,18 @@ def command(name: str) -> Callable:
 def cmd_train(args: argparse.Namespace) -> int:
     from gensemble.run import train_run
 
+    if args.ddp and not args.dry_run:
+        from gensemble.distributed import train_ddp
+
+        if args.backend != "local":
+            raise GensembleError("--ddp trains each member data-parallel under torchrun; drop --backend")
+        out = train_ddp(args.config, args.out, args.set, resume=args.resume, device=args.device)
+        print(f"run saved to {out}")
+        return 0
+    if args.address is not None and args.backend == "local":
+        raise GensembleError("--address names a Ray cluster; add --backend ray")
     if args.backend != "local":
+        from gensemble.ensemble import ray_backend  # noqa: F401  (registers the "ray" backend)
         from gensemble.ensemble.executors import set_backend
 
         set_backend(args.backend, address=args.address)
@@ -45,12 +56,66 @@ def cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("score")
+def cmd_score(args: argparse.Namespace) -> int:
+    from gensemble.tournament import score_run
+
+    table = score_run(
+        args.run,
+        scoring=args.scoring,
+        n_samples=args.n,
+        calibration=args.calibration,
+        seed=args.seed,
+        device=args.device,
+    )
+    if args.json:
+        print_json(table.to_json())
+    else:
+        print(table.format())
+    return 0
+
+
+@command("evaluate")
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import warnings
+
+    from gensemble.evaluate import evaluate_run
+
+    with warnings.catch_warnings():
+        # Warnings (small n, a damaged cache entry) as one line each, not Python's two-line form.
+        warnings.showwarning = lambda msg, *a, **k: print(f"gensemble: warning: {msg}", file=sys.stderr)
+        result = evaluate_run(
+            args.run,
+            metrics=args.metrics,
+            features=args.features,
+            n=args.n,
+            fusions=args.fusion,
+            seed=args.seed,
+            device=args.device,
+        )
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(result.format())
+    return 0
+
+
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
     from gensemble.catalog import list_components
 
     for name, doc in list_components(args.what):
         print(f"{name:<22} {doc}")
+    return 0
+
+
+@command("report")
+def cmd_report(args: argparse.Namespace) -> int:
+    from gensemble.report import report_run
+
+    fusions = tuple(args.fusion) if args.fusion else None
+    path = report_run(args.run, args.output, fusions=fusions, n=args.n, seed=args.seed, device=args.device)
+    print(f"wrote {path}")
     return 0
 
 
@@ -75,8 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
     t.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
-    t.add_argument("--backend", choices=["local", "ray"], default="local", help="executor for the members")
+    t.add_argument(
+        "--backend",
+        choices=["local", "batched", "loop", "ray"],
+        default="local",
+        help="executor for the members: local (stacks same-config members where that pays), batched "
+        "(always stacks), loop (one at a time), ray",
+    )
     t.add_argument("--address", default=None, help="Ray cluster address (auto or HOST:PORT); default: local Ray")
+    t.add_argument("--ddp", action="store_true", help="data-parallel training under torchrun")
 
     s = sub.add_parser("sample", help="draw samples from a run (one member, its mixture, or a fusion)")
     s.add_argument("run")
@@ -88,8 +160,56 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", default=[], metavar="fusion.KEY=VALUE")
     s.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
+    sc = sub.add_parser("score", help="tournament: every discriminator scores every generator")
+    sc.add_argument("run")
+    sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sc.add_argument("--scoring", choices=["matrix", "battle", "elo", "glicko"], default="matrix")
+    sc.add_argument("--calibration", choices=["platt", "isotonic"], default="platt")
+    sc.add_argument("-n", type=int, default=2000, help="samples per generator (and held-out real) to score")
+    sc.add_argument("--seed", type=int, default=0)
+    sc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+
+    ev = sub.add_parser("evaluate", help="FID/KID/IS/PRDC/modes of members and fusions vs held-out real data")
+    ev.add_argument("run")
+    ev.add_argument(
+        "--metrics", default=None, help="comma-separated, of fid,kid,is,prdc,modes (default fid,kid,prdc,modes)"
+    )
+    ev.add_argument(
+        "--features",
+        default=None,
+        help="classifier (the dataset's domain classifier; default for images), classifier:DATASET, or inception "
+        "(~0.3 s per image on a CPU, so n defaults to 500); 2-D toys use the raw points",
+    )
+    ev.add_argument(
+        "-n",
+        "--n",
+        type=int,
+        default=None,
+        help="samples per row (default: the held-out evaluation half, at most 5000; 2500 for 2-D toys; "
+        "500 with inception)",
+    )
+    ev.add_argument(
+        "--fusion",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="also evaluate these fusion methods (see 'gensemble list fusions')",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    ev.add_argument("--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table')
+
     ls = sub.add_parser("list", help="list registered components")
     ls.add_argument("what", choices=["datasets", "models", "losses", "schemes", "fusions", "metrics", "features"])
+
+    r = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    r.add_argument("run")
+    r.add_argument("-o", "--output", default=None, help="HTML file (default RUN/report.html)")
+    r.add_argument("--fusion", nargs="*", default=None, help="fusions to show (default: those evaluated, else a standard set)")
+    r.add_argument("-n", type=int, default=64, help="samples per grid")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
     d = sub.add_parser("demo", help="the main job end to end on Fashion-MNIST")
     d.add_argument("--out", default="demo-out")

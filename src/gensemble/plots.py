@@ -24,7 +24,10 @@ def figure_png(fig) -> bytes:
 def scatter_png(points: np.ndarray, modes: np.ndarray | None = None, labels: np.ndarray | None = None, title: str = "") -> bytes:
     """2-D samples (coloured by member when labels are given) over the true mode centres."""
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, c=labels if labels is not None else "tab:blue", cmap="tab10")
+    if labels is None:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, c="tab:blue")
+    else:
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, c=labels, cmap="tab10")
     if modes is not None:
         ax.scatter(modes[:, 0], modes[:, 1], s=40, marker="x", c="black", label="true modes")
     ax.set_aspect("equal")

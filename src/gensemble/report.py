@@ -1,0 +1,304 @@
+"""The HTML report: one self-contained file (images inlined as base64 PNG) about a run.
+
+`render_report` is pure assembly from a `ReportData`; `report_run` gathers that data from a run
+folder (samples, tournament, evaluation, loss curves, config) and writes the file atomically.
+Every string that comes from configs, names or metrics is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Which direction is better, per metric key, for highlighting the best value in each column.
+HIGHER_IS_BETTER = {
+    "is": True,
+    "precision": True,
+    "recall": True,
+    "density": True,
+    "coverage": True,
+    "modes": True,
+    "modes_covered": True,
+    "modes_hit": True,
+    "high_quality": True,
+    "high_quality_frac": True,
+    "acceptance_rate": True,
+    "fid": False,
+    "kid": False,
+    "kid_std": None,
+    "kl": False,
+}
+
+
+@dataclass
+class ReportData:
+    title: str
+    config_yaml: str
+    samples: dict[str, bytes] = field(default_factory=dict)  # label -> PNG (grid or scatter)
+    score: dict[str, Any] | None = None  # ScoreTable JSON: generators, discriminators, matrix, ...
+    evaluation: dict[str, dict[str, float]] | None = None  # row -> metric -> value
+    curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # member -> metrics.jsonl records
+    notes: list[str] = field(default_factory=list)
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def img_tag(png: bytes, alt: str, css: str = "") -> str:
+    data = base64.b64encode(png).decode()
+    return f'<img class="{css}" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def heatmap_png(score: dict[str, Any]) -> bytes:
+    """The M×N tournament matrix as a heatmap, with bars for S(G_i) and S(D_j)."""
+    from gensemble.plots import figure_png, plt
+
+    gens, discs = score["generators"], score["discriminators"]
+    matrix = np.asarray(score["matrix"], dtype=float)
+    fig, axes = plt.subplots(
+        1, 3, figsize=(4 + 0.6 * len(discs) + 6, 1.5 + 0.45 * len(gens)), gridspec_kw={"width_ratios": [2, 1, 1]}
+    )
+    ax = axes[0]
+    # A fixed 0..1 scale: these are probabilities, and auto-scaling would exaggerate small gaps.
+    im = ax.imshow(matrix, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(discs)), discs, rotation=45, ha="right")
+    ax.set_yticks(range(len(gens)), gens)
+    ax.set_xlabel("discriminator D_j")
+    ax.set_ylabel("generator G_i")
+    ax.set_title("S_Dj(G_i)")
+    for i in range(len(gens)):
+        for j in range(len(discs)):
+            colour = "black" if matrix[i, j] > 0.6 else "white"
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", color=colour, fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    axes[1].barh(range(len(gens)), score["generator_scores"], color="tab:blue")
+    axes[1].set_yticks(range(len(gens)), gens)
+    axes[1].invert_yaxis()
+    axes[1].set_title("S(G_i)")
+    axes[2].barh(range(len(discs)), score["discriminator_scores"], color="tab:orange")
+    axes[2].set_yticks(range(len(discs)), discs)
+    axes[2].invert_yaxis()
+    axes[2].set_title("S(D_j)")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def curves_png(curves: dict[str, list[dict[str, float]]]) -> bytes:
+    """One panel per member: every logged loss against the step."""
+    from gensemble.plots import figure_png, plt
+
+    names = list(curves)
+    cols = min(4, max(1, len(names)))
+    rows = math.ceil(len(names) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 2.8 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        recs = curves[name]
+        keys = [k for k in recs[0] if k.startswith("loss") or k in ("recon", "kl")] if recs else []
+        steps = [r["step"] for r in recs]
+        for k in keys:
+            ax.plot(steps, [r.get(k, float("nan")) for r in recs], label=k)
+        ax.set_title(name)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return esc(v)
+
+
+def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
+    """An HTML table, rows = members/fusions/floor, best value per column in bold."""
+    rows = list(evaluation)
+    cols: list[str] = []
+    for r in rows:
+        cols += [c for c, v in evaluation[r].items() if c not in cols and isinstance(v, (int, float))]
+    best: dict[str, float] = {}
+    for c in cols:
+        better = HIGHER_IS_BETTER.get(c)
+        values = [
+            evaluation[r][c]
+            for r in rows
+            if isinstance(evaluation[r].get(c), (int, float)) and not r.startswith("real")
+        ]
+        if better is not None and values:
+            best[c] = max(values) if better else min(values)
+    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    body = []
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = evaluation[r].get(c)
+            is_best = c in best and isinstance(v, (int, float)) and v == best[c] and not r.startswith("real")
+            cells.append(f'<td class="{"best" if is_best else ""}">{_fmt(v) if v is not None else "–"}</td>')
+        body.append(f"<tr><th>{esc(r)}</th>{''.join(cells)}</tr>")
+    return f'<table id="evaluation"><tr><th></th>{head}</tr>{"".join(body)}</table>'
+
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
+h1{margin-bottom:0} .muted{color:#666}
+.grid{display:flex;flex-wrap:wrap;gap:1em} .card{border:1px solid #ddd;padding:.5em;border-radius:6px}
+.card img{max-width:260px;display:block} .card h3{margin:.2em 0;font-size:1em}
+table{border-collapse:collapse;margin:1em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4} td.best{font-weight:bold;background:#e6f4e6}
+pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%}
+"""
+
+
+def render_report(data: ReportData) -> str:
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>{esc(data.title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{esc(data.title)}</h1>",
+        "<p class='muted'>gensemble report — every image is embedded; this file stands alone.</p>",
+    ]
+    for note in data.notes:
+        parts.append(f"<p>{esc(note)}</p>")
+    if data.evaluation:
+        parts += ["<h2>Evaluation</h2>", evaluation_table(data.evaluation)]
+    if data.score:
+        parts += ["<h2>Tournament</h2>", img_tag(heatmap_png(data.score), "tournament heatmap", "heatmap")]
+        parts.append(
+            "<p class='muted'>S_Dj(G_i): mean calibrated probability that D_j calls G_i's samples real. "
+            "S(G_i) averages a row; S(D_j) is D_j's mean ROC AUC at telling held-out real data from each G_i.</p>"
+        )
+    if data.samples:
+        parts.append("<h2>Samples</h2><div class='grid'>")
+        for label, png in data.samples.items():
+            parts.append(f"<div class='card'><h3>{esc(label)}</h3>{img_tag(png, label, 'sample')}</div>")
+        parts.append("</div>")
+    if data.curves:
+        parts += ["<h2>Training curves</h2>", img_tag(curves_png(data.curves), "loss curves", "curves")]
+    parts += ["<h2>Resolved config</h2>", f"<pre id='config'>{esc(data.config_yaml)}</pre>", "</body></html>"]
+    return "\n".join(parts)
+
+
+def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
+    curves: dict[str, list[dict[str, float]]] = {}
+    path = run_dir / "metrics.jsonl"
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            curves.setdefault(rec.get("member", "?"), []).append(rec)
+    return curves
+
+
+DEFAULT_FUSIONS = ("uniform", "weighted", "best", "rejection", "vote", "stacked", "mh")
+
+
+def sample_png(x, modes=None, title: str = "") -> bytes:
+    """A PNG of samples: an image grid, or a scatter over the true modes for 2-D points."""
+    if x.dim() == 2:
+        from gensemble.plots import scatter_png
+
+        return scatter_png(x.numpy(), None if modes is None else modes.numpy(), title=title)
+    import io
+
+    from PIL import Image
+
+    from gensemble.imageio import make_grid
+
+    buf = io.BytesIO()
+    Image.fromarray(make_grid(x)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def gather_report(
+    run_dir: str | Path, fusions: tuple[str, ...] | None = None, n: int = 64, seed: int = 0, device: str = "cpu"
+) -> ReportData:
+    """Everything the report shows, computed from a run folder (and its evaluation.json, if any)."""
+    import torch
+
+    from gensemble.data import load_dataset
+    from gensemble.fusion import FusionContext, get_fusion, parse_fusion_params
+    from gensemble.progress import progress
+    from gensemble.run import load_run
+    from gensemble.tournament import score
+
+    run_dir = Path(run_dir)
+    ens = load_run(run_dir, device)
+    heldout = load_dataset(ens.cfg.data, "test")
+    evaluation = None
+    if (run_dir / "evaluation.json").is_file():
+        evaluation = json.loads((run_dir / "evaluation.json").read_text())
+        evaluation = evaluation.get("rows", evaluation)
+    if fusions is None:
+        listed = tuple(k.split(":", 1)[1] for k in (evaluation or {}) if k.startswith("fusion:"))
+        fusions = listed or DEFAULT_FUSIONS
+    has_critics = bool(ens.discriminators())
+    fusions = tuple(f for f in fusions if has_critics or not get_fusion(f).needs_discriminators)
+    data = ReportData(
+        title=f"gensemble report: {run_dir.name}",
+        config_yaml=(run_dir / "config.yaml").read_text(),
+        evaluation=evaluation,
+        curves=read_curves(run_dir),
+    )
+    bar = progress(len(ens.members) + len(fusions) + 1, "report", unit="part")
+    for m in ens.members:
+        x = m.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
+        data.samples[m.name] = sample_png(x, heldout.modes, m.name)
+        bar.update(1)
+    if has_critics:
+        data.score = score(ens, heldout, seed=seed).to_json()
+    else:
+        data.notes.append("This run has no discriminators, so there is no tournament.")
+    bar.update(1)
+    rates = {}
+    # One context for all fusions: the calibration and tournament they share are fitted once.
+    ctx = FusionContext.build(ens, heldout, seed)
+    for name in fusions:
+        sampler = get_fusion(name).build(ctx, parse_fusion_params(name, {"fit_seed": seed}))
+        x = sampler.sample(n, torch.Generator().manual_seed(seed)).x.cpu()
+        data.samples[f"fusion:{name}"] = sample_png(x, heldout.modes, f"fusion:{name}")
+        if sampler.acceptance_rate is not None:
+            rates[name] = sampler.acceptance_rate
+        bar.update(1)
+    bar.close()
+    log_acceptance_rates(run_dir, rates, ens.step)
+    return data
+
+
+def log_acceptance_rates(run_dir: Path, rates: dict[str, float], step: int) -> None:
+    """Acceptance rates of the rejecting fusions go to TensorBoard beside the training scalars."""
+    if not rates:
+        return
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return
+    with SummaryWriter(str(run_dir / "tb")) as tb:
+        for name, rate in rates.items():
+            tb.add_scalar(f"fusion/{name}/acceptance_rate", rate, step)
+
+
+def report_run(
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    fusions: tuple[str, ...] | None = None,
+    n: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
+) -> Path:
+    """Write RUN's self-contained HTML report (default RUN/report.html); returns its path."""
+    from gensemble.checkpoint import atomic_write_text
+
+    out = Path(out) if out is not None else Path(run_dir) / "report.html"
+    atomic_write_text(out, render_report(gather_report(run_dir, fusions, n, seed, device)))
+    return out
