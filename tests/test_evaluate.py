@@ -1,0 +1,228 @@
+"""`gensemble evaluate`: metric composition, the floor row, the real-feature cache, fusions, bad inputs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+from helpers import TINY_TOY, run_cli, write_config
+
+from gensemble import evaluate as ev
+from gensemble.errors import ConfigError, GensembleError
+from gensemble.evaluate import FLOOR_ROW, evaluate_run, evaluate_samples, kid_subset_size, resolve_features
+from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
+from gensemble.models import classifier as clf
+from gensemble.run import train_run
+
+# n below the 128 feature dims keeps these tests fast; the warning it gives is checked once, below.
+pytestmark = pytest.mark.filterwarnings("ignore:n = .* feature dims")
+
+TINY_DIGITS = {
+    "data": {"name": "digits"},
+    "members": [
+        {"model": {"name": "dcgan", "z_dim": 8, "ngf": 4, "ndf": 4}, "seed": 0},
+        {"name": "vae", "model": {"name": "vae", "z_dim": 4, "width": 4}, "seed": 1},
+    ],
+    "train": {"steps": 3, "batch_size": 16, "checkpoint_every": 3, "log_every": 3},
+}
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """GENSEMBLE_CACHE in a temporary folder holding a 1-epoch digits classifier (a few seconds)."""
+    root = tmp_path_factory.mktemp("cache")
+    clf.load_or_train_classifier("digits", cache_dir=root, epochs=1)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("GENSEMBLE_CACHE", str(root))
+    get_extractor.cache_clear()  # memoised extractors may hold another cache's classifier
+    yield root
+    mp.undo()
+    get_extractor.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory, cache):
+    """A DCGAN and a VAE on 8x8 digits, trained for 3 steps: as good as untrained."""
+    folder = tmp_path_factory.mktemp("digits")
+    cfg = folder / "c.yaml"
+    cfg.write_text(yaml.safe_dump(TINY_DIGITS))
+    return train_run(cfg, folder / "run")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy")
+    return train_run(write_config(folder / "c.yaml", TINY_TOY), folder / "run", ["train.steps=4"])
+
+
+# --------------------------------------------------------------------------- pure composition
+def test_evaluate_samples_composes_the_metric_functions():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(60, 4)), rng.normal(size=(50, 4)) + 0.5
+    probs = rng.dirichlet(np.ones(10), size=50)
+    real_labels = rng.integers(0, 10, 60)
+    out = evaluate_samples(
+        real, fake, ["fid", "kid", "is", "prdc", "modes"], fake_probs=probs, real_labels=real_labels
+    )
+    assert list(out) == [
+        "fid", "kid", "kid_std", "is", "is_std", "precision", "recall", "density", "coverage", "modes_hit", "kl",
+    ]  # fmt: skip
+    assert out["fid"] == pytest.approx(fid(real, fake), rel=1e-12)
+    assert (out["kid"], out["kid_std"]) == pytest.approx(tuple(kid(real, fake, subset_size=25)), rel=1e-12)
+    assert (out["is"], out["is_std"]) == pytest.approx(tuple(inception_score(probs)), rel=1e-12)
+    assert {k: out[k] for k in ("precision", "recall", "density", "coverage")} == prdc(real, fake)
+    assert {k: out[k] for k in ("modes_hit", "kl")} == label_mode_stats(probs.argmax(1), 10, real_labels)
+
+    centres, points = np.array([[0.0, 0.0], [2.0, 2.0]]), rng.normal(size=(40, 2)) * 0.1
+    toy = evaluate_samples(points, points + 0.01, ["modes"], toy_modes=(centres, 0.1))
+    ref = toy_mode_stats(points + 0.01, centres, 0.1)
+    assert toy == {"modes_covered": ref["modes_covered"], "high_quality": ref["high_quality_frac"]}
+
+
+def test_evaluate_samples_bad_inputs():
+    x = np.zeros((10, 2))
+    with pytest.raises(ConfigError, match="unknown metric 'fdi'.*fid, kid, is, prdc, modes"):
+        evaluate_samples(x, x, ["fdi"])
+    with pytest.raises(GensembleError, match="needs class probabilities"):
+        evaluate_samples(x, x, ["modes"])
+    with pytest.raises(GensembleError, match="needs class probabilities"):
+        evaluate_samples(x, x, ["is"])
+
+
+def test_kid_subsets_are_never_all_the_same_set():
+    assert kid_subset_size(5000) == 1000 and kid_subset_size(2000) == 1000
+    assert kid_subset_size(180) == 90 and kid_subset_size(3) == 2
+
+
+def test_datasets_without_a_classifier_suggest_inception():
+    with pytest.raises(ConfigError, match="no domain classifier.*--features inception"):
+        resolve_features(None, "folder:/photos", True, ("fid",), explicit=False)
+
+
+# ------------------------------------------------------------------------------ image runs
+def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatch):
+    calls: list[str] = []
+    original = ev.extract_features
+
+    def counting(ext, images, desc):
+        calls.append(desc.split(":")[0])
+        return original(ext, images, desc)
+
+    monkeypatch.setattr(ev, "extract_features", counting)
+    kwargs = dict(metrics="fid,kid,is,prdc,modes", n=60, fusions=("uniform",), cache_dir=tmp_path / "feats")
+    with pytest.warns(UserWarning, match="n = 60 < 128 feature dims.*biased"):
+        first = evaluate_run(digits_run, **kwargs)
+
+    assert list(first.rows) == [FLOOR_ROW, "m0", "vae", "fusion:uniform"]
+    keys = {
+        "fid",
+        "kid",
+        "kid_std",
+        "is",
+        "is_std",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+        "modes_hit",
+        "kl",
+    }
+    assert all(set(row) == keys for row in first.rows.values())
+    assert first.features == "classifier:digits" and first.n == 60
+    for member in ("m0", "vae", "fusion:uniform"):  # 3 steps of training: far from the data
+        assert first.rows[FLOOR_ROW]["fid"] < first.rows[member]["fid"]
+        assert first.rows[FLOOR_ROW]["kid"] < first.rows[member]["kid"]
+    on_disk = json.loads((digits_run / "evaluation.json").read_text())
+    assert on_disk["rows"] == json.loads(json.dumps(first.to_json()))
+    assert on_disk["features"] == "classifier:digits" and on_disk["floor_row"] == FLOOR_ROW
+    assert sorted(calls) == ["floor", "fusion", "m0", "reference", "vae"]
+    assert len(list((tmp_path / "feats").glob("*.safetensors"))) == 2
+
+    calls.clear()
+    second = evaluate_run(digits_run, **kwargs)
+    assert sorted(calls) == ["fusion", "m0", "vae"]  # real features came from the cache
+    assert second.rows == first.rows  # and every number is reproducible
+
+    # A damaged entry is recomputed with a one-line warning, to the same values.
+    entry = next((tmp_path / "feats").glob("*test-eval*.safetensors"))
+    entry.write_bytes(entry.read_bytes()[:100])
+    calls.clear()
+    with pytest.warns(UserWarning, match="feature cache .* is unreadable .*recomputing"):
+        third = evaluate_run(digits_run, **kwargs)
+    assert "reference" in calls and third.rows == first.rows
+
+
+def test_fusion_rows_report_acceptance_rate(digits_run, tmp_path):
+    result = evaluate_run(
+        digits_run, metrics="fid", n=40, fusions=["rejection"], cache_dir=tmp_path, write=False
+    )
+    rate = result.rows["fusion:rejection"]["acceptance_rate"]
+    assert 0 < rate <= 1 and "acceptance_rate" not in result.rows["m0"]
+
+
+def test_cli_table_and_json(digits_run, tmp_path, capsys):
+    code, out, _ = run_cli(
+        capsys, "evaluate", str(digits_run), "-n", "40", "--json", "--metrics", "fid,modes"
+    )
+    assert code == 0
+    rows = json.loads(out)
+    assert list(rows) == [FLOOR_ROW, "m0", "vae"]
+    assert set(rows["m0"]) == {"fid", "modes_hit", "kl"}
+    code, out, _ = run_cli(capsys, "evaluate", str(digits_run), "-n", "40", "--metrics", "fid,kid")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:3] == ["row", "fid", "↓"]
+    assert [line.split()[0] for line in lines[2:5]] == [FLOOR_ROW, "m0", "vae"]
+    assert "±" in lines[2] and "features: classifier:digits; n = 40" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--metrics", "fid,bogus"], ["unknown metric 'bogus'", "fid, kid, is, prdc, modes"]),
+        (["--features", "resnet"], ["unknown feature extractor 'resnet'", "inception"]),
+        (["--fusion", "nosuch"], ["unknown fusion method 'nosuch'", "uniform"]),
+        (["-n", "1"], ["--n must be at least 2"]),
+        (["-n", "100000"], ["exceeds the 180 held-out examples"]),
+        (["--features", "inception", "--metrics", "is"], ["no logits", "--features classifier"]),
+    ],
+)
+def test_cli_bad_inputs_give_one_line_errors(digits_run, capsys, args, needles):
+    code, out, err = run_cli(capsys, "evaluate", str(digits_run), *args)
+    lines = [line for line in err.splitlines() if line.startswith("gensemble: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err and out == ""
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_cli_missing_run(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "evaluate", str(tmp_path / "nope"))
+    assert code == 2 and "not a run folder" in err
+
+
+# ------------------------------------------------------------------------------- 2-D toys
+def test_toy_run_counts_modes_on_raw_points(toy_run, capsys):
+    result = evaluate_run(toy_run, n=500)
+    assert result.features == "points" and result.info["num_modes"] == 25
+    assert set(result.rows[FLOOR_ROW]) == {
+        "modes_covered",
+        "high_quality",
+        "precision",
+        "recall",
+        "density",
+        "coverage",
+    }
+    floor = result.rows[FLOOR_ROW]
+    assert floor["modes_covered"] == 25 and floor["high_quality"] > 0.95  # 98.9% of a Gaussian lies within 3σ
+    assert result.rows["m0"]["modes_covered"] < 25  # 4 training steps
+
+    with_fid = evaluate_run(toy_run, metrics=["fid", "modes"], n=200, write=False)
+    assert with_fid.rows[FLOOR_ROW]["fid"] < with_fid.rows["m0"]["fid"]
+
+    for args, needle in (
+        (["--metrics", "is"], "2-D toy data have no classifier"),
+        (["--features", "inception"], "raw coordinates"),
+    ):
+        code, _, err = run_cli(capsys, "evaluate", str(toy_run), *args)
+        assert code == 2 and needle in err
