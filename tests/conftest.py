@@ -1,9 +1,57 @@
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 # Tests import their small helpers as a plain module.
 sys.path.insert(0, str(Path(__file__).parent))
 # Two cores, shared: one intra-op thread avoids oversubscription and keeps timings steady.
 torch.set_num_threads(1)
+
+
+# Three small MLP GANs on grid25, trained for the tournament and fusion tests. 1000 steps at lr 1e-3
+# is the least that gives discriminators with a usable signal (~20 s on one thread); EMA and
+# snapshots are kept so that `average` can be tested on the same run.
+GRID25_TRIO = {
+    "data": {"name": "grid25"},
+    "scheme": "independent",
+    "members": [
+        {"model": {"name": "mlp-gan", "g_hidden": 128, "d_hidden": 128}, "optim": {"lr": 1e-3}, "seed": s}
+        for s in range(3)
+    ],
+    "train": {
+        "steps": 1000,
+        "batch_size": 128,
+        "log_every": 500,
+        "checkpoint_every": 1000,
+        "ema_decay": 0.99,
+        "snapshot_every": 250,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def grid25_trio(tmp_path_factory) -> Path:
+    """The run folder of GRID25_TRIO, trained once per test session."""
+    import yaml
+
+    from gensemble.run import train_run
+
+    root = tmp_path_factory.mktemp("grid25-trio")
+    cfg = root / "trio.yaml"
+    cfg.write_text(yaml.safe_dump(GRID25_TRIO))
+    return Path(train_run(cfg, root / "run"))
+
+
+@pytest.fixture(scope="session")
+def grid25_trio_long(tmp_path_factory) -> Path:
+    """GRID25_TRIO trained for 3000 steps (about a minute of CPU), for the slow tests."""
+    import yaml
+
+    from gensemble.run import train_run
+
+    root = tmp_path_factory.mktemp("grid25-trio-long")
+    cfg = root / "trio.yaml"
+    cfg.write_text(yaml.safe_dump({**GRID25_TRIO, "train": {**GRID25_TRIO["train"], "steps": 3000}}))
+    return Path(train_run(cfg, root / "run"))

@@ -1,0 +1,432 @@
+"""Refining a mixture's samples with the ensemble's discriminators: rejection (DRS), vote, stacked, mh.
+
+All four draw proposals from the uniform mixture of the (selected) generators and judge them with
+critics fitted against that same mixture, which matters: each member's D was trained against its
+own G, so its raw output is no estimate of p_data / p_mixture. Re-fitting on held-out real data
+(calibration half) against proposals turns it into one.
+
+The ensemble critic (rejection, mh) averages the calibrated probabilities of the discriminators and
+re-calibrates the average with one more Platt fit (an average of calibrated probabilities is pulled
+towards ½ wherever they disagree). Its odds p / (1 - p) estimate the density ratio p_data / p_mixture.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gensemble.calibration import PROB_EPS, Calibrator, fit_calibrator, fit_platt
+from gensemble.errors import ConfigError, GensembleError
+from gensemble.fusion import FusionContext, FusionParams, register_fusion
+from gensemble.fusion.mixture import MixtureSampler
+from gensemble.sampling import Samples
+from gensemble.tournament import all_logits
+
+
+@dataclass(frozen=True)
+class CriticParams(FusionParams):
+    """Shared by the critic methods."""
+
+    n_calibration: int = 5000  # held-out real examples (and as many proposals) the critics are fitted on
+    batch_size: int = 1000  # proposals drawn and judged at a time
+    max_proposals: int = 200  # give up after this many proposals per requested sample
+    # Train copies of the discriminators further, with cross-entropy on held-out real data against
+    # proposals (the generators frozen), before calibrating them: DRS's fix for a D that is no
+    # density-ratio estimator of the mixture. Uses the first half of the calibration data.
+    finetune_steps: int = 0
+    finetune_lr: float = 1e-3
+    finetune_batch: int = 256
+
+    def validate(self, path: str = "") -> None:
+        super().validate(path)
+        if self.finetune_steps < 0:
+            raise ConfigError(
+                f"config key '{path}.finetune_steps' must be non-negative, got {self.finetune_steps}"
+            )
+        if self.finetune_lr <= 0:
+            raise ConfigError(f"config key '{path}.finetune_lr' must be positive, got {self.finetune_lr}")
+        for key, low in (
+            ("n_calibration", 10),
+            ("batch_size", 1),
+            ("max_proposals", 1),
+            ("finetune_batch", 1),
+        ):
+            if getattr(self, key) < low:
+                raise ConfigError(
+                    f"config key '{path}.{key}' must be at least {low}, got {getattr(self, key)}"
+                )
+
+
+@dataclass
+class EnsembleCritic:
+    """Calibrated discriminators and, on top, a calibrator of their averaged probability."""
+
+    discs: dict[str, nn.Module]
+    calibrators: list[Calibrator]
+    combined: Calibrator
+
+    def logits(self, x: Tensor) -> Tensor:
+        """Raw logits (N, n) of every discriminator."""
+        return all_logits(self.discs, x)
+
+    def member_probs(self, x: Tensor, logits: Tensor | None = None) -> Tensor:
+        """Calibrated P(real) (N, n) of every discriminator."""
+        logits = self.logits(x) if logits is None else logits
+        return torch.stack([c.predict_proba(logits[j]) for j, c in enumerate(self.calibrators)])
+
+    def prob(self, x: Tensor, logits: Tensor | None = None) -> Tensor:
+        """The ensemble's calibrated P(real) (n,)."""
+        return self.combined.predict_proba(torch.logit(self.member_probs(x, logits).mean(0)))
+
+    def log_ratio(self, x: Tensor) -> Tensor:
+        """log p_data(x) / p_proposal(x) as the critic estimates it: logit of its probability."""
+        return torch.logit(self.prob(x))
+
+
+def fit_ensemble_critic(
+    discs: dict[str, nn.Module],
+    real: Tensor,
+    fake: Tensor,
+    calibration: Literal["platt", "isotonic"] = "platt",
+) -> EnsembleCritic:
+    """Calibrate each discriminator on real vs fake, then the average of their probabilities."""
+    real_logits, fake_logits = all_logits(discs, real), all_logits(discs, fake)
+    cals = [fit_calibrator(real_logits[j], fake_logits[j], calibration) for j in range(len(discs))]
+
+    def avg_logit(logits: Tensor) -> Tensor:
+        return torch.logit(torch.stack([c.predict_proba(logits[j]) for j, c in enumerate(cals)]).mean(0))
+
+    return EnsembleCritic(discs, cals, fit_platt(avg_logit(real_logits), avg_logit(fake_logits)))
+
+
+def finetune_discriminators(
+    discs: dict[str, nn.Module], real: Tensor, proposal: MixtureSampler, p: CriticParams
+) -> dict[str, nn.Module]:
+    """Copies of the discriminators trained further to tell `real` from fresh proposals (the run's own
+    networks are left untouched). Every copy sees the same batches."""
+    gen = torch.Generator().manual_seed(p.fit_seed + 3)
+    copies = {k: copy.deepcopy(d).requires_grad_(True).train() for k, d in discs.items()}
+    opts = {
+        k: torch.optim.Adam(d.parameters(), lr=p.finetune_lr, betas=(0.5, 0.999)) for k, d in copies.items()
+    }
+    labels = torch.cat([torch.ones(p.finetune_batch), torch.zeros(p.finetune_batch)])
+    for _ in range(p.finetune_steps):
+        idx = torch.randint(len(real), (p.finetune_batch,), generator=gen)
+        fake, _ = proposal.draw(p.finetune_batch, gen)
+        batch = torch.cat([real[idx].cpu(), fake])
+        for k, d in copies.items():
+            device = next(d.parameters()).device
+            loss = F.binary_cross_entropy_with_logits(d(batch.to(device)).reshape(-1), labels.to(device))
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[k].step()
+    return {k: d.eval().requires_grad_(False) for k, d in copies.items()}
+
+
+def proposal_and_fit_data(
+    ctx: FusionContext, p: CriticParams, what: str
+) -> tuple[MixtureSampler, dict, Tensor, Tensor]:
+    """The proposal mixture, the judging discriminators (fine-tuned copies if asked), and (real,
+    proposal) data to calibrate critics on."""
+    sel = ctx.selection(p, what)
+    proposal = MixtureSampler(ctx.generators(sel.generators), torch.ones(len(sel.generators)), ctx.names)
+    discs = ctx.discriminators(sel.discriminators)
+    real = ctx.cal_real[: p.n_calibration]
+    if p.finetune_steps:
+        # Fine-tune on one half, calibrate on the other: calibration on the training data is over-confident.
+        half = len(real) // 2
+        discs = finetune_discriminators(discs, real[:half], proposal, p)
+        real = real[half:]
+    fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
+    return proposal, discs, real, fake
+
+
+# --- rejection sampling: the shared accept/reject loop ---------------------------------------------
+class RejectionSampler:
+    """Draw proposals in batches and keep those `accept` passes until n are kept."""
+
+    def __init__(self, proposal: MixtureSampler, batch_size: int, max_proposals: int, name: str) -> None:
+        self.proposal, self.batch_size, self.max_proposals, self.name = (
+            proposal,
+            batch_size,
+            max_proposals,
+            name,
+        )
+        self.members = proposal.members
+        self.proposed = 0
+        self.accepted = 0
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.proposed if self.proposed else None
+
+    def accept(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Samples:
+        xs, ids, kept, tried = [], [], 0, 0
+        while kept < n:
+            if tried >= self.max_proposals * n:
+                raise GensembleError(
+                    f"fusion {self.name!r} accepted {kept} of {tried} proposals (fewer than the {n} asked for); "
+                    "the critics reject nearly everything: loosen the method's parameters or raise fusion.max_proposals"
+                )
+            x, owner = self.proposal.draw(self.batch_size, generator)
+            keep = self.accept(x, generator)
+            tried += len(x)
+            kept += int(keep.sum())
+            xs.append(x[keep])
+            ids.append(owner[keep])
+        self.proposed += tried
+        self.accepted += kept
+        return Samples(torch.cat(xs)[:n], torch.cat(ids)[:n], list(self.members))
+
+
+def drs_acceptance(
+    log_ratio: Tensor, log_m: float, gamma: float | None = None, percentile: float = 95.0, eps: float = 1e-6
+) -> Tensor:
+    """DRS acceptance probabilities (Azadi et al. 2019, eq. 8):
+
+    F(x) = D̃(x) − D̃_M − log(1 − exp(D̃(x) − D̃_M − ε)) − γ,  p(accept) = σ(F(x)),
+
+    with D̃ the critic's log density ratio and D̃_M its maximum. γ shifts the acceptance rate; by
+    default it is set for each batch to the `percentile`-th percentile of F (as in the paper).
+    """
+    delta = (log_ratio - log_m).clamp(max=0.0)
+    f = delta - torch.log1p(-torch.exp(delta - eps))
+    shift = torch.quantile(f.double(), percentile / 100.0).item() if gamma is None else gamma
+    return torch.sigmoid(f - shift)
+
+
+@dataclass(frozen=True)
+class RejectionParams(CriticParams):
+    burn_in: int = 10_000  # proposals used to estimate D̃_M before sampling (the paper's burn-in)
+    gamma: float | None = None  # fixed shift γ; None: the per-batch percentile below
+    gamma_percentile: float = 95.0  # γ = this percentile of F(x) in each batch (the paper's choice)
+    epsilon: float = 1e-6  # keeps log(1 − exp(·)) finite at the maximum
+
+    def validate(self, path: str = "") -> None:
+        super().validate(path)
+        if self.burn_in < 1:
+            raise ConfigError(f"config key '{path}.burn_in' must be at least 1, got {self.burn_in}")
+        if not 0.0 <= self.gamma_percentile <= 100.0:
+            raise ConfigError(
+                f"config key '{path}.gamma_percentile' must be in [0, 100], got {self.gamma_percentile}"
+            )
+        if self.epsilon <= 0:
+            raise ConfigError(f"config key '{path}.epsilon' must be positive, got {self.epsilon}")
+
+
+class DRSSampler(RejectionSampler):
+    """Discriminator rejection sampling with any log-density-ratio function."""
+
+    def __init__(self, proposal: MixtureSampler, log_ratio: Any, p: RejectionParams, name: str) -> None:
+        super().__init__(proposal, p.batch_size, p.max_proposals, name)
+        self.log_ratio, self.p = log_ratio, p
+        burn, _ = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
+        self.log_m = float(log_ratio(burn).max())
+
+    def accept(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        lr = self.log_ratio(x)
+        self.log_m = max(self.log_m, float(lr.max()))  # the paper keeps raising M as larger ratios appear
+        prob = drs_acceptance(lr, self.log_m, self.p.gamma, self.p.gamma_percentile, self.p.epsilon)
+        return torch.rand(len(x), generator=generator) < prob
+
+
+@register_fusion(
+    "rejection",
+    RejectionParams,
+    True,
+    "discriminator rejection sampling with the calibrated ensemble critic (DRS)",
+)
+def fuse_by_rejection(ctx: FusionContext, p: RejectionParams) -> DRSSampler:
+    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'rejection'")
+    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
+    return DRSSampler(proposal, critic.log_ratio, p, "rejection")
+
+
+# --- vote -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VoteParams(CriticParams):
+    quorum: int = 0  # accept votes a proposal needs; 0 = a strict majority of the discriminators
+    threshold: float = 0.5  # a discriminator votes accept when its calibrated P(real) exceeds this
+
+    def validate(self, path: str = "") -> None:
+        super().validate(path)
+        if self.quorum < 0:
+            raise ConfigError(f"config key '{path}.quorum' must be non-negative, got {self.quorum}")
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"config key '{path}.threshold' must be in (0, 1), got {self.threshold}")
+
+
+class VoteSampler(RejectionSampler):
+    def __init__(
+        self, proposal: MixtureSampler, critic: EnsembleCritic, quorum: int, threshold: float, p: VoteParams
+    ) -> None:
+        super().__init__(proposal, p.batch_size, p.max_proposals, "vote")
+        self.critic, self.quorum, self.threshold = critic, quorum, threshold
+
+    def accept(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
+        votes = (self.critic.member_probs(x) > self.threshold).sum(0)
+        return votes >= self.quorum
+
+
+@register_fusion(
+    "vote", VoteParams, True, "each discriminator votes accept/reject; a majority (or quorum) passes"
+)
+def fuse_by_vote(ctx: FusionContext, p: VoteParams) -> VoteSampler:
+    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'vote'")
+    if p.quorum > len(discs):
+        raise ConfigError(
+            f"fusion.quorum={p.quorum} is larger than the number of discriminators ({len(discs)})"
+        )
+    quorum = p.quorum or len(discs) // 2 + 1
+    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
+    return VoteSampler(proposal, critic, quorum, p.threshold, p)
+
+
+# --- stacked --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StackedParams(RejectionParams):
+    meta: Literal["logistic", "forest"] = "logistic"  # the meta-critic over all discriminators' logits
+    n_trees: int = 100  # forest: number of trees
+    min_samples_leaf: int = 20  # forest: larger leaves give smoother probabilities, so finite ratios
+
+
+class MetaCritic:
+    """A scikit-learn classifier over every discriminator's logits; its odds are the density ratio."""
+
+    def __init__(self, discs: dict[str, nn.Module], model: Any) -> None:
+        self.discs, self.model = discs, model
+
+    def prob(self, x: Tensor) -> Tensor:
+        feats = all_logits(self.discs, x).T.double().numpy()
+        p = torch.from_numpy(self.model.predict_proba(feats)[:, 1]).float()
+        # A forest may vote unanimously; 1/(2·trees) keeps its log-odds finite.
+        return p.clamp(max(PROB_EPS, 1e-3), 1.0 - max(PROB_EPS, 1e-3))
+
+    def log_ratio(self, x: Tensor) -> Tensor:
+        return torch.logit(self.prob(x))
+
+
+def fit_meta_critic(discs: dict[str, nn.Module], real: Tensor, fake: Tensor, p: StackedParams) -> MetaCritic:
+    """Fit the meta-critic on every discriminator's logits for held-out real (1) and proposals (0)."""
+    import numpy as np
+
+    x = torch.cat([all_logits(discs, real), all_logits(discs, fake)], dim=1).T.double().numpy()
+    y = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
+    if p.meta == "logistic":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    else:
+        from sklearn.ensemble import RandomForestClassifier
+
+        model = RandomForestClassifier(
+            n_estimators=p.n_trees, min_samples_leaf=p.min_samples_leaf, random_state=p.fit_seed, n_jobs=1
+        )
+    return MetaCritic(discs, model.fit(x, y))
+
+
+@register_fusion(
+    "stacked",
+    StackedParams,
+    True,
+    "a meta-critic (logistic or random forest) over all discriminators, used for DRS",
+)
+def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
+    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'stacked'")
+    meta = fit_meta_critic(discs, real, fake, p)
+    return DRSSampler(proposal, meta.log_ratio, p, "stacked")
+
+
+# --- MH-GAN ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MHParams(CriticParams):
+    chain_length: int = 40  # proposals per output (K); the paper uses up to 640
+    init: Literal["real", "proposal"] = "real"  # start each chain at a held-out real example (the paper)
+
+    def validate(self, path: str = "") -> None:
+        super().validate(path)
+        if self.chain_length < 1:
+            raise ConfigError(f"config key '{path}.chain_length' must be at least 1, got {self.chain_length}")
+
+
+class MHSampler:
+    """Independent Metropolis–Hastings (Turner et al. 2019): one chain per output, proposals from the
+    mixture, accepted with probability min(1, r(x') / r(x)) where r = p / (1 − p) is the critic's
+    density ratio. Chains start at a real example, so none needs burn-in; a chain that never moves
+    off it is restarted from a proposal, as in the paper."""
+
+    def __init__(self, proposal: MixtureSampler, critic: EnsembleCritic, real: Tensor, p: MHParams) -> None:
+        self.proposal, self.critic, self.real, self.p = proposal, critic, real, p
+        self.members = proposal.members
+        self.proposed = 0
+        self.accepted = 0
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.proposed if self.proposed else None
+
+    def _run(
+        self, x: Tensor, owner: Tensor, log_r: Tensor, n: int, generator: torch.Generator | None
+    ) -> tuple:
+        moved = torch.zeros(n, dtype=torch.bool)
+        for _ in range(self.p.chain_length):
+            prop, prop_owner = self.proposal.draw(n, generator)
+            prop_log_r = self.critic.log_ratio(prop)
+            # min(1, r'/r) in log space; u ~ U(0, 1) from the caller's generator, for reproducibility.
+            ok = torch.log(torch.rand(n, generator=generator).clamp_min(1e-12)) < (prop_log_r - log_r)
+            x[ok], owner[ok], log_r[ok] = prop[ok], prop_owner[ok], prop_log_r[ok]
+            moved |= ok
+            self.proposed += n
+            self.accepted += int(ok.sum())
+        return x, owner, log_r, moved
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Samples:
+        if self.p.init == "real":
+            idx = torch.randint(len(self.real), (n,), generator=generator)
+            x = self.real[idx].clone().cpu()
+            owner = torch.full((n,), -1, dtype=torch.long)
+        else:
+            x, owner = self.proposal.draw(n, generator)
+        x, owner, log_r, moved = self._run(x, owner, self.critic.log_ratio(x), n, generator)
+        stuck = ~moved if self.p.init == "real" else torch.zeros(n, dtype=torch.bool)
+        if stuck.any():
+            k = int(stuck.sum())
+            x0, o0 = self.proposal.draw(k, generator)
+            x1, o1, _, _ = self._run(x0, o0, self.critic.log_ratio(x0), k, generator)
+            x[stuck], owner[stuck] = x1, o1
+        return Samples(x, owner, list(self.members))
+
+
+@register_fusion(
+    "mh",
+    MHParams,
+    True,
+    "MH-GAN: an independent Metropolis-Hastings chain per output, calibrated ensemble critic",
+)
+def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
+    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'mh'")
+    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
+    return MHSampler(proposal, critic, ctx.eval_real, p)
+
+
+__all__ = [
+    "DRSSampler",
+    "EnsembleCritic",
+    "MHSampler",
+    "MetaCritic",
+    "RejectionSampler",
+    "VoteSampler",
+    "drs_acceptance",
+    "fit_ensemble_critic",
+    "fit_meta_critic",
+]

@@ -1,0 +1,303 @@
+"""Fusion methods: the registry, every sampler's output, quality gains on grid25, and clear errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli
+
+from gensemble.data import load_dataset
+from gensemble.data.toy import toy_modes
+from gensemble.errors import ConfigError, GensembleError, UnknownNameError
+from gensemble.fusion import build_fusion, fusion_names, parse_fusion_params
+from gensemble.fusion.average import average_state_dicts
+from gensemble.fusion.critic import drs_acceptance
+from gensemble.fusion.mixture import median_bandwidths, mmd_weights, softmax_weights
+from gensemble.run import build_ensemble, load_run, parse_config
+from gensemble.sampling import Samples
+
+ALL = ["average", "best", "learned-weights", "mh", "rejection", "stacked", "uniform", "vote", "weighted"]
+# Small fitting budgets so that each sampler builds in about a second.
+QUICK = {
+    "rejection": {"burn_in": 1000, "n_calibration": 1000},
+    "stacked": {"burn_in": 1000, "n_calibration": 1000, "meta": "forest", "n_trees": 20},
+    "vote": {"n_calibration": 1000},
+    "mh": {"n_calibration": 1000, "chain_length": 5},
+    "learned-weights": {"n_fit": 300},
+    "weighted": {"n_score": 300},
+    "best": {"n_score": 300},
+    "average": {"members": ["m0"]},
+    "uniform": {},
+}
+
+
+def high_quality_frac(x: torch.Tensor) -> float:
+    """Share of points within 3σ of their nearest grid25 mode (the VEEGAN/PacGAN criterion)."""
+    centres, sigma = toy_modes("grid25")
+    return float((torch.cdist(x.double(), centres.double()).min(dim=1).values < 3 * sigma).double().mean())
+
+
+@pytest.fixture(scope="module")
+def trio(grid25_trio):
+    ens = load_run(grid25_trio)
+    return ens, load_dataset(ens.cfg.data, "test")
+
+
+def test_every_method_is_registered_with_a_description():
+    names = dict(fusion_names())
+    assert sorted(names) == ALL
+    assert all(names.values())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_every_method_samples(trio, name):
+    ens, real = trio
+    sampler = build_fusion(ens, name, real, QUICK[name])
+    out = sampler.sample(300, torch.Generator().manual_seed(0))
+    assert isinstance(out, Samples)
+    assert out.x.shape == (300, 2) and out.member_ids.shape == (300,)
+    assert torch.isfinite(out.x).all()
+    assert 0 <= int(out.member_ids.min()) and int(out.member_ids.max()) < len(out.members)
+    if name in ("rejection", "stacked", "vote", "mh"):
+        assert 0.0 < sampler.acceptance_rate <= 1.0
+    else:
+        assert sampler.acceptance_rate is None
+    again = build_fusion(ens, name, real, QUICK[name]).sample(300, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again.x, out.x)  # fitted with fit_seed, drawn with the caller's generator
+
+
+@pytest.mark.parametrize("name", ["rejection", "vote", "stacked"])
+def test_critic_fusion_beats_the_uniform_mixture_on_grid25(trio, name):
+    """The issue's claim: refining with the discriminators raises the share of high-quality samples.
+
+    The trio is young (1000 steps; uniform sits near 2 %). Its discriminators as they are already
+    help (measured: 1.9 % -> 3.6-4.9 %); fine-tuned on the calibration half of the held-out data
+    first (DRS's remedy for a sub-optimal D) they help much more (-> 6.7-9.6 %).
+    """
+    ens, real = trio
+    base = high_quality_frac(
+        build_fusion(ens, "uniform", real).sample(2000, torch.Generator().manual_seed(11)).x
+    )
+    as_is = high_quality_frac(build_fusion(ens, name, real).sample(2000, torch.Generator().manual_seed(11)).x)
+    tuned = build_fusion(ens, name, real, {"finetune_steps": 250, "finetune_lr": 3e-3})
+    refined = high_quality_frac(tuned.sample(2000, torch.Generator().manual_seed(11)).x)
+    assert as_is > base + 0.005, (name, base, as_is)
+    assert refined > 2.0 * base and refined - base > 0.02, (name, base, refined)
+
+
+def test_selection_restricts_the_members(trio):
+    ens, real = trio
+    sampler = build_fusion(ens, "uniform", real, {"top_k": 2, "n_score": 300})
+    ids = sampler.sample(500, torch.Generator().manual_seed(0)).member_ids
+    assert len(set(ids.tolist())) == 2
+    best = build_fusion(ens, "best", real, {"n_score": 300}).sample(50).member_ids
+    assert len(set(best.tolist())) == 1
+
+
+def test_weighted_sharpens_towards_the_best_as_temperature_falls(trio):
+    ens, real = trio
+    hot = build_fusion(ens, "weighted", real, {"temperature": 100.0, "n_score": 300})
+    cold = build_fusion(ens, "weighted", real, {"temperature": 1e-4, "n_score": 300})
+    np.testing.assert_allclose(sorted(hot.weights.tolist()), [1 / 3] * 3, atol=1e-3)
+    assert float(cold.weights.max()) > 0.99
+    np.testing.assert_allclose(softmax_weights(np.array([0.0, np.log(3.0)]), 1.0), [0.25, 0.75])
+
+
+def test_mmd_weights_recover_mixture_proportions():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(-3, 0.3, (600, 2)), rng.normal(3, 0.3, (600, 2))
+    real = np.concatenate([rng.normal(-3, 0.3, (300, 2)), rng.normal(3, 0.3, (700, 2))])
+    bad = rng.uniform(-8, 8, (600, 2))
+    w = mmd_weights([a, b, bad], real, median_bandwidths(np.concatenate([a, b, real])))
+    np.testing.assert_allclose(w, [0.3, 0.7, 0.0], atol=0.06)
+
+
+def test_learned_weights_with_fid(trio):
+    ens, real = trio
+    sampler = build_fusion(ens, "learned-weights", real, {"divergence": "fid", "n_fit": 300})
+    assert sampler.weights.sum() == pytest.approx(1.0) and (sampler.weights >= 0).all()
+
+
+def test_drs_acceptance():
+    lr = torch.tensor([-5.0, -1.0, 0.0, 2.0])
+    p = drs_acceptance(lr, log_m=2.0, gamma=0.0)
+    assert (p[1:] > p[:-1]).all() and float(p[-1]) > 0.99  # the maximum ratio is (nearly) always accepted
+    shifted = drs_acceptance(lr, log_m=2.0, gamma=3.0)
+    assert (shifted < p).all()  # a larger γ accepts less
+    by_percentile = drs_acceptance(torch.linspace(-5, 0, 101), log_m=0.0, percentile=50.0)
+    assert float(by_percentile[50]) == pytest.approx(0.5, abs=0.02)  # γ = the median of F
+
+
+def test_vote_quorum(trio):
+    ens, real = trio
+    majority = build_fusion(ens, "vote", real, QUICK["vote"])
+    unanimous = build_fusion(ens, "vote", real, {**QUICK["vote"], "quorum": 3})
+    majority.sample(500, torch.Generator().manual_seed(0))
+    unanimous.sample(500, torch.Generator().manual_seed(0))
+    assert unanimous.acceptance_rate < majority.acceptance_rate
+    with pytest.raises(
+        ConfigError, match=r"fusion.quorum=4 is larger than the number of discriminators \(3\)"
+    ):
+        build_fusion(ens, "vote", real, {"quorum": 4})
+
+
+def test_mh_outputs_come_from_the_generators_not_the_real_data(trio):
+    ens, real = trio
+    sampler = build_fusion(ens, "mh", real, QUICK["mh"])
+    out = sampler.sample(200, torch.Generator().manual_seed(0))
+    assert (torch.cdist(out.x, real.x).min(dim=1).values > 0).all()
+
+
+def test_average_ema_and_snapshot_soup(trio):
+    ens, real = trio
+    ema = build_fusion(ens, "average", real, {"members": ["m1"], "source": "ema"})
+    soup = build_fusion(ens, "average", real, {"members": ["m1"], "source": "snapshots"})
+    last = build_fusion(ens, "average", real, {"members": ["m1"], "source": "snapshots", "last": 1})
+    assert ema.members == ["m1:ema"] and soup.members == ["m1:soup(4)"] and last.members == ["m1:soup(1)"]
+    z = torch.Generator().manual_seed(0)
+    # The last snapshot is the final weights (1000 % 250 == 0): a soup of one is the member itself.
+    torch.testing.assert_close(
+        last.sample(64, z).x, ens.member("m1").model.sample(64, torch.Generator().manual_seed(0))
+    )
+
+
+def test_average_state_dicts():
+    a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(5)}
+    b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(7)}
+    out = average_state_dicts([a, b])
+    torch.testing.assert_close(out["w"], torch.tensor([2.0, 4.0]))
+    assert int(out["n"]) == 7  # integer buffers come from the last state
+    with pytest.raises(ConfigError, match="do not share an architecture"):
+        average_state_dicts([a, {"w": torch.zeros(3), "n": torch.tensor(1)}])
+
+
+def test_average_refuses_independently_seeded_members(trio):
+    ens, real = trio
+    with pytest.raises(ConfigError, match="seeded independently"):
+        build_fusion(ens, "average", real)
+
+
+def test_average_refuses_members_with_different_architectures():
+    cfg = parse_config(
+        {
+            "data": {"name": "grid25"},
+            "members": [{"model": {"name": "mlp-gan", "g_hidden": h}, "seed": 0} for h in (16, 32)],
+            "train": {"ema_decay": 0.9},
+        }
+    )
+    ens = build_ensemble(cfg, (2,))
+    with pytest.raises(
+        ConfigError, match=r"share an architecture, but m0 and m1 differ \(g_hidden 16 vs 32\)"
+    ):
+        build_fusion(ens, "average", torch.randn(100, 2))
+
+
+def test_average_without_ema_or_snapshots():
+    cfg = parse_config({"data": {"name": "grid25"}, "model": {"name": "mlp-gan", "g_hidden": 16}})
+    ens = build_ensemble(cfg, (2,))
+    with pytest.raises(ConfigError, match="neither EMA weights nor snapshots"):
+        build_fusion(ens, "average", torch.randn(100, 2))
+    with pytest.raises(ConfigError, match="needs EMA weights"):
+        build_fusion(ens, "average", torch.randn(100, 2), {"source": "ema"})
+
+
+def all_vae_ensemble():
+    cfg = parse_config(
+        {
+            "data": {"name": "digits"},
+            "members": [{"model": {"name": "vae", "z_dim": 4, "width": 4}, "seed": s} for s in (0, 1)],
+        }
+    )
+    data = load_dataset(cfg.data, "test")
+    return build_ensemble(cfg, data.shape), data
+
+
+@pytest.mark.parametrize("name", ["weighted", "best", "rejection", "vote", "stacked", "mh"])
+def test_methods_that_need_discriminators_refuse_an_all_vae_run(name):
+    ens, data = all_vae_ensemble()
+    with pytest.raises(
+        ConfigError, match=f"fusion '{name}' needs discriminators, but this ensemble has none"
+    ):
+        build_fusion(ens, name, data)
+
+
+def test_methods_without_discriminators_work_on_images():
+    ens, data = all_vae_ensemble()
+    for name, params in (("uniform", {}), ("learned-weights", {"n_fit": 50})):
+        out = build_fusion(ens, name, data, params).sample(8)
+        assert out.x.shape == (8, *data.shape) and -1 <= float(out.x.min()) and float(out.x.max()) <= 1
+    with pytest.raises(ConfigError, match="needs discriminators"):
+        build_fusion(ens, "uniform", data, {"top_k": 1})  # selection runs the tournament
+
+
+def test_parse_fusion_params():
+    p = parse_fusion_params("vote", ["fusion.quorum=2", "fusion.calibration=isotonic"])
+    assert p.quorum == 2 and p.calibration == "isotonic"
+    with pytest.raises(ConfigError, match="unknown config key 'fusion.bogus'"):
+        parse_fusion_params("uniform", ["fusion.bogus=1"])
+    with pytest.raises(ConfigError, match="takes fusion.KEY=VALUE"):
+        parse_fusion_params("uniform", ["train.steps=1"])
+    with pytest.raises(ConfigError, match="'fusion.temperature' must be positive"):
+        parse_fusion_params("weighted", ["fusion.temperature=0"])
+    with pytest.raises(UnknownNameError, match="known fusion methods: average, best"):
+        parse_fusion_params("nope")
+
+
+def test_rejection_gives_up_with_a_clear_error(trio):
+    ens, real = trio
+    sampler = build_fusion(ens, "vote", real, {**QUICK["vote"], "threshold": 0.999, "max_proposals": 2})
+    with pytest.raises(GensembleError, match="accepted 0 of"):
+        sampler.sample(100)
+
+
+def test_cli_sample_with_fusion(grid25_trio, tmp_path, capsys):
+    out = tmp_path / "s.npz"
+    code, stdout, _ = run_cli(
+        capsys,
+        "sample",
+        str(grid25_trio),
+        "-n",
+        "64",
+        "--fusion",
+        "rejection",
+        "--set",
+        "fusion.burn_in=500",
+        "--set",
+        "fusion.n_calibration=500",
+        "-o",
+        str(out),
+    )
+    assert code == 0 and out.exists()
+    data = np.load(out)
+    assert data["x"].shape == (64, 2) and data["member_ids"].shape == (64,)
+    code, _, err = run_cli(
+        capsys,
+        "sample",
+        str(grid25_trio),
+        "-n",
+        "8",
+        "--fusion",
+        "vote",
+        "--set",
+        "fusion.quorum=9",
+        "-o",
+        str(out),
+    )
+    assert code == 2 and err.count("\n") == 1 and "quorum=9 is larger" in err
+    code, out_list, _ = run_cli(capsys, "list", "fusions")
+    assert code == 0 and all(name in out_list for name in ALL)
+
+
+@pytest.mark.slow
+def test_critics_as_trained_refine_a_longer_trained_ensemble(grid25_trio_long):
+    """With 3000 steps of training the discriminators need no fine-tuning to pay off."""
+    ens = load_run(grid25_trio_long)
+    real = load_dataset(ens.cfg.data, "test")
+    draw = torch.Generator().manual_seed(5)
+    base = high_quality_frac(build_fusion(ens, "uniform", real).sample(3000, draw).x)
+    for name in ("rejection", "vote", "stacked", "mh"):
+        refined = high_quality_frac(
+            build_fusion(ens, name, real).sample(3000, torch.Generator().manual_seed(5)).x
+        )
+        assert refined > 1.5 * base, (name, base, refined)
