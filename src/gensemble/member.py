@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,11 @@ class MemberConfig:
     bootstrap: bool = False  # independent scheme: train on a bootstrap resample of the data (bagging)
 
     def validate(self, path: str = "") -> None:
+        if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", self.name):
+            # Names become checkpoint keys and folder names, so keep them to a portable alphabet.
+            raise ConfigError(
+                f"config key '{path}.name' must be letters, digits, '-' or '_' (at most 64), got {self.name!r}"
+            )
         entry = self.entry(path)
         self.model_config(path)
         if entry.family == "gan":

@@ -64,7 +64,10 @@ def heatmap_png(score: dict[str, Any]) -> bytes:
     gens, discs = score["generators"], score["discriminators"]
     matrix = np.asarray(score["matrix"], dtype=float)
     fig, axes = plt.subplots(
-        1, 3, figsize=(4 + 0.6 * len(discs) + 6, 1.5 + 0.45 * len(gens)), gridspec_kw={"width_ratios": [2, 1, 1]}
+        1,
+        3,
+        figsize=(4 + 0.6 * len(discs) + 6, 1.5 + 0.45 * len(gens)),
+        gridspec_kw={"width_ratios": [2, 1, 1]},
     )
     ax = axes[0]
     # A fixed 0..1 scale: these are probabilities, and auto-scaling would exaggerate small gaps.
@@ -221,7 +224,11 @@ def sample_png(x, modes=None, title: str = "") -> bytes:
 
 
 def gather_report(
-    run_dir: str | Path, fusions: tuple[str, ...] | None = None, n: int = 64, seed: int = 0, device: str = "cpu"
+    run_dir: str | Path,
+    fusions: tuple[str, ...] | None = None,
+    n: int = 64,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> ReportData:
     """Everything the report shows, computed from a run folder (and its evaluation.json, if any)."""
     import torch

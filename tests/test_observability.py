@@ -1,0 +1,33 @@
+"""TensorBoard scalars/images from training, and progress reporting off a terminal."""
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from gensemble.progress import progress, set_quiet
+from gensemble.run import train_run
+from helpers import write_config
+
+
+def test_training_writes_tensorboard_scalars_and_images(tmp_path):
+    model = {"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8}
+    cfg = write_config(tmp_path / "c.yaml", model=model, data={"name": "digits", "image_size": 16})
+    run = train_run(cfg, tmp_path / "r", ["train.steps=4", "train.log_every=2", "train.image_every=2"])
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    scalars = set(acc.Tags()["scalars"])
+    assert {"m0/loss_d", "m0/loss_g", "m0/d_real", "m0/d_fake"} <= scalars
+    assert [e.step for e in acc.Scalars("m0/loss_g")] == [2, 4]
+    assert "m0/samples" in acc.Tags()["images"]
+
+
+def test_progress_prints_one_line_per_stage_off_a_terminal(capsys):
+    set_quiet(True)
+    try:
+        bar = progress(10, "stage-x", unit="img")
+        for _ in range(10):
+            bar.update(1)
+        bar.set_postfix({"rate": "0.5"})
+        bar.close()
+    finally:
+        set_quiet(False)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("[stage-x] 10/10 img in") and "rate=0.5" in err[0]

@@ -1,0 +1,111 @@
+"""The HTML report: self-contained, escaped, and every image loads in a real (headless) browser."""
+
+import base64
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from gensemble.evaluate import evaluate_run
+from gensemble.report import ReportData, render_report, report_run
+from gensemble.run import train_run
+from helpers import run_cli
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+
+PNG_1PX = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+)
+EVIL = "<script>alert('x')</script>"
+
+
+@pytest.fixture(scope="module")
+def toy_report(tmp_path_factory):
+    """A 2-member grid25 ensemble, evaluated, with its report written."""
+    root = tmp_path_factory.mktemp("report")
+    cfg = root / "c.yaml"
+    cfg.write_text(
+        "data: {name: grid25}\n"
+        "scheme: independent\n"
+        "members:\n"
+        "  - {name: alpha, model: {name: mlp-gan, g_hidden: 32, d_hidden: 32}, seed: 0}\n"
+        "  - {name: beta, model: {name: mlp-gan, g_hidden: 32, d_hidden: 32}, seed: 1}\n"
+        "train: {steps: 60, batch_size: 64, log_every: 10}\n"
+    )
+    run = train_run(cfg, root / "run")
+    evaluate_run(run, n=200, fusions=("uniform", "rejection"))
+    return report_run(run, root / "report.html", n=32)
+
+
+def test_report_is_self_contained_and_complete(toy_report):
+    page = toy_report.read_text()
+    srcs = re.findall(r'<img[^>]* src="([^"]+)"', page)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)  # nothing external
+    for label in ("alpha", "beta", "fusion:uniform", "fusion:rejection"):
+        assert f"<h3>{label}</h3>" in page
+    assert 'class="heatmap"' in page and 'id="evaluation"' in page and 'class="curves"' in page
+    assert "real:train-vs-test" in page and "modes_covered" in page
+    assert "<pre id='config'>" in page and "grid25" in page
+
+
+def test_every_string_from_configs_and_names_is_escaped():
+    data = ReportData(
+        title=EVIL,
+        config_yaml=f"data: {{root: '{EVIL}'}}",
+        samples={EVIL: PNG_1PX},
+        evaluation={EVIL: {"fid": 1.0}, "m0": {"fid": 2.0}},
+        notes=[EVIL],
+    )
+    page = render_report(data)
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_best_values_are_highlighted():
+    data = ReportData(
+        title="t",
+        config_yaml="",
+        evaluation={
+            "real:train-vs-test": {"fid": 0.5, "coverage": 1.0},
+            "m0": {"fid": 10.0, "coverage": 0.2},
+            "fusion:mh": {"fid": 7.0, "coverage": 0.3},
+        },
+    )
+    page = render_report(data)
+    best = re.findall(r'<td class="best">([^<]+)</td>', page)
+    assert best == ["7", "0.3"]  # the floor row is never "best"
+
+
+def test_report_cli_writes_the_file(toy_report, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    code, stdout, _ = run_cli(capsys, "report", str(toy_report.parent / "run"), "-o", str(out), "-n", "16")
+    assert code == 0 and out.is_file() and str(out) in stdout
+
+
+@pytest.mark.skipif(
+    shutil.which("chromedriver") is None
+    or not Path("/usr/bin/chromium").exists()
+    or importlib.util.find_spec("selenium") is None,
+    reason="headless Chromium + chromedriver are installed by `make test` (Debian chromium, chromium-driver)",
+)
+def test_report_in_headless_chromium(toy_report, tmp_path):
+    from screenshot_report import open_browser
+
+    driver = open_browser()
+    try:
+        driver.get(toy_report.resolve().as_uri())
+        loaded = driver.execute_script(
+            "return Array.from(document.images).map(i => i.complete && i.naturalWidth > 0)"
+        )
+        assert loaded and all(loaded), f"images that failed to load: {loaded}"
+        assert driver.execute_script("return document.querySelectorAll('img.heatmap').length") == 1
+        rows = driver.execute_script("return document.querySelectorAll('#evaluation tr').length")
+        assert rows >= 1 + 3  # header, floor, two members (and fusions)
+        assert driver.execute_script("return document.querySelectorAll('script').length") == 0
+        driver.save_screenshot(str(tmp_path / "report.png"))
+    finally:
+        driver.quit()
+    assert (tmp_path / "report.png").stat().st_size > 10_000
