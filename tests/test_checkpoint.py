@@ -4,12 +4,13 @@ import json
 
 import pytest
 import torch
-from helpers import write_config
 from safetensors.torch import load_file
 
 import gensemble.checkpoint as ckpt
 from gensemble.errors import CheckpointError
 from gensemble.run import load_run, train_run
+
+from helpers import write_config
 
 
 def final_tensors(run):

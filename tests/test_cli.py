@@ -6,10 +6,11 @@ import sys
 import numpy as np
 import pytest
 import yaml
-from helpers import TINY_TOY, run_cli, write_config
 from PIL import Image
 
 from gensemble.checkpoint import latest_checkpoint
+
+from helpers import TINY_TOY, run_cli, write_config
 
 
 def assert_one_line_error(code, err, *needles):

@@ -4,6 +4,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from gensemble.progress import progress, set_quiet
 from gensemble.run import train_run
+
 from helpers import write_config
 
 

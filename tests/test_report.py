@@ -12,6 +12,7 @@ import pytest
 from gensemble.evaluate import evaluate_run
 from gensemble.report import ReportData, render_report, report_run
 from gensemble.run import train_run
+
 from helpers import run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
