@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ class RunHooks:
         self.cfg = ensemble.cfg.train
         self._metrics = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115  (closed in close())
         self._start = time.perf_counter()
+        self._together = 0  # depth of `together()` blocks; saves inside them wait for the block's end
+        self._save_pending = False
         self._tb = None
         if tensorboard:
             try:
@@ -41,7 +45,43 @@ class RunHooks:
         if self.cfg.image_every and step % self.cfg.image_every == 0:
             self.images(member)
         if step % self.cfg.checkpoint_every == 0:
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Save the whole ensemble now or, inside `together()`, once at the end of the block."""
+        if self._together:
+            self._save_pending = True
+        else:
             self.ens.save()
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Hooks of members that stepped together (batched or coupled schemes): one checkpoint after all.
+
+        Saving at the first member's hook would catch the others before their EMA update and log line,
+        so a resume from it would not be exact.
+        """
+        self._together += 1
+        try:
+            yield
+        finally:
+            self._together -= 1
+        if not self._together and self._save_pending:
+            self._save_pending = False
+            self.ens.save()
+
+    def needs_weights(self, step: int) -> bool:
+        """Whether the hook at `step` reads members' weights (EMA, snapshot, images or checkpoint).
+
+        The batched engine keeps the weights stacked and writes them back into the members only then.
+        """
+        c = self.cfg
+        return (
+            c.ema_decay > 0
+            or step % c.checkpoint_every == 0
+            or bool(c.snapshot_every and step % c.snapshot_every == 0)
+            or bool(c.image_every and step % c.image_every == 0)
+        )
 
     def log(self, name: str, step: int, stats: dict[str, float]) -> None:
         rec = {"member": name, "step": step, "time": round(time.perf_counter() - self._start, 3), **stats}

@@ -62,12 +62,16 @@ def g_wasserstein(fake: Tensor) -> Tensor:
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, eps: Tensor) -> Tensor:
-    """WGAN-GP penalty (Gulrajani et al. 2017): (||∇D(x̂)||₂ - 1)² on random interpolates x̂."""
-    shape = (-1,) + (1,) * (real.dim() - 1)
+    """WGAN-GP penalty (Gulrajani et al. 2017): (||∇D(x̂)||₂ - 1)² on random interpolates x̂.
+
+    `eps` has one weight per example, shape (B,); stacked critics (the batched ensemble engine) pass
+    (M, B) with real/fake of shape (M, B, ...) and get one penalty per critic, shape (M,).
+    """
+    shape = eps.shape + (1,) * (real.dim() - eps.dim())
     mixed = (eps.view(shape) * real + (1 - eps.view(shape)) * fake).requires_grad_(True)
     out = critic(mixed)
     (grad,) = torch.autograd.grad(out.sum(), mixed, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+    return ((grad.flatten(eps.dim()).norm(2, dim=-1) - 1.0) ** 2).mean(dim=-1)
 
 
 @dataclass(frozen=True)

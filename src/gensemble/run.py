@@ -6,7 +6,7 @@ import copy
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -73,10 +73,20 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return parse_config(load_yaml(path), overrides)
 
 
+# What an auxiliary network is for. `discriminators()` returns the "discriminator" ones: networks
+# that map images to real-vs-fake logits of shape (N,), which scoring and fusion may use.
+AuxRole = Literal["discriminator", "classifier", "ema", "parameter"]
+
+
 @dataclass
 class Ensemble:
     """A run's trainable state: members, auxiliary networks (extra critics, classifier heads) and
-    scheme state (mixture weights, data weights). Everything here is checkpointed."""
+    scheme state (mixture weights, data weights). Everything here is checkpointed.
+
+    Auxiliary networks are named "<owner>.<net>" ("gman.D0", "mgan.C", "m0.G_ema") and carry a role
+    (`aux_roles`). `idle` names members' own networks that the scheme never trains (their D under
+    the multi-discriminator and mixture schemes); they are saved, but not offered as discriminators.
+    """
 
     cfg: RunConfig
     members: list[Member]
@@ -86,6 +96,8 @@ class Ensemble:
     aux_optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
     state: dict[str, Any] = field(default_factory=dict)
     run_dir: Path | None = None
+    aux_roles: dict[str, AuxRole] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)
 
     @property
     def step(self) -> int:
@@ -103,10 +115,22 @@ class Ensemble:
         return {m.name: m.model for m in self.members}
 
     def discriminators(self) -> dict[str, nn.Module]:
-        """Every discriminator: members' own ("m0.D") and the scheme's auxiliary ones."""
-        out = {f"{m.name}.D": m.model.D for m in self.members if m.family == "gan"}
-        out.update({k: v for k, v in self.aux.items() if k.split(".")[-1].startswith("D")})
+        """Every trained discriminator: members' own ("m0.D") and the scheme's ("gman.D0", "mgan.D")."""
+        out = {f"{m.name}.D": m.model.D for m in self.members if m.family == "gan" and f"{m.name}.D" not in self.idle}
+        out.update({k: v for k, v in self.aux.items() if self.aux_roles.get(k) == "discriminator"})
         return out
+
+    def add_aux(
+        self, name: str, module: nn.Module, role: AuxRole, optimizer: torch.optim.Optimizer | None = None
+    ) -> nn.Module:
+        """Register an auxiliary network (checkpointed with the run) under a stable name and role."""
+        if name in self.aux or name in self.networks():
+            raise ValueError(f"auxiliary network {name!r} is added twice")
+        self.aux[name] = module.to(self.device)
+        self.aux_roles[name] = role
+        if optimizer is not None:
+            self.aux_optimizers[name] = optimizer
+        return module
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {f"{m.name}.{k}": v for m in self.members for k, v in m.model.networks().items()}
@@ -160,13 +184,38 @@ def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device 
     from gensemble.ensemble import scheme_for
 
     device = torch.device(device)
+    for m in cfg.members:
+        check_member_shape(m, shape, cfg.data.name)
     members = [build_member(m, shape, device) for m in cfg.members]
     ens = Ensemble(cfg, members, shape, device)
     if cfg.train.ema_decay > 0:
         for m in members:
-            ens.aux[f"{m.name}.G_ema"] = copy.deepcopy(m.model.generator_net()).requires_grad_(False)
+            ens.add_aux(f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema")
     scheme_for(cfg).build(ens)
     return ens
+
+
+def check_member_shape(member: MemberConfig, shape: tuple[int, ...], dataset: str) -> None:
+    """A member that states its image size or channels (model.image_size / model.channels) must match the data."""
+    model = member.model_config()
+    size, channels = getattr(model, "image_size", None), getattr(model, "channels", None)
+    if len(shape) != 3:
+        if size is not None or channels is not None:
+            raise ConfigError(
+                f"member {member.name!r} expects {size or '?'} px images but the data ({dataset}) are points "
+                f"of shape {shape}; use an image dataset or drop model.image_size / model.channels"
+            )
+        return
+    if size is not None and size != shape[-1]:
+        raise ConfigError(
+            f"member {member.name!r} expects {size} px images but the data ({dataset}) are {shape[-1]} px; "
+            f"set data.image_size: {size} or the member's model.image_size: {shape[-1]}"
+        )
+    if channels is not None and channels != shape[0]:
+        raise ConfigError(
+            f"member {member.name!r} expects {channels}-channel images but the data ({dataset}) have "
+            f"{shape[0]}; set data.channels: {channels} or the member's model.channels: {shape[0]}"
+        )
 
 
 def prepare_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:

@@ -50,29 +50,58 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def sample_batch(data: Dataset, batch_size: int, rng: torch.Generator, weights: Tensor | None = None) -> Tensor:
+@dataclass(frozen=True)
+class Shard:
+    """This process's rows of every batch under data parallelism: rank, rank + world, ...
+
+    Every rank draws the whole batch from the same RNG stream and keeps its own rows, so all ranks'
+    RNGs stay identical (any rank's checkpoint resumes the run) and the gradient averaged over ranks
+    is the whole batch's, as in a single process.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def take(self, batch: Tensor) -> Tensor:
+        return batch if self.world == 1 else batch[self.rank :: self.world]
+
+
+WHOLE = Shard()
+
+
+def sample_batch(
+    data: Dataset, batch_size: int, rng: torch.Generator, weights: Tensor | None = None, shard: Shard = WHOLE
+) -> Tensor:
     """A batch drawn with replacement (uniform, or by per-example `weights` for boosting/bagging)."""
     if weights is None:
         idx = torch.randint(len(data), (batch_size,), generator=rng)
     else:
-        idx = torch.multinomial(weights, batch_size, replacement=True, generator=rng)
+        # Drawn on the CPU, where `rng` lives: the same draws on every device.
+        idx = torch.multinomial(weights.cpu(), batch_size, replacement=True, generator=rng)
     x = data.x[idx.to(data.x.device)]
     cfg = data.meta.get("config")  # the DataConfig it was loaded with; it says whether to flip
-    return augment(x, cfg, rng) if cfg is not None else x
+    return shard.take(augment(x, cfg, rng) if cfg is not None else x)
 
 
-def noise(member: Member, n: int, device: torch.device) -> Tensor:
-    return torch.randn(n, member.model.z_dim, generator=member.rng).to(device)
+def noise(member: Member, n: int, device: torch.device, shard: Shard = WHOLE) -> Tensor:
+    """Latent codes drawn on the CPU from the member's RNG, then moved: the same on every device."""
+    return shard.take(torch.randn(n, member.model.z_dim, generator=member.rng)).to(device)
 
 
 def d_phase(
-    D: Callable[[Tensor], Tensor], loss: GANLoss, real: Tensor, fake: Tensor, rng: torch.Generator, gp_weight: float
+    D: Callable[[Tensor], Tensor],
+    loss: GANLoss,
+    real: Tensor,
+    fake: Tensor,
+    rng: torch.Generator,
+    gp_weight: float,
+    shard: Shard = WHOLE,
 ) -> tuple[Tensor, dict[str, float]]:
     """The discriminator objective on one real and one (detached) fake batch."""
     real_logits, fake_logits = D(real), D(fake)
     loss_d = loss.d_loss(real_logits, fake_logits)
     if loss.gradient_penalty:
-        eps = torch.rand(real.shape[0], generator=rng).to(real.device)
+        eps = shard.take(torch.rand(real.shape[0] * shard.world, generator=rng)).to(real.device)
         loss_d = loss_d + gp_weight * gradient_penalty(D, real, fake, eps)
     stats = {
         "loss_d": loss_d.item(),
@@ -82,20 +111,22 @@ def d_phase(
     return loss_d, stats
 
 
-def gan_step(member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None) -> dict[str, float]:
-    """n_critic discriminator updates, then one generator update."""
+def gan_step(
+    member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None, shard: Shard = WHOLE
+) -> dict[str, float]:
+    """n_critic discriminator updates, then one generator update (on this process's shard of each batch)."""
     G, D = member.model.G, member.model.D
     opt_g, opt_d = member.optimizers["G"], member.optimizers["D"]
     device = data.x.device
     for _ in range(member.cfg.n_critic):
-        real = sample_batch(data, batch_size, member.rng, weights)
+        real = sample_batch(data, batch_size, member.rng, weights, shard)
         with torch.no_grad():
-            fake = G(noise(member, batch_size, device))
-        loss_d, stats = d_phase(D, member.loss, real, fake, member.rng, member.cfg.gp_weight)
+            fake = G(noise(member, batch_size, device, shard))
+        loss_d, stats = d_phase(D, member.loss, real, fake, member.rng, member.cfg.gp_weight, shard)
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-    fake = G(noise(member, batch_size, device))
+    fake = G(noise(member, batch_size, device, shard))
     loss_g = member.loss.g_loss(D(fake))
     opt_g.zero_grad(set_to_none=True)
     loss_g.backward()
@@ -103,11 +134,14 @@ def gan_step(member: Member, data: Dataset, batch_size: int, weights: Tensor | N
     return {**stats, "loss_g": loss_g.item()}
 
 
-def vae_step(member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None) -> dict[str, float]:
+def vae_step(
+    member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None, shard: Shard = WHOLE
+) -> dict[str, float]:
     """One step on the negative β-ELBO."""
     model, opt = member.model, member.optimizers["vae"]
-    x = sample_batch(data, batch_size, member.rng, weights)
-    out, mu, logvar = model(x, generator=member.rng)
+    x = sample_batch(data, batch_size, member.rng, weights, shard)
+    # The whole batch's noise is drawn and sharded, as the batch is: ranks never share a draw.
+    out, mu, logvar = model(x, eps=noise(member, batch_size, x.device, shard))
     loss, recon, kl = elbo(out, x, mu, logvar, model.cfg.beta, model.cfg.reconstruction)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -126,6 +160,7 @@ def fit_member(
     on_step: StepHook | None = None,
     weights: Tensor | None = None,
     steps: int | None = None,
+    shard: Shard = WHOLE,
 ) -> Member:
     """Train `member` until it has made `steps` (default cfg.steps) updates; resumes from member.step."""
     total = cfg.steps if steps is None else steps
@@ -134,7 +169,7 @@ def fit_member(
     bar = progress(total, f"train {member.name}", initial=member.step, unit="step")
     try:
         while member.step < total:
-            stats = step_fn(member, data, cfg.batch_size, weights)
+            stats = step_fn(member, data, cfg.batch_size, weights, shard=shard)
             member.step += 1
             bar.update(1)
             if on_step is not None:

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from gensemble.ensemble import SCHEMES, Scheme
-from gensemble.train import fit_member
+from gensemble.ensemble.executors import MemberTask, get_executor
+
+if TYPE_CHECKING:
+    from gensemble.member import Member
+    from gensemble.run import Ensemble
 
 
 def bootstrap_weights(n: int, seed: int) -> torch.Tensor:
@@ -15,6 +20,16 @@ def bootstrap_weights(n: int, seed: int) -> torch.Tensor:
     rng = torch.Generator().manual_seed(seed)
     idx = torch.randint(n, (n,), generator=rng)
     return torch.bincount(idx, minlength=n).float()
+
+
+def bagging_weights(ens: Ensemble, member: Member, n: int) -> torch.Tensor | None:
+    """The member's bootstrap weights (made once, kept in ens.state["data_weights"]), or None if not bagged."""
+    if not member.cfg.bootstrap:
+        return None
+    table = ens.state.setdefault("data_weights", {})
+    if member.name not in table:
+        table[member.name] = bootstrap_weights(n, member.cfg.seed)
+    return table[member.name]
 
 
 @dataclass(frozen=True)
@@ -25,13 +40,17 @@ class IndependentConfig:
 @SCHEMES.register("independent", "members train independently, each with its own seed (optionally bagged)")
 class Independent(Scheme):
     config = IndependentConfig
+    bagging = True
+
+    def build(self, ens) -> None:
+        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
     def train(self, ens, data, hooks) -> None:
-        for member in ens.members:
-            weights = None
-            if member.cfg.bootstrap:
-                key = f"data_weights.{member.name}"
-                if key not in ens.state:
-                    ens.state[key] = bootstrap_weights(len(data), member.cfg.seed)
-                weights = ens.state[key].to(data.x.device)
-            fit_member(member, data, ens.cfg.train, hooks, weights)
+        # One task per member; the executor stacks members of one architecture and skips finished ones.
+        tasks = []
+        for m in ens.members:
+            weights = bagging_weights(ens, m, len(data))
+            tasks.append(
+                MemberTask(m, ens.cfg.train.steps, None if weights is None else weights.to(data.x.device))
+            )
+        get_executor().run(ens, tasks, data, hooks)

@@ -21,6 +21,10 @@ class DCGANConfig:
     g_norm: Norm = "batch"
     d_norm: Norm = "batch"  # use "layer" or "none" with wgan-gp
     spectral_norm: bool = False  # spectral normalisation on every D layer (Miyato et al. 2018)
+    # The image size and channel count this member expects; None takes the data's. Stating them makes a
+    # mismatch with the data a clear error naming the member, not a shape error deep in a layer.
+    image_size: int | None = None
+    channels: int | None = None
 
     def validate(self, path: str = "") -> None:
         from gensemble.errors import ConfigError

@@ -20,6 +20,8 @@ class VAEConfig:
     norm: Norm = "batch"
     beta: float = 1.0  # β-VAE weight on the KL term (Higgins et al. 2017)
     reconstruction: Literal["bce", "mse"] = "bce"
+    image_size: int | None = None  # the image size and channels this member expects; None: the data's
+    channels: int | None = None
 
     def validate(self, path: str = "") -> None:
         from gensemble.errors import ConfigError
@@ -77,10 +79,16 @@ class VAE(GenerativeModel):
             return torch.sigmoid(out) * 2.0 - 1.0
         return out.clamp(-1.0, 1.0)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
-        """Reparameterised pass: (decoder output, mu, logvar)."""
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None, eps: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Reparameterised pass: (decoder output, mu, logvar). `eps` (N, z_dim) is drawn when not given."""
         mu, logvar = self.encode(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device)
+        if eps is None:
+            # Drawn on the generator's device (members' RNGs live on the CPU), then moved: a GPU run
+            # draws the same noise as a CPU run.
+            where = generator.device if generator is not None else mu.device
+            eps = torch.randn(mu.shape, generator=generator, device=where).to(mu.device)
         return self.decoder_output(mu + eps * (0.5 * logvar).exp()), mu, logvar
 
 

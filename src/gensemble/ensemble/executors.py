@@ -1,0 +1,377 @@
+"""Executors: how member work runs. Schemes describe the work; an executor decides where it runs.
+
+Schemes hand an executor two kinds of work:
+
+* `run(ens, tasks, data, hooks)`: independent member tasks. A `MemberTask` asks for one member to be
+  brought to `target_step`, optionally on per-example data weights (bagging, boosting). Members of one
+  task list never interact, so an executor may run them in any order, stacked, or elsewhere. Tasks
+  whose member already reached its target are skipped, which is how a resumed run passes over
+  finished members.
+* `run_lockstep(ens, members, target, round_fn, hooks)`: coupled members (a shared discriminator or
+  classifier) that must advance together; `round_fn()` makes one step of each and returns their stats.
+
+Backends are registered in `EXECUTORS` by name and chosen with `set_backend` (the CLI's `--backend`):
+
+* "local" (the default): in this process; members of one config train stacked (`batched.py`) where
+  that pays (always on a GPU; on a CPU for networks without convolutions), the others one by one.
+* "batched": like "local", but stacks every group it can, convolutions on a CPU included.
+* "loop": in this process, one member at a time, never stacked; the reference the engine is tested against.
+* "isolated": every task goes through the self-contained path a remote backend uses: `task_spec` packs
+  it (member config, state, data reference, target), `run_task_spec` trains it from that alone and
+  returns the new state, `apply_result` writes that back. It runs in this process; it exists to prove
+  (in tests) that a remote backend can reproduce local training exactly.
+
+A remote backend (Ray) subclasses `RemoteExecutor` and implements `map(specs)`, e.g. with
+`ray.get([remote_run.remote(s) for s in specs])` where `remote_run` wraps `run_task_spec`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from gensemble.data import DataConfig, Dataset
+from gensemble.errors import ConfigError
+from gensemble.member import Member, MemberConfig, build_member
+from gensemble.progress import progress
+from gensemble.registry import Registry
+from gensemble.train import StepHook, TrainConfig, fit_member
+
+if TYPE_CHECKING:
+    from gensemble.run import Ensemble
+
+Stats = dict[str, float]
+Stacking = Literal["auto", "always", "never"]
+
+
+@dataclass
+class MemberTask:
+    """Bring one member to `target_step` (generator updates), on optional per-example data weights."""
+
+    member: Member  # the live member; remote executors ship `export_state(member)` instead
+    target_step: int
+    data_weights: Tensor | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.member.step >= self.target_step
+
+
+# --- hooks, whether they are RunHooks or a plain callable (tests) -------------------------------
+
+
+def together(hooks: Any) -> contextlib.AbstractContextManager:
+    """RunHooks.together() when the hooks have it: one checkpoint after all members' hooks of a step."""
+    return hooks.together() if hasattr(hooks, "together") else contextlib.nullcontext()
+
+
+def needs_weights(hooks: Any, step: int) -> bool:
+    fn = getattr(hooks, "needs_weights", None)
+    return True if fn is None else bool(fn(step))
+
+
+# --- the interface -------------------------------------------------------------------------------
+
+
+class Executor:
+    """Runs member tasks and lockstep rounds. Subclasses override `run`; `run_lockstep` runs here."""
+
+    name = "executor"
+    stacking: Stacking = "auto"  # when identical networks train as one stacked model
+
+    def stacks(self, nets: Sequence[nn.Module]) -> bool:
+        """Whether these (identical) networks should train stacked under this executor."""
+        from gensemble.ensemble.batched import stacking_pays
+
+        if self.stacking == "auto":
+            return stacking_pays(nets)
+        return self.stacking == "always"
+
+    def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
+        raise NotImplementedError
+
+    def run_lockstep(
+        self,
+        ens: Ensemble,
+        members: Sequence[Member],
+        target: int,
+        round_fn: Callable[[], list[Stats]],
+        hooks: StepHook | None,
+        write_back: Callable[[], None] | None = None,
+        desc: str | None = None,
+    ) -> None:
+        """Call `round_fn` (one step of every member) until the members reach `target`.
+
+        `write_back` copies stacked weights into the members; it runs before any hook that reads them.
+        """
+        members = list(members)
+        if not members or members[0].step >= target:
+            return
+        names = f"{members[0].name}..{members[-1].name}" if len(members) > 1 else members[0].name
+        bar = progress(target, desc or f"train {names}", initial=members[0].step, unit="step")
+        try:
+            while members[0].step < target:
+                stats = round_fn()
+                for m in members:
+                    m.step += 1
+                bar.update(1)
+                if write_back is not None and needs_weights(hooks, members[0].step):
+                    write_back()
+                if hooks is not None:  # None on processes that do not write (e.g. DDP ranks other than 0)
+                    with together(hooks):
+                        for m, s in zip(members, stats):
+                            hooks(m, s)
+                if members[0].step % ens.cfg.train.log_every == 0:
+                    bar.set_postfix({k: f"{v:.3f}" for k, v in stats[0].items()}, refresh=False)
+        finally:
+            if write_back is not None:
+                write_back()
+            bar.close()
+
+
+class LocalExecutor(Executor):
+    """In this process: same-config GAN members train stacked (as `stacking` says), the rest one by one."""
+
+    def __init__(self, stacking: Stacking = "auto", name: str = "local") -> None:
+        self.stacking, self.name = stacking, name
+
+    def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
+        for group in self.groups([t for t in tasks if not t.done]):
+            if len(group) == 1:
+                t = group[0]
+                fit_member(t.member, data, ens.cfg.train, hooks, t.data_weights, steps=t.target_step)
+            else:
+                self.run_stacked(ens, group, data, hooks)
+
+    def groups(self, tasks: list[MemberTask]) -> list[list[MemberTask]]:
+        """Tasks that can train as one stacked model, in order of their first member."""
+        from gensemble.ensemble.batched import batch_key
+
+        out: dict[Any, list[MemberTask]] = {}
+        for i, t in enumerate(tasks):
+            key = batch_key(t.member, t.target_step)
+            if key is None or not self.stacks([t.member.model.G, t.member.model.D]):
+                key = ("alone", i)
+            out.setdefault(key, []).append(t)
+        return list(out.values())
+
+    def run_stacked(self, ens: Ensemble, group: list[MemberTask], data: Dataset, hooks: StepHook) -> None:
+        from gensemble.ensemble.batched import StackedGAN
+
+        members = [t.member for t in group]
+        engine = StackedGAN(members)
+        weights = [t.data_weights for t in group]
+        batch = ens.cfg.train.batch_size
+        desc = f"train {members[0].name}..{members[-1].name} (stacked ×{len(members)})"
+        self.run_lockstep(
+            ens,
+            members,
+            group[0].target_step,
+            lambda: engine.step(data, batch, weights),
+            hooks,
+            engine.write_back,
+            desc,
+        )
+
+
+# --- the self-contained path for remote backends ------------------------------------------------
+
+
+@dataclass
+class MemberState:
+    """A member's whole trainable state as tensors and JSON: weights, optimiser moments, RNG, step."""
+
+    weights: dict[str, Tensor]
+    tensors: dict[str, Tensor]
+    training: dict[str, Any]
+
+
+def export_state(member: Member) -> MemberState:
+    """A copy of the member's state that shares no storage with it (safe to ship or to keep)."""
+    tensors: dict[str, Tensor] = {}
+    training = member.training_state(tensors)
+    return MemberState(
+        {k: v.detach().cpu().clone() for k, v in member.weights().items()},
+        {k: v.clone() for k, v in tensors.items()},
+        training,
+    )
+
+
+def import_state(member: Member, state: MemberState) -> None:
+    member.load_weights(state.weights)
+    member.load_training_state(state.training, state.tensors)
+
+
+@dataclass
+class TaskSpec:
+    """Everything a worker needs to advance one member, with no reference to the driver's objects."""
+
+    member: MemberConfig  # resolved: named, defaults written out
+    state: MemberState
+    data: DataConfig  # the worker loads the training split itself
+    shape: tuple[int, ...]
+    train: TrainConfig
+    target_step: int
+    data_weights: Tensor | None = None
+    ema: dict[str, Tensor] | None = None  # the member's EMA generator, updated alongside (train.ema_decay)
+    device: str = "cpu"
+
+
+@dataclass
+class TaskResult:
+    state: MemberState
+    ema: dict[str, Tensor] | None = None
+    logs: list[tuple[int, Stats]] = field(default_factory=list)  # (step, stats) at each logging step
+
+
+def task_spec(ens: Ensemble, task: MemberTask, target_step: int | None = None) -> TaskSpec:
+    ema = ens.aux.get(f"{task.member.name}.G_ema")
+    return TaskSpec(
+        member=task.member.cfg,
+        state=export_state(task.member),
+        data=ens.cfg.data,
+        shape=tuple(ens.shape),
+        train=ens.cfg.train,
+        target_step=task.target_step if target_step is None else target_step,
+        data_weights=None if task.data_weights is None else task.data_weights.detach().cpu().clone(),
+        ema=None if ema is None else {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()},
+        device=str(ens.device),
+    )
+
+
+def run_task_spec(spec: TaskSpec, data: Dataset | None = None) -> TaskResult:
+    """Worker side: rebuild the member from its config, load its state, train it to the target."""
+    from gensemble.data import load_dataset
+    from gensemble.hooks import update_ema
+
+    device = torch.device(spec.device)
+    if data is None:
+        data = load_dataset(spec.data, "train")
+        data.x = data.x.to(device)
+    member = build_member(spec.member, spec.shape, device)
+    import_state(member, spec.state)
+    ema = None
+    if spec.ema is not None:
+        ema = build_member(spec.member, spec.shape, device).model.generator_net().requires_grad_(False)
+        ema.load_state_dict(spec.ema)
+    logs: list[tuple[int, Stats]] = []
+
+    def on_step(m: Member, stats: Stats) -> None:
+        if ema is not None:
+            update_ema(ema, m.model.generator_net(), spec.train.ema_decay)
+        if m.step % spec.train.log_every == 0 or m.step == spec.train.steps:
+            logs.append((m.step, stats))
+
+    weights = None if spec.data_weights is None else spec.data_weights.to(device)
+    fit_member(member, data, spec.train, on_step, weights, steps=spec.target_step)
+    ema_state = None if ema is None else {k: v.detach().cpu().clone() for k, v in ema.state_dict().items()}
+    return TaskResult(export_state(member), ema_state, logs)
+
+
+def apply_result(ens: Ensemble, member: Member, result: TaskResult, hooks: Any) -> None:
+    """Driver side: the worker's state into the live member, its EMA into the run, its log lines to the hooks."""
+    import_state(member, result.state)
+    if result.ema is not None:
+        ens.aux[f"{member.name}.G_ema"].load_state_dict(result.ema)
+    log = getattr(hooks, "log", None)
+    for step, stats in result.logs:
+        if log is not None:
+            log(member.name, step, stats)
+
+
+class RemoteExecutor(Executor):
+    """Ships tasks as `TaskSpec`s in chunks that end at checkpoint steps, and checkpoints between chunks.
+
+    Subclasses implement `map(specs) -> results` (in order). Per-step hooks run on the worker only as
+    far as EMA and logging go; weight snapshots (`train.snapshot_every`) are not taken remotely.
+    """
+
+    def map(self, specs: list[TaskSpec]) -> list[TaskResult]:
+        raise NotImplementedError
+
+    def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
+        if ens.cfg.train.snapshot_every:
+            raise ConfigError(
+                f"backend {self.name!r} does not take weight snapshots; set train.snapshot_every: 0"
+            )
+        every = ens.cfg.train.checkpoint_every
+        pending = [t for t in tasks if not t.done]
+        while pending:
+            # Each chunk stops at the member's next checkpoint step, so a crash loses at most one chunk.
+            chunk = [min(t.target_step, (t.member.step // every + 1) * every) for t in pending]
+            results = self.map([task_spec(ens, t, c) for t, c in zip(pending, chunk)])
+            for t, r in zip(pending, results):
+                apply_result(ens, t.member, r, hooks)
+            if ens.run_dir is not None:
+                ens.save()
+            pending = [t for t in pending if not t.done]
+
+
+class IsolatedExecutor(RemoteExecutor):
+    """The remote path, run in this process: every task is packed, trained from its spec, unpacked."""
+
+    name = "isolated"
+
+    def __init__(self, data: Dataset | None = None) -> None:
+        self.data = data
+
+    def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
+        self.data = data  # in-process, the worker may share the driver's copy of the data
+        super().run(ens, tasks, data, hooks)
+
+    def map(self, specs: list[TaskSpec]) -> list[TaskResult]:
+        return [run_task_spec(s, self.data) for s in specs]
+
+
+# --- the registry ---------------------------------------------------------------------------------
+
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("backend")
+EXECUTORS.register("local", "this process; same-config members train stacked where that pays (default)")(
+    lambda address=None: LocalExecutor("auto", name="local")
+)
+EXECUTORS.register("batched", "this process; every group of same-config members trains stacked")(
+    lambda address=None: LocalExecutor("always", name="batched")
+)
+EXECUTORS.register("loop", "this process, one member at a time (the reference for the batched engine)")(
+    lambda address=None: LocalExecutor("never", name="loop")
+)
+EXECUTORS.register("isolated", "the remote-backend path (self-contained task specs), run in this process")(
+    lambda address=None: IsolatedExecutor()
+)
+
+_current: Executor | None = None
+
+
+def set_backend(name: str, address: str | None = None) -> Executor:
+    """Choose the executor every scheme uses from now on (the CLI's --backend)."""
+    global _current
+    try:
+        factory = EXECUTORS.get(name)
+    except Exception as exc:
+        raise ConfigError(f"--backend: {exc}") from None
+    _current = factory(address=address)
+    return _current
+
+
+def get_executor() -> Executor:
+    """The executor chosen by `set_backend`, else "local"."""
+    global _current
+    if _current is None:
+        _current = LocalExecutor("auto", name="local")
+    return _current
+
+
+@contextlib.contextmanager
+def use_backend(name: str) -> Iterator[Executor]:
+    """Run a block under another backend, then restore the previous one (tests, benchmarks)."""
+    global _current
+    previous = _current
+    try:
+        yield set_backend(name)
+    finally:
+        _current = previous

@@ -1,0 +1,155 @@
+"""multi-discriminator (GMAN, Durugkar et al. 2017): every generator trains against N discriminators.
+
+The N critics "gman.D0".."gman.D{N-1}" share member 0's architecture and optimiser settings, and
+differ by their initial weights (each seeded by its name). Every round, each member draws a real and
+a latent batch from its own RNG; each critic is trained on all members' real batches against all
+their fakes (so with several members, the critics judge the members' uniform mixture). Then each
+generator i minimises its losses against the N critics, V_i1..V_iN (the member's GAN loss on each
+critic's logits), aggregated:
+
+    mean      (1/N) Σ_j V_ij                                  GMAN-0
+    max       max_j V_ij                                      GMAN-max: the harshest critic
+    softmax   Σ_j softmax(λ V_i)_j V_ij, temperature λ         GMAN-λ: λ = 0 is the mean, λ → ∞ the max
+
+With `learn_temperature` (GMAN*), each generator learns its own λ ≥ 0 by minimising
+F_λ − `temperature_penalty`·λ: left alone it would pick λ = 0, the mean, its easiest target.
+Members' own discriminators ("m0.D") are not used; they are kept in the run, marked idle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from gensemble.ensemble import SCHEMES, Scheme, build_aux_discriminator, require_same
+from gensemble.ensemble.batched import net_group, rows, stack_draws, stacked_d_phase
+from gensemble.ensemble.executors import get_executor
+from gensemble.errors import ConfigError
+from gensemble.losses import build_optimizer
+from gensemble.train import noise, sample_batch
+
+
+@dataclass(frozen=True)
+class GMANConfig:
+    discriminators: int = 3  # N
+    aggregate: Literal["mean", "max", "softmax"] = "softmax"
+    temperature: float = 1.0  # λ of the softmax aggregate (the initial λ when it is learned)
+    learn_temperature: bool = False  # GMAN*: each generator learns λ ≥ 0
+    temperature_penalty: float = 0.001  # f(λ) = penalty·λ, subtracted from the learned-λ objective
+
+    def validate(self, path: str = "") -> None:
+        if self.discriminators < 1:
+            raise ConfigError(
+                f"config key '{path}.discriminators' must be at least 1, got {self.discriminators}"
+            )
+        if self.temperature < 0:
+            raise ConfigError(f"config key '{path}.temperature' must be at least 0, got {self.temperature}")
+        if self.learn_temperature and self.aggregate != "softmax":
+            raise ConfigError(
+                f"config key '{path}.learn_temperature' needs aggregate: softmax, not {self.aggregate!r}"
+            )
+
+
+class Temperatures(nn.Module):
+    """One learned softmax temperature λ per generator (GMAN*)."""
+
+    def __init__(self, n: int, init: float) -> None:
+        super().__init__()
+        self.value = nn.Parameter(torch.full((n,), float(init)))
+
+
+def aggregate(values: Tensor, how: str, temperature: Tensor) -> Tensor:
+    """(N critics, M generators) losses -> (M,) per-generator objective (GMAN's F)."""
+    if how == "mean":
+        return values.mean(0)
+    if how == "max":
+        return values.max(0).values
+    weights = torch.softmax(temperature * values, dim=0)
+    return (weights * values).sum(0)
+
+
+@SCHEMES.register(
+    "multi-discriminator", "GMAN: each generator against N discriminators (mean, max, softmax λ)"
+)
+class MultiDiscriminator(Scheme):
+    config = GMANConfig
+    families = ("gan",)
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        require_same(cfg, ("loss", "n_critic", "gp_weight"))
+
+    def build(self, ens) -> None:
+        p, spec = self.params, ens.cfg.members[0]
+        for j in range(p.discriminators):
+            name = f"gman.D{j}"
+            D, opt = build_aux_discriminator(ens, spec, name)
+            ens.add_aux(name, D, "discriminator", opt)
+        if p.learn_temperature:
+            lam = Temperatures(len(ens.members), p.temperature)
+            ens.add_aux("gman.lambda", lam, "parameter", build_optimizer(lam.parameters(), spec.optim, "G"))
+        ens.idle.update(f"{m.name}.D" for m in ens.members)
+        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
+
+    def train(self, ens, data, hooks) -> None:
+        executor = get_executor()
+        members, p = ens.members, self.params
+        names = [f"gman.D{j}" for j in range(p.discriminators)]
+        gens = [m.model.G for m in members]
+        G = net_group(gens, [m.optimizers["G"] for m in members], executor.stacks(gens))
+        critics = [ens.aux[n] for n in names]
+        D = net_group(critics, [ens.aux_optimizers[n] for n in names], executor.stacks(critics))
+        G.train()
+        D.train()
+        lam = ens.aux.get("gman.lambda")
+        lam_opt = ens.aux_optimizers.get("gman.lambda")
+        loss, cfg0 = members[0].loss, members[0].cfg
+        batch, device, n_d = ens.cfg.train.batch_size, data.x.device, p.discriminators
+
+        def one_round() -> list[dict[str, float]]:
+            for _ in range(cfg0.n_critic):
+                real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
+                z = stack_draws(members, lambda m: noise(m, batch, device))
+                eps = None
+                if loss.gradient_penalty:
+                    eps = torch.cat([torch.rand(batch, generator=m.rng) for m in members]).to(device)
+                    eps = eps.expand(n_d, -1)
+                with torch.no_grad():
+                    fake = G(z).flatten(0, 1)
+                # Every critic sees the same batches: expand (no copy) along the critic axis.
+                loss_d, d_stats = stacked_d_phase(
+                    D, loss, real.expand(n_d, *real.shape), fake.expand(n_d, *fake.shape), eps, cfg0.gp_weight
+                )
+                D.zero_grad()
+                loss_d.backward()
+                D.step()
+            fake = G(stack_draws(members, lambda m: noise(m, batch, device)))
+            logits = D(fake.flatten(0, 1), shared=True).view(n_d * len(members), batch)
+            values = torch.vmap(loss.g_loss)(logits).view(n_d, len(members))
+            temperature = lam.value if lam is not None else torch.tensor(p.temperature, device=device)
+            objective = aggregate(values, p.aggregate, temperature)
+            total = objective.sum() - (p.temperature_penalty * lam.value.sum() if lam is not None else 0.0)
+            G.zero_grad()
+            if lam_opt is not None:
+                lam_opt.zero_grad(set_to_none=True)
+            total.backward()
+            G.step()
+            if lam_opt is not None:
+                lam_opt.step()
+                with torch.no_grad():
+                    lam.value.clamp_(min=0.0)  # λ < 0 would favour the weakest critic; GMAN keeps λ ≥ 0
+            # Critics' statistics are averaged over the critics and shared by every member's log line.
+            shared = {k: sum(s[k] for s in d_stats) / n_d for k in d_stats[0]}
+            columns = {"loss_g": objective.detach()}
+            if lam is not None or p.aggregate == "softmax":
+                columns["lambda"] = temperature.detach().expand(len(members))
+            return [{**shared, **r} for r in rows(columns)]
+
+        def write_back() -> None:
+            G.write_back()
+            D.write_back()
+
+        executor.run_lockstep(ens, members, ens.cfg.train.steps, one_round, hooks, write_back, "train gman")

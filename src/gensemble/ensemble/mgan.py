@@ -1,0 +1,125 @@
+"""mixture (MGAN, Hoang et al. 2018): K generators, one discriminator, and a classifier head that
+tells the generators apart.
+
+The shared discriminator "mgan.D" has member 0's architecture; the classifier "mgan.C" is a K-way
+linear head on the discriminator's penultimate features (D and C share everything but their last
+layer, as in the paper). Every round, each member draws a real and a latent batch from its own RNG;
+the discriminator sees all real batches against all K fake batches (the uniform mixture), and
+
+    D, C minimise   d_loss(D(real), D(fake)) + CE(C(fake), k)
+    G_k minimises   g_loss(D(G_k(z))) + β · CE(C(G_k(z)), k)
+
+so each generator is rewarded when the classifier recognises it, which pushes the generators onto
+different modes. (The classifier's term is weighted 1 for D and C, β for the generators, as in the
+authors' code; β = 1 is their default, their CIFAR-10 script uses 0.01.) The mixture is uniform.
+Members' own discriminators are not used; they are kept in the run, marked idle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gensemble.ensemble import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
+from gensemble.ensemble.batched import net_group, rows, stack_draws
+from gensemble.ensemble.executors import get_executor
+from gensemble.errors import ConfigError
+from gensemble.losses import build_optimizer, gradient_penalty
+from gensemble.train import noise, sample_batch
+
+
+@dataclass(frozen=True)
+class MGANConfig:
+    beta: float = 1.0  # weight of the generators' diversity term
+
+    def validate(self, path: str = "") -> None:
+        if self.beta < 0:
+            raise ConfigError(f"config key '{path}.beta' must be at least 0, got {self.beta}")
+
+
+def split_discriminator(D: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:
+    """(trunk, head): D = head ∘ trunk, where head is the final Linear(features, 1) and the flatten."""
+    if not (isinstance(D, nn.Sequential) and isinstance(D[-1], nn.Flatten) and isinstance(D[-2], nn.Linear)):
+        raise ConfigError(
+            "the mixture scheme needs a discriminator that ends in a linear layer (mlp-gan, dcgan)"
+        )
+    return D[:-2], D[-2:]
+
+
+@SCHEMES.register("mixture", "MGAN: K generators, one discriminator, a classifier that tells them apart (β)")
+class Mixture(Scheme):
+    config = MGANConfig
+    families = ("gan",)
+
+    def check(self, cfg) -> None:
+        super().check(cfg)
+        if len(cfg.members) < 2:
+            raise ConfigError(
+                f"scheme 'mixture' needs at least 2 generators to tell apart; member {cfg.members[0].name!r} is alone"
+            )
+        require_same(cfg, ("loss", "n_critic", "gp_weight"))
+
+    def build(self, ens) -> None:
+        spec = ens.cfg.members[0]
+        D, opt = build_aux_discriminator(ens, spec, "mgan.D")
+        ens.add_aux("mgan.D", D, "discriminator", opt)
+        features = split_discriminator(D)[1][0].in_features
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(aux_seed(spec.seed, "mgan.C"))
+            head = nn.Linear(features, len(ens.members))
+        ens.add_aux("mgan.C", head, "classifier", build_optimizer(head.parameters(), spec.optim, "D"))
+        ens.idle.update(f"{m.name}.D" for m in ens.members)
+        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
+
+    def train(self, ens, data, hooks) -> None:
+        executor = get_executor()
+        members, beta = ens.members, self.params.beta
+        gens = [m.model.G for m in members]
+        G = net_group(gens, [m.optimizers["G"] for m in members], executor.stacks(gens))
+        G.train()
+        D, C = ens.aux["mgan.D"].train(), ens.aux["mgan.C"].train()
+        opt_d, opt_c = ens.aux_optimizers["mgan.D"], ens.aux_optimizers["mgan.C"]
+        trunk, head = split_discriminator(D)
+        loss, cfg0 = members[0].loss, members[0].cfg
+        k, batch, device = len(members), ens.cfg.train.batch_size, data.x.device
+        owner = torch.arange(k, device=device).repeat_interleave(batch)  # which generator made each fake
+
+        def one_round() -> list[dict[str, float]]:
+            for _ in range(cfg0.n_critic):
+                real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
+                z = stack_draws(members, lambda m: noise(m, batch, device))
+                with torch.no_grad():
+                    fake = G(z).flatten(0, 1)
+                h_real, h_fake = trunk(real), trunk(fake)
+                real_logits, fake_logits = head(h_real), head(h_fake)
+                loss_d = loss.d_loss(real_logits, fake_logits)
+                if loss.gradient_penalty:
+                    # The penalty's interpolation weights come from member 0's RNG: one stream, checkpointed.
+                    eps = torch.rand(real.shape[0], generator=members[0].rng).to(device)
+                    loss_d = loss_d + cfg0.gp_weight * gradient_penalty(D, real, fake, eps)
+                loss_c = F.cross_entropy(C(h_fake), owner)
+                opt_d.zero_grad(set_to_none=True)
+                opt_c.zero_grad(set_to_none=True)
+                (loss_d + loss_c).backward()
+                opt_d.step()
+                opt_c.step()
+            fake = G(stack_draws(members, lambda m: noise(m, batch, device))).flatten(0, 1)
+            h = trunk(fake)
+            adversarial = torch.vmap(loss.g_loss)(head(h).view(k, batch))
+            diversity = F.cross_entropy(C(h), owner, reduction="none").view(k, batch).mean(1)
+            G.zero_grad()
+            (adversarial + beta * diversity).sum().backward()
+            G.step()
+            shared = {
+                "loss_d": loss_d.item(),
+                "loss_c": loss_c.item(),
+                "d_real": torch.sigmoid(real_logits.detach()).mean().item(),
+                "d_fake": torch.sigmoid(fake_logits.detach()).mean().item(),
+            }
+            per_member = rows({"loss_g": adversarial.detach(), "ce": diversity.detach()})
+            return [{**shared, **r} for r in per_member]
+
+        executor.run_lockstep(ens, members, ens.cfg.train.steps, one_round, hooks, G.write_back, "train mgan")
