@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-from helpers import TINY_TOY, run_cli, write_config
 
 from gensemble.checkpoint import load_checkpoint
 from gensemble.data import DataConfig, load_dataset
@@ -21,6 +20,8 @@ from gensemble.errors import ConfigError
 from gensemble.member import MemberConfig, build_member
 from gensemble.run import parse_config
 from gensemble.train import Shard, TrainConfig, fit_member, sample_batch
+
+from helpers import TINY_TOY, run_cli, write_config
 
 MLP = {"name": "mlp-gan", "z_dim": 2, "g_hidden": 16, "d_hidden": 16, "g_layers": 2, "d_layers": 2}
 

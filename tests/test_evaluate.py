@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-from helpers import TINY_TOY, run_cli, write_config
 
 from gensemble import evaluate as ev
 from gensemble.errors import ConfigError, GensembleError
@@ -15,6 +14,8 @@ from gensemble.evaluate import FLOOR_ROW, evaluate_run, evaluate_samples, kid_su
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
 from gensemble.models import classifier as clf
 from gensemble.run import train_run
+
+from helpers import TINY_TOY, run_cli, write_config
 
 # n below the 128 feature dims keeps these tests fast; the warning it gives is checked once, below.
 pytestmark = pytest.mark.filterwarnings("ignore:n = .* feature dims")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
 
 from gensemble.data import load_dataset
 from gensemble.data.toy import toy_modes
@@ -16,6 +15,8 @@ from gensemble.fusion.critic import drs_acceptance
 from gensemble.fusion.mixture import median_bandwidths, mmd_weights, softmax_weights
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.sampling import Samples
+
+from helpers import run_cli
 
 ALL = ["average", "best", "learned-weights", "mh", "rejection", "stacked", "uniform", "vote", "weighted"]
 # Small fitting budgets so that each sampler builds in about a second.

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+
 from helpers import run_cli, write_config
 
 pytest.importorskip("ray")

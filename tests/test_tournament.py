@@ -8,7 +8,6 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from helpers import run_cli
 
 from gensemble.calibration import IdentityCalibrator
 from gensemble.data import load_dataset
@@ -30,6 +29,8 @@ from gensemble.tournament import (
     select_top_k,
     table_from_judgements,
 )
+
+from helpers import run_cli
 
 
 # --- pure functions on hand-made judgements ---------------------------------------------------------

@@ -6,8 +6,7 @@ from __future__ import annotations
 def list_components(what: str) -> list[tuple[str, str]]:
     """(name, one-line description) for every registered component of a kind."""
     if what == "datasets":
-        from gensemble.data import DATASETS, load_dataset  # noqa: F401
-        from gensemble.data import images, toy  # noqa: F401
+        from gensemble.data import DATASETS, images, load_dataset, toy  # noqa: F401  # noqa: F401
 
         return DATASETS.describe()
     if what == "models":

@@ -16,7 +16,6 @@ from torch import Tensor
 
 from gensemble.registry import Registry
 
-
 # --- GAN losses -------------------------------------------------------------------------------
 
 

@@ -350,6 +350,8 @@ _current: Executor | None = None
 def set_backend(name: str, address: str | None = None) -> Executor:
     """Choose the executor every scheme uses from now on (the CLI's --backend)."""
     global _current
+    from gensemble.ensemble import ray_backend  # noqa: F401  (registers "ray"; imports ray only when used)
+
     try:
         factory = EXECUTORS.get(name)
     except Exception as exc:
