@@ -31,6 +31,8 @@ from gensemble.ensemble import executors
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
 
+from _common import write_marked_table
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK_BEGIN, MARK_END = "<!-- distributed-speed:begin -->", "<!-- distributed-speed:end -->"
 MODEL = {"name": "mlp-gan", "z_dim": 2, "g_hidden": 128, "d_hidden": 128}
@@ -72,16 +74,6 @@ def table(rows: list[dict]) -> str:
             f"| {r['backend']} | {r['seconds']:.1f} | {base / r['seconds']:.2f}× | {'yes' if r['same_weights'] else 'NO'} |"
         )
     return "\n".join(lines)
-
-
-def write_table(doc: Path, text: str) -> None:
-    """Replace the table between the markers in docs/distributed.md (if the markers are there)."""
-    if not doc.exists():
-        return
-    body = doc.read_text()
-    if MARK_BEGIN in body and MARK_END in body:
-        head, rest = body.split(MARK_BEGIN, 1)
-        doc.write_text(f"{head}{MARK_BEGIN}\n{text}\n{MARK_END}{rest.split(MARK_END, 1)[1]}")
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -145,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     text = table(rows) + f"\n\nStarting Ray itself took {ray_init:.1f} s more. {result['workload']}."
-    write_table(args.doc, text)
+    write_marked_table(args.doc, text, MARK_BEGIN, MARK_END)
     print(text)
     return result
 

@@ -33,6 +33,8 @@ from gensemble.fusion import build_fusion
 from gensemble.progress import set_quiet
 from gensemble.run import load_run, train_run
 
+from _common import write_marked_table
+
 ROOT = Path(__file__).resolve().parents[1]
 MARK_BEGIN, MARK_END = "<!-- fusion-speed:begin -->", "<!-- fusion-speed:end -->"
 
@@ -154,16 +156,6 @@ def table(rows: list[dict], toy: bool, unit: str) -> str:
     return "\n".join(lines)
 
 
-def write_table(doc: Path, text: str) -> None:
-    """Replace the text between the markers in docs/fusion.md (if the markers are there)."""
-    if not doc.exists():
-        return
-    body = doc.read_text()
-    if MARK_BEGIN in body and MARK_END in body:
-        head, rest = body.split(MARK_BEGIN, 1)
-        doc.write_text(f"{head}{MARK_BEGIN}\n{text}\n{MARK_END}{rest.split(MARK_END, 1)[1]}")
-
-
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--steps", type=int, default=3000, help="generator updates per member when training")
@@ -210,7 +202,7 @@ def main(argv: list[str] | None = None) -> dict:
         + table(image_rows, False, "images")
         + f"\n\nOne torch thread on a shared {os.cpu_count()}-core CPU (load average {load_before:.1f} at the start)."
     )
-    write_table(args.doc, text)
+    write_marked_table(args.doc, text, MARK_BEGIN, MARK_END)
     print(text)
     return result
 

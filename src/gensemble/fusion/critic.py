@@ -416,7 +416,8 @@ class MHSampler:
 def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
     proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'mh'")
     critic = fit_ensemble_critic(discs, real, fake, p.calibration)
-    return MHSampler(proposal, critic, ctx.eval_real, p)
+    # Chains start on the calibration half: the evaluation half is what `evaluate` scores against.
+    return MHSampler(proposal, critic, ctx.cal_real, p)
 
 
 __all__ = [
