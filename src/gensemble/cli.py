@@ -35,11 +35,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.address is not None and args.backend == "local":
         raise GensembleError("--address names a Ray cluster; add --backend ray")
     if args.backend != "local":
-        from gensemble.ensemble import ray_backend  # noqa: F401  (registers the "ray" backend)
         from gensemble.ensemble.executors import set_backend
 
         set_backend(args.backend, address=args.address)
-    out = train_run(args.config, args.out, args.set, resume=args.resume, dry_run=args.dry_run, device=args.device)
+    out = train_run(
+        args.config, args.out, args.set, resume=args.resume, dry_run=args.dry_run, device=args.device
+    )
     print(out if args.dry_run else f"run saved to {out}")
     return 0
 
@@ -49,7 +50,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from gensemble.sampling import sample_to_file
 
     path = sample_to_file(
-        args.run, args.n, args.output, seed=args.seed, member=args.member, fusion=args.fusion, overrides=args.set,
+        args.run,
+        args.n,
+        args.output,
+        seed=args.seed,
+        member=args.member,
+        fusion=args.fusion,
+        overrides=args.set,
         device=args.device,
     )
     print(f"wrote {path}")
@@ -128,6 +135,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("bench")
+def cmd_bench(args: argparse.Namespace) -> int:
+    from gensemble.bench import bench_quality
+
+    label = "smoke" if args.smoke else "quick" if args.quick else "full"
+    kwargs = {} if args.work is None else {"work": args.work}
+    md, js = bench_quality(label, args.out, workers=args.workers, **kwargs)
+    print(f"wrote {md} and {js}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gensemble", description="Ensembles of generative image models.")
     p.add_argument("--quiet", action="store_true", help="one line per stage instead of progress bars")
@@ -147,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="executor for the members: local (stacks same-config members where that pays), batched "
         "(always stacks), loop (one at a time), ray",
     )
-    t.add_argument("--address", default=None, help="Ray cluster address (auto or HOST:PORT); default: local Ray")
+    t.add_argument(
+        "--address", default=None, help="Ray cluster address (auto or HOST:PORT); default: local Ray"
+    )
     t.add_argument("--ddp", action="store_true", help="data-parallel training under torchrun")
 
     s = sub.add_parser("sample", help="draw samples from a run (one member, its mixture, or a fusion)")
@@ -172,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="FID/KID/IS/PRDC/modes of members and fusions vs held-out real data")
     ev.add_argument("run")
     ev.add_argument(
-        "--metrics", default=None, help="comma-separated, of fid,kid,is,prdc,modes (default fid,kid,prdc,modes)"
+        "--metrics",
+        default=None,
+        help="comma-separated, of fid,kid,is,prdc,modes (default fid,kid,prdc,modes)",
     )
     ev.add_argument(
         "--features",
@@ -198,23 +220,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
-    ev.add_argument("--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table')
+    ev.add_argument(
+        "--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table'
+    )
 
     ls = sub.add_parser("list", help="list registered components")
-    ls.add_argument("what", choices=["datasets", "models", "losses", "schemes", "fusions", "metrics", "features"])
+    ls.add_argument(
+        "what", choices=["datasets", "models", "losses", "schemes", "fusions", "metrics", "features"]
+    )
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a run")
     r.add_argument("run")
     r.add_argument("-o", "--output", default=None, help="HTML file (default RUN/report.html)")
-    r.add_argument("--fusion", nargs="*", default=None, help="fusions to show (default: those evaluated, else a standard set)")
+    r.add_argument(
+        "--fusion",
+        nargs="*",
+        default=None,
+        help="fusions to show (default: those evaluated, else a standard set)",
+    )
     r.add_argument("-n", type=int, default=64, help="samples per grid")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
     d = sub.add_parser("demo", help="the main job end to end on Fashion-MNIST")
     d.add_argument("--out", default="demo-out")
-    d.add_argument("--inception", action="store_true", help="also compute Inception-feature FID (slow on a CPU)")
+    d.add_argument(
+        "--inception", action="store_true", help="also compute Inception-feature FID (slow on a CPU)"
+    )
     d.add_argument("--fast", action="store_true", help="a much smaller demo, for smoke tests")
+
+    b = sub.add_parser("bench", help="benchmarks that write results under docs/")
+    b.add_argument("what", choices=["quality"], help="quality: single models vs ensembles at equal compute")
+    b.add_argument("--quick", action="store_true", help="a ≤ 5-minute smoke run; writes RESULTS-quick.md")
+    b.add_argument("--smoke", action="store_true", help="an even smaller run, for the test suite")
+    b.add_argument("--out", default="docs", help="folder for RESULTS[-quick].md and results/ (default docs)")
+    b.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
+    b.add_argument("--workers", type=int, default=None, help="processes (default 2, one thread each)")
 
     for extra in EXTRA_PARSERS:
         extra(sub)
