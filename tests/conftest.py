@@ -1,4 +1,6 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +10,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 # Two cores, shared: one intra-op thread avoids oversubscription and keeps timings steady.
 torch.set_num_threads(1)
+# Classifiers and real features are cached on disk. Tests start from an empty cache of their own,
+# as CI's fresh machine does, so they never lean on what a developer's ~/.cache happens to hold.
+if "GENSEMBLE_TEST_KEEP_CACHE" not in os.environ:
+    os.environ["GENSEMBLE_CACHE"] = tempfile.mkdtemp(prefix="gensemble-test-cache-")
 
 
 # Three small MLP GANs on grid25, trained for the tournament and fusion tests. 1000 steps at lr 1e-3

@@ -31,7 +31,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "configs" / "bench"
 TOY_SCHEMES = ("independent", "multi-discriminator", "mixture", "boosting", "swap")
-FUSIONS = ("uniform", "weighted", "learned-weights", "best", "average", "rejection", "vote", "stacked", "mh")
+# Every registered fusion but `average`: it averages the weights of one generator's EMA or snapshots, or of
+# members that share an initialisation, and refuses independently seeded members like these.
+FUSIONS = ("uniform", "weighted", "learned-weights", "best", "rejection", "vote", "stacked", "mh")
 SINGLE = "single"
 TOY_N = 2500  # VEEGAN/PacGAN count modes on 2,500 samples
 STACKED_MODES = 1000
@@ -44,6 +46,14 @@ GOALS = {
 }
 
 
+# How the full preset's step counts were chosen (a fact about this benchmark's history, kept in the text).
+HISTORY_NOTE = (
+    "* Step counts were set by the time budget: a first full run with S = 200 everywhere took 10.9 min (and left "
+    "the members far from converged), so S was raised (toys {s.toy_steps}, stacked-mnist {s.stacked_steps}, "
+    "fashion-mnist {s.fashion_steps}) to use more of the 60-minute budget. No setting was compared on its scores."
+)
+
+
 @dataclass(frozen=True)
 class BenchSettings:
     """What one benchmark run trains and measures; `label` names the preset."""
@@ -53,13 +63,13 @@ class BenchSettings:
     toy_datasets: tuple[str, ...] = ("ring8", "grid25")
     toy_seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     toy_schemes: tuple[str, ...] = TOY_SCHEMES
-    toy_steps: int = 200  # per member; the single model gets members × this
+    toy_steps: int = 800  # per member; the single model gets members × this
     toy_fusions: tuple[str, ...] = FUSIONS
-    stacked_steps: int = 200  # per member
+    stacked_steps: int = 400  # per member
     stacked_n: int = 26_000
     # rejection-type fusions accept ~8 % of proposals: 26k samples would need ~300k, beyond the budget
     stacked_fusions: tuple[str, ...] = ("uniform", "weighted", "learned-weights", "best")
-    fashion_steps: int = 200  # per member
+    fashion_steps: int = 400  # per member
     fashion_n: int = 2000
     fashion_fusions: tuple[str, ...] = FUSIONS
     workers: int = 2  # processes, one intra-op thread each
@@ -490,11 +500,24 @@ def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
         best_f = min(fusions, key=lambda r: r["fid"])
         best_s = min(singles, key=lambda r: r["fid"])
         cut = 1.0 - best_f["fid"] / best_s["fid"]
+        # The goal is judged against the best single model of any compute (the equal-compute single DCGAN
+        # or a member); the cut against the best member alone (1/M of the compute) is shown beside it.
+        members = [r for r in singles if r["method"].startswith("member ")]
+        best_m = min(members, key=lambda r: r["fid"]) if members else None
+        vs_member = (
+            ""
+            if best_m is None
+            else (
+                f"; vs the best member ({best_m['method']}, FID {best_m['fid']:.2f}): "
+                f"{100 * (1.0 - best_f['fid'] / best_m['fid']):+.1f} %"
+            )
+        )
         goals.append(
             {
                 "goal": "fashion-mnist: best fusion's FID ≥ 15 % below the best single model's, equal compute",
                 "best": best_f["method"],
-                "measured": f"FID {best_f['fid']:.2f} vs {best_s['fid']:.2f} ({best_s['method']}): {100 * cut:+.1f} % lower",
+                "measured": f"FID {best_f['fid']:.2f} vs {best_s['fid']:.2f} ({best_s['method']}): "
+                f"{100 * cut:+.1f} % lower{vs_member}",
                 "single": f"{best_s['method']}: FID {best_s['fid']:.2f}",
                 "met": cut >= GOALS["fashion_fid_reduction"],
             }
@@ -582,7 +605,15 @@ def render_markdown(result: dict[str, Any], plots: dict[str, str]) -> str:
             f"| {g['goal']} | {g['best']} | {g['measured']} | {g['single'] or '–'} | "
             f"{'**yes**' if g['met'] else '**no**'} |"
         )
-    lines += [""]
+    met = sum(g["met"] for g in result["goals"])
+    lines += [
+        "",
+        f'**{met} of {len(result["goals"])} goals met.** "Single model" is the single model trained with '
+        "M × the steps (equal compute); for fashion-mnist, whichever of it and the ensemble's members has the "
+        "lower FID. Published reference points (not measured here): grid25 PacGAN4 24.8 modes / "
+        "93.6 %, plain GAN 17.3 / 94.8 %; stacked-mnist PacGAN 1000 modes / KL 0.06, DCGAN 99 / 3.4.",
+        "",
+    ]
 
     lines += [
         "## 1. ring8 and grid25 (PacGAN protocol)",
@@ -594,7 +625,9 @@ def render_markdown(result: dict[str, Any], plots: dict[str, str]) -> str:
         f"single GAN: {s.members * s.toy_steps} steps; batch 256. The single GAN has the members' architecture "
         "(`configs/bench/toy-gan.yaml`). *mixture* samples the run's own mixture weights; *best member* is the "
         "best of the M members (by modes, then quality), trained with 1/M of the compute; fusions are built "
-        "on the calibration half of the held-out split. Wall s = training + fusion build and sampling.",
+        "on the calibration half of the held-out split and share one tournament (`FusionContext`). "
+        f"Fusions: {', '.join(s.toy_fusions)} (`average` is left out everywhere: it refuses to average "
+        "independently seeded members). Wall s = training + fusion build and sampling.",
         "",
     ]
     for dataset in s.toy_datasets:
@@ -690,6 +723,9 @@ def render_markdown(result: dict[str, Any], plots: dict[str, str]) -> str:
         "* The budget (≤ 60 min on 2 shared CPU cores for everything) forces training runs far shorter than "
         "the papers' (PacGAN trains its toy GANs for tens of thousands of steps); the comparison is between "
         "short, equal budgets, and the published numbers in the goals are for reference only.",
+        *([HISTORY_NOTE.format(s=s)] if not s.quick else []),
+        "* The toy members and the single GAN share one small architecture and learning rate "
+        "(`configs/bench/toy-*.yaml`, MLP 128 units, Adam 1e-3, batch 256); none of it was tuned for quality.",
         "* stacked-mnist and fashion-mnist use one seed: differences smaller than the spread between "
         "members of one ensemble are not evidence.",
         "* The FID floor row (real train vs real test at the same n) is the smallest FID measurable at this n.",
