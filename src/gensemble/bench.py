@@ -509,7 +509,7 @@ def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
             if best_m is None
             else (
                 f"; vs the best member ({best_m['method']}, FID {best_m['fid']:.2f}): "
-                f"{100 * (1.0 - best_f['fid'] / best_m['fid']):+.1f} %"
+                f"{change(best_f['fid'], best_m['fid'])}"
             )
         )
         goals.append(
@@ -517,12 +517,18 @@ def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
                 "goal": "fashion-mnist: best fusion's FID ≥ 15 % below the best single model's, equal compute",
                 "best": best_f["method"],
                 "measured": f"FID {best_f['fid']:.2f} vs {best_s['fid']:.2f} ({best_s['method']}): "
-                f"{100 * cut:+.1f} % lower{vs_member}",
+                f"{change(best_f['fid'], best_s['fid'])}{vs_member}",
                 "single": f"{best_s['method']}: FID {best_s['fid']:.2f}",
                 "met": cut >= GOALS["fashion_fid_reduction"],
             }
         )
     return goals
+
+
+def change(fid: float, reference: float) -> str:
+    """'12.3 % lower' or '53.5 % higher': a FID relative to a reference, in words a reader can't misread."""
+    cut = 1.0 - fid / reference
+    return f"{100 * abs(cut):.1f} % {'lower' if cut >= 0 else 'higher'}"
 
 
 # --- rendering ---------------------------------------------------------------------------------
