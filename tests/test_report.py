@@ -78,6 +78,10 @@ def test_best_values_are_highlighted():
     page = render_report(data)
     best = re.findall(r'<td class="best">([^<]+)</td>', page)
     assert best == ["7", "0.3"]  # the floor row is never "best"
+    tie = render_report(
+        ReportData(title="t", config_yaml="", evaluation={"a": {"modes_hit": 10}, "b": {"modes_hit": 10}})
+    )
+    assert 'class="best"' not in tie  # a column where every row ties has no best
 
 
 def test_report_cli_writes_the_file(toy_report, tmp_path, capsys):

@@ -17,25 +17,6 @@ from typing import Any
 
 import numpy as np
 
-# Which direction is better, per metric key, for highlighting the best value in each column.
-HIGHER_IS_BETTER = {
-    "is": True,
-    "precision": True,
-    "recall": True,
-    "density": True,
-    "coverage": True,
-    "modes": True,
-    "modes_covered": True,
-    "modes_hit": True,
-    "high_quality": True,
-    "high_quality_frac": True,
-    "acceptance_rate": True,
-    "fid": False,
-    "kid": False,
-    "kid_std": None,
-    "kl": False,
-}
-
 
 @dataclass
 class ReportData:
@@ -123,12 +104,26 @@ def _fmt(v: Any) -> str:
     return esc(v)
 
 
+STD_OF = {"kid": "kid_std", "is": "is_std"}  # shown as "mean ± std" in one cell
+
+
 def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
-    """An HTML table, rows = members/fusions/floor, best value per column in bold."""
+    """An HTML table, rows = floor/members/fusions; the best member or fusion per column in bold.
+
+    Directions come from `gensemble.evaluate.HIGHER_IS_BETTER`; columns without one (density,
+    acceptance rate) and columns where every row ties get no highlight, and the floor never does.
+    """
+    from gensemble.evaluate import HIGHER_IS_BETTER
+
     rows = list(evaluation)
+    stds = set(STD_OF.values())
     cols: list[str] = []
     for r in rows:
-        cols += [c for c, v in evaluation[r].items() if c not in cols and isinstance(v, (int, float))]
+        cols += [
+            c
+            for c, v in evaluation[r].items()
+            if c not in cols and c not in stds and isinstance(v, (int, float))
+        ]
     best: dict[str, float] = {}
     for c in cols:
         better = HIGHER_IS_BETTER.get(c)
@@ -137,18 +132,23 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
             for r in rows
             if isinstance(evaluation[r].get(c), (int, float)) and not r.startswith("real")
         ]
-        if better is not None and values:
+        if better is not None and len(set(values)) > 1:
             best[c] = max(values) if better else min(values)
-    head = "".join(f"<th>{esc(c)}</th>" for c in cols)
+    arrow = {True: " ↑", False: " ↓", None: ""}
+    head = "".join(f"<th>{esc(c)}{arrow[HIGHER_IS_BETTER.get(c)]}</th>" for c in cols)
     body = []
     for r in rows:
         cells = []
         for c in cols:
             v = evaluation[r].get(c)
-            is_best = c in best and isinstance(v, (int, float)) and v == best[c] and not r.startswith("real")
-            cells.append(f'<td class="{"best" if is_best else ""}">{_fmt(v) if v is not None else "–"}</td>')
+            text = _fmt(v) if v is not None else "–"
+            if v is not None and STD_OF.get(c) in evaluation[r]:
+                text += f" ± {evaluation[r][STD_OF[c]]:.2g}"  # two digits: the spread, not noise
+            is_best = c in best and v == best[c] and not r.startswith("real")
+            cells.append(f'<td class="{"best" if is_best else ""}">{text}</td>')
         body.append(f"<tr><th>{esc(r)}</th>{''.join(cells)}</tr>")
-    return f'<table id="evaluation"><tr><th></th>{head}</tr>{"".join(body)}</table>'
+    table = f'<table id="evaluation"><tr><th></th>{head}</tr>{"".join(body)}</table>'
+    return f'<div class="scroll">{table}</div>'
 
 
 CSS = """
@@ -158,7 +158,7 @@ h1{margin-bottom:0} .muted{color:#666}
 .card img{max-width:260px;display:block} .card h3{margin:.2em 0;font-size:1em}
 table{border-collapse:collapse;margin:1em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4} td.best{font-weight:bold;background:#e6f4e6}
-pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%}
+pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%} .scroll{overflow-x:auto}
 """
 
 
