@@ -90,6 +90,8 @@ def test_unreadable_image_in_folder_is_named_and_can_be_skipped(tmp_path, capsys
         capsys, "train", str(cfg), "--out", str(tmp_path / "R"), "--set", "train.steps=2", "--set", "data.skip_bad=true"
     )
     assert code == 0
+    warned = [line for line in err.splitlines() if "broken.png" in line]
+    assert warned and all(line.startswith("gensemble: warning:") for line in warned)  # one line each
 
 
 def test_empty_image_folder(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from collections.abc import Callable
 
 from gensemble.errors import GensembleError
@@ -84,22 +85,17 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 @command("evaluate")
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import warnings
-
     from gensemble.evaluate import evaluate_run
 
-    with warnings.catch_warnings():
-        # Warnings (small n, a damaged cache entry) as one line each, not Python's two-line form.
-        warnings.showwarning = lambda msg, *a, **k: print(f"gensemble: warning: {msg}", file=sys.stderr)
-        result = evaluate_run(
-            args.run,
-            metrics=args.metrics,
-            features=args.features,
-            n=args.n,
-            fusions=args.fusion,
-            seed=args.seed,
-            device=args.device,
-        )
+    result = evaluate_run(
+        args.run,
+        metrics=args.metrics,
+        features=args.features,
+        n=args.n,
+        fusions=args.fusion,
+        seed=args.seed,
+        device=args.device,
+    )
     if args.json:
         print_json(result.to_json())
     else:
@@ -275,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
 
     set_quiet(quiet)
     try:
-        return COMMANDS[args.command](args)
+        with warnings.catch_warnings():
+            # Warnings (a skipped image, a small n, a damaged cache entry) as one line each,
+            # not Python's two-line form with a source excerpt.
+            warnings.showwarning = lambda msg, *a, **k: print(f"gensemble: warning: {msg}", file=sys.stderr)
+            return COMMANDS[args.command](args)
     except GensembleError as exc:
         print(f"gensemble: error: {exc}", file=sys.stderr)
         return 2
