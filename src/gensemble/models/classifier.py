@@ -16,7 +16,6 @@ import os
 import re
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,9 +23,10 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
+from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.errors import GensembleError
 
 if TYPE_CHECKING:
@@ -242,25 +242,15 @@ def _cache_folder(root: Path, dataset: str) -> Path:
     return root / "classifiers" / safe
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    # Same folder, then os.replace: readers see the old file or the new one, never half of one.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_classifier(model: DomainClassifier, meta: dict, folder: str | Path) -> None:
     """Write weights.safetensors then meta.json (with the weights' sha256), each atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _write_atomic(folder / WEIGHTS_FILE, lambda p: save_file(state, str(p)))
+    atomic_write_bytes(folder / WEIGHTS_FILE, save(state))
     # meta.json goes last and names the weights' hash: a half-written pair is detected on load.
     meta = {**meta, "weights_sha256": hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()}
-    _write_atomic(folder / META_FILE, lambda p: p.write_text(json.dumps(meta, indent=2)))
+    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2))
 
 
 def load_classifier(folder: str | Path) -> tuple[DomainClassifier, dict]:
