@@ -1,6 +1,7 @@
 """Checkpoints: exact resume, atomic writes, and clear errors for missing or truncated files."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -27,7 +28,11 @@ def final_tensors(run):
     ],
 )
 def test_resume_reaches_the_same_weights(tmp_path, model):
-    data = {"name": "grid25"} if model["name"] == "mlp-gan" else {"name": "digits", "image_size": 16, "hflip": True}
+    data = (
+        {"name": "grid25"}
+        if model["name"] == "mlp-gan"
+        else {"name": "digits", "image_size": 16, "hflip": True}
+    )
     cfg = write_config(tmp_path / "c.yaml", model=model, data=data)
     straight = train_run(cfg, tmp_path / "a", ["train.steps=6", "train.ema_decay=0.5"])
     train_run(cfg, tmp_path / "b", ["train.steps=3", "train.ema_decay=0.5"])
@@ -62,7 +67,7 @@ def test_crash_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
         real_save(tensors, path)
 
     monkeypatch.setattr(ckpt, "save_file", crash_midway)
-    with pytest.raises(OSError):
+    with pytest.raises(CheckpointError, match="previous checkpoint step-00000003 is intact"):
         ens.save()
     monkeypatch.setattr(ckpt, "save_file", real_save)
     assert json.loads((run / "latest.json").read_text())["step"] == 3
@@ -94,6 +99,7 @@ def test_truncated_and_missing_checkpoints_raise_clear_errors(tmp_path):
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         load_run(run)
     (run / "latest.json").unlink()
+    shutil.rmtree(run / "checkpoints")
     with pytest.raises(CheckpointError, match="no checkpoint"):
         load_run(run)
     with pytest.raises(CheckpointError, match="does not exist|not a run folder"):

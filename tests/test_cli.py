@@ -37,7 +37,9 @@ def test_dry_run_prints_resolved_config_and_writes_nothing(tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml")
     code, out, _ = run_cli(capsys, "train", str(cfg), "--dry-run", "--out", str(tmp_path / "R"))
     resolved = yaml.safe_load(out)
-    assert code == 0 and resolved["members"][0]["model"]["z_dim"] == 2 and resolved["members"][0]["name"] == "m0"
+    assert (
+        code == 0 and resolved["members"][0]["model"]["z_dim"] == 2 and resolved["members"][0]["name"] == "m0"
+    )
     assert resolved["members"][0]["optim"]["lr"] == 2e-4  # defaults are written out
     assert not (tmp_path / "R").exists()
 
@@ -58,7 +60,7 @@ def test_list(capsys, what):
         ("train.stepz=5", ["unknown config key 'train.stepz'"]),
         ("train.steps=many", ["'train.steps' must be an integer"]),
         ("optim.name=adagrad", ["'members[0].optim.name' must be one of"]),
-        ("train.batch_size=0", ["'train.batch_size' must be at least 1"]),
+        ("train.batch_size=0", ["'train.batch_size' must be between 1 and"]),
     ],
 )
 def test_bad_config_values(tmp_path, capsys, override, needles):
@@ -87,7 +89,15 @@ def test_unreadable_image_in_folder_is_named_and_can_be_skipped(tmp_path, capsys
     code, _, err = run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "R"), "--set", "train.steps=2")
     assert_one_line_error(code, err, "broken.png", "skip_bad")
     code, _, err = run_cli(
-        capsys, "train", str(cfg), "--out", str(tmp_path / "R"), "--set", "train.steps=2", "--set", "data.skip_bad=true"
+        capsys,
+        "train",
+        str(cfg),
+        "--out",
+        str(tmp_path / "R"),
+        "--set",
+        "train.steps=2",
+        "--set",
+        "data.skip_bad=true",
     )
     assert code == 0
     warned = [line for line in err.splitlines() if "broken.png" in line]
@@ -96,13 +106,17 @@ def test_unreadable_image_in_folder_is_named_and_can_be_skipped(tmp_path, capsys
 
 def test_empty_image_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    cfg = write_config(tmp_path / "c.yaml", data={"name": f"folder:{tmp_path / 'empty'}"}, model={"name": "dcgan"})
+    cfg = write_config(
+        tmp_path / "c.yaml", data={"name": f"folder:{tmp_path / 'empty'}"}, model={"name": "dcgan"}
+    )
     code, _, err = run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "R"))
     assert_one_line_error(code, err, "empty")
 
 
 def test_missing_and_truncated_checkpoint_for_sample(tmp_path, capsys):
-    code, _, err = run_cli(capsys, "sample", str(tmp_path / "nothing"), "-n", "4", "-o", str(tmp_path / "s.png"))
+    code, _, err = run_cli(
+        capsys, "sample", str(tmp_path / "nothing"), "-n", "4", "-o", str(tmp_path / "s.png")
+    )
     assert_one_line_error(code, err, "nothing")
     cfg = write_config(tmp_path / "c.yaml")
     run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "R"))

@@ -49,7 +49,9 @@ def test_one_step_changes_every_network(name, params, shape):
     before = {k: v.clone() for k, v in m.weights().items()}
     STEPS[m.family](m, fake_data(shape), 8)
     for net in m.model.networks():
-        changed = [k for k in before if k.startswith(f"m0.{net}.") and not torch.equal(before[k], m.weights()[k])]
+        changed = [
+            k for k in before if k.startswith(f"m0.{net}.") and not torch.equal(before[k], m.weights()[k])
+        ]
         assert changed, f"{name}: one step left {net} unchanged"
 
 

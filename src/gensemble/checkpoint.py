@@ -15,10 +15,13 @@ safetensors and json only, so it never executes code from the file.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +29,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from gensemble.errors import CheckpointError
+from gensemble.errors import CheckpointError, shown
 
 TENSOR_TAG = "__tensor__"
+TMP_PREFIX = ".tmp-"
 
 
 def _fsync_dir(path: Path) -> None:
@@ -91,7 +95,9 @@ def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     if isinstance(skeleton, dict) and TENSOR_TAG in skeleton:
         key = skeleton[TENSOR_TAG]
         if key not in tensors:
-            raise CheckpointError(f"checkpoint is missing tensor {key!r}; it is truncated or from another version")
+            raise CheckpointError(
+                f"checkpoint is missing tensor {key!r}; it is truncated or from another version"
+            )
         return tensors[key]
     if isinstance(skeleton, dict) and "__tuple__" in skeleton:
         return tuple(unflatten_state(v, tensors) for v in skeleton["__tuple__"])
@@ -102,6 +108,42 @@ def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skeleton
 
 
+def checked_rng(saved: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """An RNG state from a checkpoint, refused unless it has the live state's size and dtype."""
+    if not isinstance(saved, torch.Tensor) or saved.dtype != current.dtype or saved.shape != current.shape:
+        raise CheckpointError(
+            "checkpoint RNG state has the wrong size or type; it is damaged or from another version"
+        )
+    return saved
+
+
+def load_optimizer(opt: torch.optim.Optimizer, state: Any) -> None:
+    """optimizer.load_state_dict, then check every moment against its parameter's shape.
+
+    PyTorch checks group sizes but not tensor shapes: a wrong-shaped Adam moment loads silently
+    and fails at the first step, after the resume has already written to the run folder.
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("param_groups"), list):
+        raise CheckpointError(
+            "checkpoint optimiser state is malformed; it is damaged or from another version"
+        )
+    before = opt.state_dict()
+    opt.load_state_dict(state)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for key, value in opt.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
+                    opt.load_state_dict(before)
+                    raise CheckpointError(
+                        f"checkpoint optimiser moment {key!r} has shape {tuple(value.shape)} for a parameter of "
+                        f"shape {tuple(p.shape)}; the checkpoint is damaged or from another config"
+                    )
+
+
+CHECKPOINT_NAME = re.compile(r"step-\d{8}")
+CHECKPOINT_FILES = ("weights.safetensors", "state.safetensors", "state.json")
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,
@@ -110,14 +152,17 @@ def save_checkpoint(
     state: dict[str, Any],
     keep: int = 2,
 ) -> Path:
-    """Write a complete checkpoint folder atomically, point latest.json at it, prune old ones."""
+    """Write a complete checkpoint folder atomically, point latest.json at it, keep the newest `keep`."""
     run_dir = Path(run_dir)
     root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=root))
+    tmp: Path | None = None
     try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors"))
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=root))
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in weights.items()}, str(tmp / "weights.safetensors")
+        )
         save_file(state_tensors, str(tmp / "state.safetensors"))
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
         for f in tmp.iterdir():
@@ -127,51 +172,162 @@ def save_checkpoint(
         if final.exists():  # re-saving the same step (e.g. the end of a resumed run)
             shutil.rmtree(final)
         os.replace(tmp, final)
+        tmp = None
         _fsync_dir(root)
+        atomic_write_text(
+            run_dir / "latest.json", json.dumps({"checkpoint": f"checkpoints/{name}", "step": step})
+        )
+    except (OSError, SafetensorError) as exc:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(
+            f"could not write checkpoint {name} ({_why(exc)}); {_intact(run_dir)}"
+        ) from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
-    atomic_write_text(run_dir / "latest.json", json.dumps({"checkpoint": f"checkpoints/{name}", "step": step}))
-    for old in sorted(p for p in root.glob("step-*") if p.name != name)[:-keep or None]:
+    for old in sorted(p for p in root.glob("step-*") if p.name != name)[
+        : max(len(list(root.glob("step-*"))) - keep, 0)
+    ]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
-def latest_checkpoint(run_dir: str | Path) -> Path:
-    """The folder that latest.json names, or a one-line CheckpointError saying what is wrong."""
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in text:
+        return "the disk is full"
+    return shown(text, 80)
+
+
+def _intact(run_dir: Path) -> str:
+    """Which checkpoint a failed save left in place, for the error message."""
+    try:
+        return f"the previous checkpoint {latest_checkpoint(run_dir, fallback=False).name} is intact; free space and resume with --resume"
+    except CheckpointError:
+        return "no earlier checkpoint exists; free space and train again"
+
+
+def clean_stale_temporaries(run_dir: str | Path) -> int:
+    """Remove checkpoint folders and files a killed process left half-written; return how many.
+
+    Only the one process training a run writes into it, so at the start of training every
+    temporary is an orphan of a crash (a SIGKILL mid-save cannot run the cleanup in save_checkpoint).
+    """
+    run_dir, removed = Path(run_dir), 0
+    for tmp in [*(run_dir / "checkpoints").glob(f"{TMP_PREFIX}*"), *run_dir.glob(".*.tmp")]:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def is_complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in CHECKPOINT_FILES)
+
+
+def latest_checkpoint(run_dir: str | Path, fallback: bool = True) -> Path:
+    """The folder latest.json names, always inside RUN/checkpoints/.
+
+    When latest.json is missing or damaged (a crash between renames, a careless edit) and
+    `fallback`, the newest complete checkpoint folder is used instead, with a warning: the run's
+    own checkpoints are never discarded because a pointer file was lost.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise CheckpointError(f"run folder {str(run_dir)!r} does not exist; train one with 'gensemble train CONFIG --out RUN'")
-    pointer = run_dir / "latest.json"
-    if not pointer.is_file():
-        raise CheckpointError(f"no checkpoint in {str(run_dir)!r} (latest.json is missing); train first or pick another run")
+        raise CheckpointError(
+            f"run folder {shown(str(run_dir))} does not exist; train one with 'gensemble train CONFIG --out RUN'"
+        )
+    pointer, problem = run_dir / "latest.json", None
     try:
         rel = json.loads(pointer.read_text())["checkpoint"]
-    except (ValueError, KeyError, TypeError):
-        raise CheckpointError(f"{pointer} is corrupt; delete it to fall back on checkpoints/, or retrain") from None
-    folder = run_dir / rel
-    if not folder.is_dir():
-        raise CheckpointError(f"checkpoint {str(folder)!r} named by latest.json is missing; the run folder is incomplete")
-    return folder
+        if not isinstance(rel, str):
+            raise TypeError
+        parts = Path(rel).parts
+        # Only "checkpoints/step-NNNNNNNN": never an absolute path or one leading out of the run.
+        if len(parts) != 2 or parts[0] != "checkpoints" or not CHECKPOINT_NAME.fullmatch(parts[1]):
+            problem = f"{pointer} names {shown(rel)}, which is not a checkpoint of this run"
+        elif not is_complete(run_dir / rel):
+            problem = f"checkpoint {shown(rel)} named by latest.json is missing or incomplete"
+        else:
+            return run_dir / rel
+    except FileNotFoundError:
+        problem = f"no checkpoint in {shown(str(run_dir))} (latest.json is missing)"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError):
+        problem = f"{pointer} is corrupt"
+    found = sorted(
+        p
+        for p in (run_dir / "checkpoints").glob("step-*")
+        if CHECKPOINT_NAME.fullmatch(p.name) and is_complete(p)
+    )
+    if fallback and found:
+        warnings.warn(f"{problem}; using the newest complete checkpoint, {found[-1].name}", stacklevel=2)
+        return found[-1]
+    raise CheckpointError(f"{problem}; train first, or restore the run folder from a backup")
 
 
-def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
-    """(weights, state tensors, state JSON) of the latest checkpoint; never unpickles."""
-    folder = latest_checkpoint(run_dir)
+def load_checkpoint(
+    run_dir: str | Path, folder: Path | None = None
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, state tensors, state JSON) of the latest checkpoint; never unpickles.
+
+    Everything read is checked before it is returned: tensors must be finite, and state.json must
+    have the structure a checkpoint writes, so a tampered file is an error here, not a crash later.
+    """
+    folder = latest_checkpoint(run_dir) if folder is None else folder
     out: list[Any] = []
     for fname in ("weights.safetensors", "state.safetensors"):
         path = folder / fname
         if not path.is_file():
-            raise CheckpointError(f"checkpoint file {str(path)!r} is missing; the checkpoint is incomplete")
+            raise CheckpointError(
+                f"checkpoint file {shown(str(path))} is missing; the checkpoint is incomplete"
+            )
         try:
             out.append(load_file(str(path)))
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
-                f"checkpoint file {str(path)!r} is truncated or corrupt ({str(exc).splitlines()[0][:80]}); "
-                "restore it or retrain"
+                f"checkpoint file {shown(str(path))} is truncated or corrupt ({_why(exc)}); restore it or retrain"
             ) from None
+    bad = next((k for k, v in out[0].items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise CheckpointError(
+            f"checkpoint {folder.name} holds non-finite weights ({bad} has NaN or inf): training diverged; "
+            "retrain with a lower learning rate"
+        )
+    path = folder / "state.json"
     try:
-        state = json.loads((folder / "state.json").read_text())
-    except (OSError, ValueError):
-        raise CheckpointError(f"checkpoint file {str(folder / 'state.json')!r} is missing or corrupt; retrain") from None
+        state = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        raise CheckpointError(f"checkpoint file {shown(str(path))} is missing or corrupt; retrain") from None
+    check_state(state, path)
     return out[0], out[1], state
+
+
+def check_state(state: Any, path: Path) -> None:
+    """state.json must be {"step": int ≥ 0, "members": {name: {"step": int ≥ 0, ...}}, ...}."""
+
+    def fail(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"checkpoint file {shown(str(path))} is damaged ({what}); restore it or retrain"
+        )
+
+    def count(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**62
+
+    if not isinstance(state, dict):
+        raise fail("it is not a JSON object")
+    if not count(state.get("step")):
+        raise fail(f"'step' is {shown(state.get('step'))}, not a count")
+    members = state.get("members")
+    if not isinstance(members, dict):
+        raise fail("'members' is not an object")
+    for name, entry in members.items():
+        if not isinstance(entry, dict) or not count(entry.get("step")):
+            raise fail(f"member {shown(name)} has no valid 'step'")
+        if not isinstance(entry.get("optimizers", {}), dict):
+            raise fail(f"member {shown(name)} has no valid 'optimizers'")
+    if sum(e["step"] for e in members.values()) != state["step"]:
+        raise fail("'step' is not the sum of its members' steps")

@@ -8,7 +8,7 @@ import sys
 import warnings
 from collections.abc import Callable
 
-from gensemble.errors import GensembleError
+from gensemble.errors import GensembleError, shown
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -278,6 +278,21 @@ def main(argv: list[str] | None = None) -> int:
             return COMMANDS[args.command](args)
     except GensembleError as exc:
         print(f"gensemble: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        # The file system refused (full disk, permissions, a path that vanished): one line, no traceback.
+        where = f" {shown(str(exc.filename))}" if getattr(exc, "filename", None) else ""
+        reason = "the disk is full" if exc.errno == 28 else (exc.strerror or str(exc))
+        print(
+            f"gensemble: error: cannot read or write{where}: {reason}; check the path and free space",
+            file=sys.stderr,
+        )
+        return 2
+    except MemoryError:
+        print(
+            "gensemble: error: out of memory; reduce the batch size, -n or the models' widths",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("gensemble: interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)

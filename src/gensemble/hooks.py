@@ -97,7 +97,9 @@ class RunHooks:
 
         from gensemble.checkpoint import atomic_write_bytes
 
-        state = {k: v.detach().cpu().contiguous() for k, v in member.model.generator_net().state_dict().items()}
+        state = {
+            k: v.detach().cpu().contiguous() for k, v in member.model.generator_net().state_dict().items()
+        }
         path = self.run_dir / "snapshots" / member.name / f"step-{member.step:08d}.safetensors"
         atomic_write_bytes(path, save(state))
 

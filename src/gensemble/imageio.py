@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -18,7 +21,7 @@ import torch
 from PIL import Image
 
 from gensemble.checkpoint import atomic_write_bytes
-from gensemble.errors import DataError
+from gensemble.errors import DataError, shown
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -49,6 +52,37 @@ def make_grid(x: torch.Tensor, nrow: int | None = None, padding: int = 2) -> np.
     return grid
 
 
+def check_output(path: str | Path, suffixes: tuple[str, ...]) -> Path:
+    """Refuse an output path that cannot be written, before any work is done for it.
+
+    Checks the suffix, that the path is not a folder and its parent not a file, and that a file can
+    actually be created in the parent (permissions, read-only or pseudo file systems such as /proc).
+    """
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise DataError(f"output {shown(str(path))} must end in {' or '.join(suffixes)}")
+    if path.is_dir():
+        raise DataError(f"output {shown(str(path))} is a folder; name a file inside it")
+    parent = path.parent
+    for up in (parent, *parent.parents):
+        if up.exists():
+            if not up.is_dir():
+                raise DataError(
+                    f"output {shown(str(path))} cannot be written: {shown(str(up))} is a file, not a folder"
+                )
+            break
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise DataError(
+            f"output {shown(str(path))} cannot be written ({exc.strerror}); choose another path"
+        ) from None
+    return path
+
+
 def _atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Render through `write(buffer)` in memory, then write the bytes atomically."""
     buf = io.BytesIO()
@@ -77,21 +111,60 @@ def save_npz(x: torch.Tensor, path: str | Path, **extra: Any) -> Path:
     return _atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def load_image(path: str | Path, size: int | None = None, channels: int | None = None) -> torch.Tensor:
+# What each extension promises. A file whose content is another format (a GIF renamed .png) is
+# refused rather than decoded by whatever PIL recognises: the folder then holds what it claims to.
+FORMATS_BY_SUFFIX = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+DEFAULT_MAX_PIXELS = 1024 * 1024
+
+
+def max_pixels_for(size: int | None, max_pixels: int | None = None) -> int:
+    """The largest image (in pixels) read for a dataset of `size` px: 64 × size², at least 1024²."""
+    if max_pixels is not None:
+        return max_pixels
+    return max(DEFAULT_MAX_PIXELS, 64 * (size or 0) ** 2)
+
+
+def load_image(
+    path: str | Path, size: int | None = None, channels: int | None = None, max_pixels: int | None = None
+) -> torch.Tensor:
     """Read one image file as a float tensor (C, H, W) in [-1, 1].
 
     `channels` 1 or 3 converts (None keeps grey as 1, anything else as 3); `size` centre-crops to a
-    square and resizes bilinearly to (size, size). Unreadable or truncated files raise DataError.
+    square and resizes bilinearly to (size, size). 16-bit images are scaled from 0..65535. Unreadable,
+    truncated, animated, mislabelled (content not the format its suffix names) or oversized files
+    raise DataError; the size is checked from the header, before anything is decoded.
     """
+    path = Path(path)
+    limit = max_pixels_for(size, max_pixels)
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # PIL warns of "decompression bombs" on open; the pixel limit below is our own, and stricter.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img_file = Image.open(path)
+        with img_file as img:
+            expected = FORMATS_BY_SUFFIX.get(path.suffix.lower())
+            if expected is not None and img.format != expected:
+                raise DataError(
+                    f"image {shown(str(path))} is a {img.format or 'non-image'} file named {path.suffix}; "
+                    f"convert it to {expected} or give it its real extension"
+                )
+            if getattr(img, "n_frames", 1) > 1:
+                raise DataError(
+                    f"image {shown(str(path))} is animated ({img.n_frames} frames); save one frame as a still image"
+                )
+            w, h = img.size
+            if w * h > limit:
+                raise DataError(
+                    f"image {shown(str(path))} is {w}×{h} px, far larger than this dataset needs; shrink it, "
+                    f"or raise data.max_pixels above {w * h} to read it anyway"
+                )
             img.load()  # decoding happens here, so truncated files fail here
-            if channels is None:
-                channels = 1 if img.mode in ("1", "L", "LA", "I", "I;16", "F") else 3
-            img = img.convert("L" if channels == 1 else "RGB")
+            img = _unit_image(img, channels)
+    except DataError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cannot read image {str(path)!r}: {reason}") from None
+        raise DataError(f"cannot read image {shown(str(path))}: {shown(reason, 80)}") from None
     if size is not None:
         w, h = img.size
         side = min(w, h)
@@ -99,7 +172,47 @@ def load_image(path: str | Path, size: int | None = None, channels: int | None =
         img = img.crop((left, top, left + side, top + side))
         if side != size:
             img = img.resize((size, size), Image.Resampling.BILINEAR)
+    if img.mode == "F":  # wide grey, already scaled to [0, 1]
+        arr = np.clip(np.asarray(img, dtype=np.float32), 0.0, 1.0)[:, :, None]
+        if channels == 3:
+            arr = np.repeat(arr, 3, axis=2)
+        x = torch.from_numpy(arr.transpose(2, 0, 1).copy())
+        return x * 2.0 - 1.0
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(arr.transpose(2, 0, 1).copy()).to(torch.float32) / 127.5 - 1.0
+
+
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _unit_image(img: Image.Image, channels: int | None) -> Image.Image:
+    """8-bit images as L or RGB; 16- and 32-bit grey as mode F scaled to [0, 1] by its own range
+    (PIL's convert("L") would clip 0..65535 at 255, saturating almost every pixel)."""
+    if img.mode in WIDE_MODES:
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if img.mode == "F" else 65535.0
+        if img.mode == "I" and arr.size and arr.max() > 65535:
+            top = float(2**31 - 1)
+        return Image.fromarray((arr / top).astype(np.float32), mode="F")
+    if channels is None:
+        channels = 1 if img.mode in ("1", "L", "LA") else 3
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+
+
+def _unit_image(img: Image.Image, channels: int | None) -> Image.Image:
+    """8-bit images as L or RGB; 16- and 32-bit grey as mode F scaled to [0, 1] by its own range
+    (PIL's convert("L") would clip 0..65535 at 255, saturating almost every pixel)."""
+    if img.mode in WIDE_MODES:
+        arr = np.asarray(img, dtype=np.float64)
+        top = 1.0 if img.mode == "F" else 65535.0
+        if img.mode == "I" and arr.size and arr.max() > 65535:
+            top = float(2**31 - 1)
+        return Image.fromarray((arr / top).astype(np.float32), mode="F")
+    if channels is None:
+        channels = 1 if img.mode in ("1", "L", "LA") else 3
+    return img.convert("L" if channels == 1 else "RGB")

@@ -83,7 +83,9 @@ class GANLoss:
 
 
 GAN_LOSSES: Registry[GANLoss] = Registry("loss")
-GAN_LOSSES.register("minimax", "original minimax: G minimises log(1 - D(G(z)))")(GANLoss(d_minimax, g_minimax))
+GAN_LOSSES.register("minimax", "original minimax: G minimises log(1 - D(G(z)))")(
+    GANLoss(d_minimax, g_minimax)
+)
 GAN_LOSSES.register("non-saturating", "non-saturating: G minimises -log D(G(z))")(
     GANLoss(d_minimax, g_nonsaturating)
 )
@@ -129,6 +131,10 @@ def elbo(
 # --- Optimisers ---------------------------------------------------------------------------------
 
 
+# A learning rate above this only ever diverges; refusing it saves a wasted run.
+MAX_LR = 10.0
+
+
 @dataclass(frozen=True)
 class OptimConfig:
     """Optimiser settings. `lr_d` lets D use its own rate (TTUR, Heusel et al. 2017)."""
@@ -143,11 +149,20 @@ class OptimConfig:
     weight_decay: float = 0.0
 
     def validate(self, path: str = "") -> None:
+        from gensemble.config import check_ranges
         from gensemble.errors import ConfigError
 
         p = f"{path}." if path else ""
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
-            raise ConfigError(f"config key '{p}lr' must be positive, got {self.lr}")
+        for key in ("lr", "lr_d"):
+            value = getattr(self, key)
+            if value is not None and not 0 < value <= MAX_LR:
+                raise ConfigError(f"config key '{p}{key}' must be in (0, {MAX_LR:g}], got {value!r}")
+        for i, beta in enumerate(self.betas):
+            if not 0 <= beta < 1:
+                raise ConfigError(f"config key '{p}betas[{i}]' must be in [0, 1), got {beta!r}")
+        if not 0 < self.eps <= 1:
+            raise ConfigError(f"config key '{p}eps' must be in (0, 1], got {self.eps!r}")
+        check_ranges(self, path, momentum=(0, 0.999), alpha=(0, 0.9999), weight_decay=(0, 1))
 
 
 def build_optimizer(params: Iterable[Tensor], cfg: OptimConfig, role: str = "G") -> torch.optim.Optimizer:

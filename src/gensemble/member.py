@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from gensemble.checkpoint import flatten_state, unflatten_state
-from gensemble.config import from_dict, to_dict
+from gensemble.checkpoint import checked_rng, flatten_state, load_optimizer, unflatten_state
+from gensemble.config import SEED_RANGE, check_ranges, from_dict, to_dict
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.losses import GAN_LOSSES, GANLoss, OptimConfig, build_optimizer
 from gensemble.models import GenerativeModel, get_model
@@ -42,8 +42,7 @@ class MemberConfig:
                 GAN_LOSSES.get(self.loss)
             except Exception as exc:
                 raise ConfigError(f"config key '{path}.loss': {exc}") from None
-        if self.n_critic < 1:
-            raise ConfigError(f"config key '{path}.n_critic' must be at least 1, got {self.n_critic}")
+        check_ranges(self, path, n_critic=(1, 100), seed=SEED_RANGE, gp_weight=(0, 1e6))
 
     def entry(self, path: str = "model"):
         name = self.model.get("name")
@@ -112,18 +111,29 @@ class Member:
     def training_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
         """Optimiser and RNG state: tensors go into `tensors`, the rest is returned as JSON."""
         tensors[f"{self.name}.rng"] = self.rng.get_state()
-        opt = {k: flatten_state(o.state_dict(), f"{self.name}.opt.{k}", tensors) for k, o in self.optimizers.items()}
-        return {"step": self.step, "optimizers": opt, "extra": flatten_state(self.extra, f"{self.name}.extra", tensors)}
+        opt = {
+            k: flatten_state(o.state_dict(), f"{self.name}.opt.{k}", tensors)
+            for k, o in self.optimizers.items()
+        }
+        return {
+            "step": self.step,
+            "optimizers": opt,
+            "extra": flatten_state(self.extra, f"{self.name}.extra", tensors),
+        }
 
-    def load_training_state(self, state: dict[str, Any], tensors: dict[str, torch.Tensor]) -> None:
+    def load_training_state(
+        self, state: dict[str, Any], tensors: dict[str, torch.Tensor], weights_only: bool = False
+    ) -> None:
         self.step = int(state["step"])
+        self.extra = unflatten_state(state.get("extra", {}), tensors)
+        if weights_only:  # sampling and scoring need neither optimiser moments nor the RNG stream
+            return
         key = f"{self.name}.rng"
         if key not in tensors:
             raise CheckpointError(f"checkpoint has no RNG state for member {self.name!r}; it is incomplete")
-        self.rng.set_state(tensors[key])
+        self.rng.set_state(checked_rng(tensors[key], self.rng.get_state()))
         for k, o in self.optimizers.items():
-            o.load_state_dict(unflatten_state(state["optimizers"][k], tensors))
-        self.extra = unflatten_state(state.get("extra", {}), tensors)
+            load_optimizer(o, unflatten_state(state["optimizers"][k], tensors))
 
 
 def build_member(cfg: MemberConfig, shape: tuple[int, ...], device: str | torch.device = "cpu") -> Member:

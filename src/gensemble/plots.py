@@ -21,7 +21,9 @@ def figure_png(fig) -> bytes:
     return buf.getvalue()
 
 
-def scatter_png(points: np.ndarray, modes: np.ndarray | None = None, labels: np.ndarray | None = None, title: str = "") -> bytes:
+def scatter_png(
+    points: np.ndarray, modes: np.ndarray | None = None, labels: np.ndarray | None = None, title: str = ""
+) -> bytes:
     """2-D samples (coloured by member when labels are given) over the true mode centres."""
     fig, ax = plt.subplots(figsize=(4, 4))
     if labels is None:
@@ -36,5 +38,7 @@ def scatter_png(points: np.ndarray, modes: np.ndarray | None = None, labels: np.
     return figure_png(fig)
 
 
-def save_scatter(points: np.ndarray, path: str | Path, modes: np.ndarray | None = None, labels: np.ndarray | None = None) -> None:
+def save_scatter(
+    points: np.ndarray, path: str | Path, modes: np.ndarray | None = None, labels: np.ndarray | None = None
+) -> None:
     atomic_write_bytes(path, scatter_png(points, modes, labels))

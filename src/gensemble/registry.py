@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from gensemble.errors import UnknownNameError
+from gensemble.errors import UnknownNameError, shown
 
 T = TypeVar("T")
 
@@ -35,7 +35,7 @@ class Registry(Generic[T]):
             if prefix and prefix in self._items:
                 return self._items[prefix]
             known = ", ".join(sorted(self._items))
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known {self.kind}s: {known}")
+            raise UnknownNameError(f"unknown {self.kind} {shown(name)}; known {self.kind}s: {known}")
         return self._items[name]
 
     def __contains__(self, name: str) -> bool:

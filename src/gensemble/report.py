@@ -244,8 +244,7 @@ def gather_report(
     heldout = load_dataset(ens.cfg.data, "test")
     evaluation = None
     if (run_dir / "evaluation.json").is_file():
-        evaluation = json.loads((run_dir / "evaluation.json").read_text())
-        evaluation = evaluation.get("rows", evaluation)
+        evaluation = read_evaluation(run_dir / "evaluation.json")
     if fusions is None:
         listed = tuple(k.split(":", 1)[1] for k in (evaluation or {}) if k.startswith("fusion:"))
         fusions = listed or DEFAULT_FUSIONS
@@ -282,6 +281,38 @@ def gather_report(
     return data
 
 
+def read_evaluation(path: Path) -> dict[str, dict[str, Any]]:
+    """The rows of an evaluation.json, checked: every metric a number (or null), every row a mapping.
+
+    The report formats numbers; a hand-edited or damaged file must be one clear error, not a crash
+    in the middle of rendering.
+    """
+    from gensemble.errors import GensembleError, shown
+
+    redo = "rerun 'gensemble evaluate RUN' to rewrite it"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        raise GensembleError(f"{shown(str(path))} is not valid JSON; {redo}") from None
+    rows = raw.get("rows", raw) if isinstance(raw, dict) else None
+    if not isinstance(rows, dict):
+        raise GensembleError(f"{shown(str(path))} holds no table of rows; {redo}")
+    for name, row in rows.items():
+        if not isinstance(row, dict):
+            raise GensembleError(f"{shown(str(path))}: row {shown(name)} is not a mapping; {redo}")
+        for key, value in row.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number or value is None or key in TEXT_FIELDS):
+                raise GensembleError(
+                    f"{shown(str(path))}: {shown(name)} {shown(key)} is {shown(value)}, not a number; {redo}"
+                )
+    return rows
+
+
+# Fields of an evaluation row that are text by design, not metrics.
+TEXT_FIELDS = ("note", "features", "reference")
+
+
 def log_acceptance_rates(run_dir: Path, rates: dict[str, float], step: int) -> None:
     """Acceptance rates of the rejecting fusions go to TensorBoard beside the training scalars."""
     if not rates:
@@ -305,7 +336,8 @@ def report_run(
 ) -> Path:
     """Write RUN's self-contained HTML report (default RUN/report.html); returns its path."""
     from gensemble.checkpoint import atomic_write_text
+    from gensemble.imageio import check_output
 
-    out = Path(out) if out is not None else Path(run_dir) / "report.html"
+    out = check_output(Path(out) if out is not None else Path(run_dir) / "report.html", (".html", ".htm"))
     atomic_write_text(out, render_report(gather_report(run_dir, fusions, n, seed, device)))
     return out

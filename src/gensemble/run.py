@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -11,21 +12,26 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from gensemble.budget import check_memory
 from gensemble.checkpoint import (
     atomic_write_text,
+    checked_rng,
+    clean_stale_temporaries,
     flatten_state,
     load_checkpoint,
+    load_optimizer,
     save_checkpoint,
     unflatten_state,
 )
 from gensemble.config import apply_overrides, dump_yaml, from_dict, load_yaml, to_dict
 from gensemble.data import DataConfig, Dataset, load_dataset
-from gensemble.errors import CheckpointError, ConfigError
+from gensemble.errors import CheckpointError, ConfigError, shown
 from gensemble.member import Member, MemberConfig, build_member
 from gensemble.train import TrainConfig, resolve_device
 
 # Keys of the one-member shorthand: a config with `model:` at the top level is one member.
 RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every")
+MAX_MEMBERS = 64
 MEMBER_KEYS = ("model", "loss", "gp_weight", "n_critic", "optim", "seed", "bootstrap")
 
 
@@ -40,11 +46,18 @@ class RunConfig:
 
     def validate(self, path: str = "") -> None:
         if not self.members:
-            raise ConfigError("the config has no members; add a 'model:' section or a non-empty 'members:' list")
+            raise ConfigError(
+                "the config has no members; add a 'model:' section or a non-empty 'members:' list"
+            )
         names = [m.name for m in self.members]
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ConfigError(f"member name {sorted(dupes)[0]!r} is used twice; member names must be unique")
+        if len(self.members) > MAX_MEMBERS:
+            raise ConfigError(
+                f"the config has {len(self.members)} members; at most {MAX_MEMBERS} are supported "
+                "(each costs a model's memory and training time)"
+            )
 
 
 def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -53,7 +66,9 @@ def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
     single = {k: raw.pop(k) for k in MEMBER_KEYS if k in raw}
     if single:
         if "members" in raw:
-            raise ConfigError(f"config has both 'members:' and top-level '{next(iter(single))}:'; use one form")
+            raise ConfigError(
+                f"config has both 'members:' and top-level '{next(iter(single))}:'; use one form"
+            )
         raw["members"] = [single]
     if "members" in raw and not isinstance(raw["members"], list):
         raise ConfigError("config key 'members' must be a list of member mappings")
@@ -66,7 +81,22 @@ def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
     cfg = from_dict(RunConfig, raw)
     from gensemble.ensemble import resolve_scheme
 
-    return replace(cfg, scheme=resolve_scheme(cfg))
+    cfg = replace(cfg, scheme=resolve_scheme(cfg))
+    check_distinct_members(cfg)  # after the scheme's own checks, whose messages are more specific
+    return cfg
+
+
+def check_distinct_members(cfg: RunConfig) -> None:
+    """Refuse members that would train identical weights (same model, loss, optimiser and seed)."""
+    seen: dict[str, str] = {}
+    for m in cfg.members:
+        key = json.dumps({k: v for k, v in to_dict(m).items() if k != "name"}, sort_keys=True, default=str)
+        if key in seen:
+            raise ConfigError(
+                f"members {seen[key]!r} and {m.name!r} are identical (same model, loss, optimiser and seed) "
+                "and would train the same weights; give each member its own seed"
+            )
+        seen[key] = str(m.name)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
@@ -116,7 +146,11 @@ class Ensemble:
 
     def discriminators(self) -> dict[str, nn.Module]:
         """Every trained discriminator: members' own ("m0.D") and the scheme's ("gman.D0", "mgan.D")."""
-        out = {f"{m.name}.D": m.model.D for m in self.members if m.family == "gan" and f"{m.name}.D" not in self.idle}
+        out = {
+            f"{m.name}.D": m.model.D
+            for m in self.members
+            if m.family == "gan" and f"{m.name}.D" not in self.idle
+        }
         out.update({k: v for k, v in self.aux.items() if self.aux_roles.get(k) == "discriminator"})
         return out
 
@@ -148,7 +182,8 @@ class Ensemble:
         state = {
             "members": {m.name: m.training_state(tensors) for m in self.members},
             "aux_optimizers": {
-                k: flatten_state(o.state_dict(), f"aux.opt.{k}", tensors) for k, o in self.aux_optimizers.items()
+                k: flatten_state(o.state_dict(), f"aux.opt.{k}", tensors)
+                for k, o in self.aux_optimizers.items()
             },
             "scheme_state": flatten_state(self.state, "scheme", tensors),
             "step": self.step,
@@ -156,6 +191,12 @@ class Ensemble:
         return save_checkpoint(self.run_dir, self.step, weights, tensors, state)
 
     def restore(self, weights_only: bool = False) -> None:
+        """Load the latest checkpoint. `weights_only` (sampling, scoring) skips optimiser and RNG state.
+
+        Every way a checkpoint can disagree with the run (a tensor of the wrong shape or dtype, a
+        missing optimiser group, an entry of the wrong type) becomes one CheckpointError here, before
+        training starts, so a resume that cannot continue exactly changes nothing on disk.
+        """
         assert self.run_dir is not None
         weights, tensors, state = load_checkpoint(self.run_dir)
         for m in self.members:
@@ -163,20 +204,33 @@ class Ensemble:
         for name, module in self.aux.items():
             prefix = f"{name}."
             try:
-                module.load_state_dict({k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)})
+                module.load_state_dict(
+                    {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+                )
             except RuntimeError:
-                raise CheckpointError(f"checkpoint weights for {name!r} do not match the run's config") from None
+                raise CheckpointError(
+                    f"checkpoint weights for {name!r} do not match the run's config"
+                ) from None
         try:
             self.state = unflatten_state(state.get("scheme_state", {}), tensors)
             for m in self.members:
-                m.load_training_state(state["members"][m.name], tensors)
+                m.load_training_state(state["members"][m.name], tensors, weights_only=weights_only)
             if weights_only:
                 return
             for k, o in self.aux_optimizers.items():
-                o.load_state_dict(unflatten_state(state["aux_optimizers"][k], tensors))
-            torch.set_rng_state(tensors["global.rng"])
+                load_optimizer(o, unflatten_state(state["aux_optimizers"][k], tensors))
+            torch.set_rng_state(checked_rng(tensors["global.rng"], torch.get_rng_state()))
+        except CheckpointError:
+            raise
         except KeyError as exc:
-            raise CheckpointError(f"checkpoint in {self.run_dir} lacks {exc}; it is incomplete or from another run") from None
+            raise CheckpointError(
+                f"checkpoint in {self.run_dir} lacks {shown(exc.args[0] if exc.args else exc)}; it is incomplete or from another run"
+            ) from None
+        except (TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise CheckpointError(
+                f"checkpoint in {self.run_dir} does not fit this run ({shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 80)}); "
+                "restore it from a backup or retrain"
+            ) from None
 
 
 def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Ensemble:
@@ -186,11 +240,14 @@ def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device 
     device = torch.device(device)
     for m in cfg.members:
         check_member_shape(m, shape, cfg.data.name)
+    check_memory(cfg.members, shape, cfg.train.batch_size, device)
     members = [build_member(m, shape, device) for m in cfg.members]
     ens = Ensemble(cfg, members, shape, device)
     if cfg.train.ema_decay > 0:
         for m in members:
-            ens.add_aux(f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema")
+            ens.add_aux(
+                f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema"
+            )
     scheme_for(cfg).build(ens)
     return ens
 
@@ -218,13 +275,15 @@ def check_member_shape(member: MemberConfig, shape: tuple[int, ...], dataset: st
         )
 
 
-def prepare_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
-    """Refuse to mix runs: a folder that holds a different run is never overwritten."""
+def check_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
+    """Refuse to mix runs: a folder that holds a different run is never overwritten. Writes nothing."""
     cfg_path = out / "config.yaml"
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"output {shown(str(out))} is a file, not a folder; choose another --out")
     if cfg_path.exists():
         if not resume:
             raise CheckpointError(
-                f"output folder {str(out)!r} already holds a run; pass --resume to continue it or choose another --out"
+                f"output folder {shown(str(out))} already holds a run; pass --resume to continue it or choose another --out"
             )
         old, new = load_yaml(cfg_path), yaml_roundtrip(cfg)
         # Resuming may extend training or move device; anything else makes it a different run.
@@ -233,18 +292,29 @@ def prepare_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
                 section.get("train", {}).pop(key, None)
         if old != new:
             raise CheckpointError(
-                f"output folder {str(out)!r} holds a different run (its config.yaml differs); choose another --out"
+                f"output folder {shown(str(out))} holds a different run (its config.yaml differs); choose another --out"
             )
-        atomic_write_text(cfg_path, dump_yaml(cfg))
         return
     if resume:
-        raise CheckpointError(f"nothing to resume in {str(out)!r} (no config.yaml); drop --resume to start a run")
+        raise CheckpointError(
+            f"nothing to resume in {shown(str(out))} (no config.yaml); drop --resume to start a run"
+        )
     if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
         raise CheckpointError(
-            f"output folder {str(out)!r} is not empty and holds no gensemble run; choose another --out"
+            f"output folder {shown(str(out))} is not empty and holds no gensemble run; choose another --out"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(cfg_path, dump_yaml(cfg))
+
+
+def prepare_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
+    """Check the folder (see `check_run_dir`), then write the resolved config into it."""
+    check_run_dir(out, cfg, resume)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", dump_yaml(cfg))
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot write the run folder {shown(str(out))} ({exc.strerror}); choose another --out"
+        ) from None
 
 
 def yaml_roundtrip(cfg: RunConfig) -> Any:
@@ -257,7 +327,9 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Ensemble:
     """Rebuild a run's ensemble from config.yaml and restore its latest checkpoint."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise CheckpointError(f"{str(run_dir)!r} is not a run folder (no config.yaml); train one with 'gensemble train'")
+        raise CheckpointError(
+            f"{str(run_dir)!r} is not a run folder (no config.yaml); train one with 'gensemble train'"
+        )
     cfg = load_config(run_dir / "config.yaml")
     data = load_dataset(cfg.data, "test")
     ens = build_ensemble(cfg, data.shape, resolve_device(device))
@@ -309,12 +381,19 @@ def train_run(
         return dump_yaml(cfg)
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
     dev = resolve_device(cfg.train.device)
+    check_run_dir(out, cfg, resume)
     data = load_train_data(cfg, dev)
     ens = build_ensemble(cfg, data.shape, dev)  # before touching the folder: bad configs change nothing
-    prepare_run_dir(out, cfg, resume)
     ens.run_dir = out
-    if resume and (out / "latest.json").exists():
+    if resume and ((out / "latest.json").exists() or any((out / "checkpoints").glob("step-*"))):
+        # Restore fully (and fail, if it must) before writing anything: a resume that cannot
+        # continue exactly leaves every file of the run as it was.
         ens.restore()
+    elif resume:
+        warnings.warn(f"{out} has no checkpoint yet; training it from step 0", stacklevel=2)
+    prepare_run_dir(out, cfg, resume)
+    clean_stale_temporaries(out)
+    if resume:
         truncate_metrics(out, {m.name: m.step for m in ens.members})
     hooks = RunHooks(ens, out)
     try:

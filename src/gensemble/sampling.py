@@ -37,7 +37,9 @@ def mixture_sample(
     return x[perm], owner[perm]
 
 
-def sample_run(run_dir: str | Path, n: int, seed: int = 0, member: str | None = None, device: str = "cpu") -> Samples:
+def sample_run(
+    run_dir: str | Path, n: int, seed: int = 0, member: str | None = None, device: str = "cpu"
+) -> Samples:
     """n samples from one member, or from the run's default mixture (its weights, else uniform)."""
     from gensemble.run import load_run
 
@@ -68,7 +70,12 @@ def save_samples(samples: Samples, path: str | Path, modes: Tensor | None = None
     elif samples.x.dim() == 2:
         from gensemble.plots import save_scatter
 
-        save_scatter(samples.x.numpy(), path, modes=None if modes is None else modes.numpy(), labels=samples.member_ids.numpy())
+        save_scatter(
+            samples.x.numpy(),
+            path,
+            modes=None if modes is None else modes.numpy(),
+            labels=samples.member_ids.numpy(),
+        )
     else:
         save_grid(samples.x, path)
     return path
@@ -85,8 +92,9 @@ def sample_to_file(
     device: str = "cpu",
 ) -> Path:
     """Sample from a run (a member, its default mixture, or a fusion method) and save the result."""
-    if Path(output).suffix.lower() not in (".png", ".npz"):
-        raise ConfigError(f"output {str(output)!r} must end in .png or .npz")
+    from gensemble.imageio import check_output
+
+    check_output(output, (".png", ".npz"))
     if fusion is not None:
         from gensemble.fusion import sample_with_fusion
 

@@ -13,12 +13,18 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble.config import check_ranges
 from gensemble.data import Dataset
 from gensemble.data.transforms import augment
 from gensemble.errors import ConfigError
 from gensemble.losses import GANLoss, elbo, gradient_penalty
 from gensemble.member import Member
 from gensemble.progress import progress
+
+# Far beyond any run in the literature (PacGAN's 2-D runs: ~400k steps; BigGAN: batch 2048), so a
+# value above them is a typo (1e12 for 1e5), refused before anything is written.
+MAX_STEPS = 10**8
+MAX_BATCH = 65_536
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,17 @@ class TrainConfig:
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     def validate(self, path: str = "") -> None:
+        check_ranges(
+            self,
+            path,
+            steps=(1, MAX_STEPS),
+            batch_size=(1, MAX_BATCH),
+            checkpoint_every=(1, None),
+            log_every=(1, None),
+            image_every=(0, None),
+            snapshot_every=(0, None),
+        )
         p = f"{path}." if path else ""
-        for key in ("steps", "batch_size", "checkpoint_every", "log_every"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key '{p}{key}' must be at least 1, got {getattr(self, key)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"config key '{p}ema_decay' must be in [0, 1), got {self.ema_decay}")
 
@@ -46,7 +59,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto")
+        raise ConfigError(
+            "device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto"
+        )
     return torch.device(name)
 
 

@@ -28,17 +28,35 @@ class DataConfig:
     skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
     limit: int | None = None  # use only the first `limit` training examples (quick runs)
     seed: int = 0  # seed for synthetic data (2-D toys, stacked-mnist composition)
+    # folder: images with more pixels than this are refused (a 97 KB PNG can decode to 1 GB);
+    # None: 64 × image_size² (at least 1024²). Raise it to load large photos on purpose.
+    max_pixels: int | None = None
 
     def validate(self, path: str = "") -> None:
-        from gensemble.errors import ConfigError
+        from gensemble.config import SEED_RANGE, check_ranges
+        from gensemble.errors import ConfigError, shown
 
         p = f"{path}." if path else ""
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"config key '{p}channels' must be 1 or 3, got {self.channels}")
         if self.image_size is not None and self.image_size < 4:
             raise ConfigError(f"config key '{p}image_size' must be at least 4, got {self.image_size}")
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"config key '{p}limit' must be positive, got {self.limit}")
+        check_ranges(
+            self, path, limit=(1, 10**9), seed=SEED_RANGE, image_size=(4, 1024), max_pixels=(1, None)
+        )
+        if self.root is not None and not reads_root(self.name):
+            raise ConfigError(
+                f"config key '{p}root' is set, but dataset {shown(self.name)} never reads it; drop data.root "
+                "(it is for fashion-mnist, folder: and npz:)"
+            )
+
+
+# Datasets that read `data.root`; the rest are built in or synthetic and would silently ignore it.
+ROOT_READERS = ("fashion-mnist", "folder:", "npz:")
+
+
+def reads_root(name: str) -> bool:
+    return any(name == r or (r.endswith(":") and name.startswith(r)) for r in ROOT_READERS)
 
 
 @dataclass

@@ -220,7 +220,7 @@ def load_folder(cfg: DataConfig, split: Split) -> Dataset:
     images, kept = [], []
     for i in idx.tolist():
         try:
-            images.append(load_image(paths[i], size=size, channels=channels))
+            images.append(load_image(paths[i], size=size, channels=channels, max_pixels=cfg.max_pixels))
             kept.append(str(paths[i]))
         except DataError as exc:
             if not cfg.skip_bad:

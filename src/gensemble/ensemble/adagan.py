@@ -32,6 +32,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from gensemble.config import SEED_RANGE, check_ranges
 from gensemble.ensemble import SCHEMES, Scheme, aux_seed, build_aux_discriminator
 from gensemble.ensemble.executors import MemberTask, get_executor
 from gensemble.errors import ConfigError
@@ -55,8 +56,7 @@ class AdaGANConfig:
             raise ConfigError(
                 f"config key '{path}.beta_constant' must be in (0, 1], got {self.beta_constant}"
             )
-        if self.ratio_steps < 1:
-            raise ConfigError(f"config key '{path}.ratio_steps' must be at least 1, got {self.ratio_steps}")
+        check_ranges(self, path, ratio_steps=(1, 10**7), seed=SEED_RANGE)
 
 
 def boosting_weights(ratios: Tensor, beta: float) -> Tensor:

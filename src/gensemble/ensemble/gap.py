@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gensemble.config import check_ranges
 from gensemble.ensemble import SCHEMES, Scheme
 from gensemble.ensemble.executors import MemberTask, get_executor
 from gensemble.errors import ConfigError
@@ -29,8 +30,7 @@ class GAPConfig:
     swap_every: int = 100  # K: generator steps between swaps
 
     def validate(self, path: str = "") -> None:
-        if self.swap_every < 1:
-            raise ConfigError(f"config key '{path}.swap_every' must be at least 1, got {self.swap_every}")
+        check_ranges(self, path, swap_every=(1, None))
 
 
 def swap_discriminators(a, b) -> None:

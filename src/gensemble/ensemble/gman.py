@@ -24,6 +24,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble.config import check_ranges
 from gensemble.ensemble import SCHEMES, Scheme, build_aux_discriminator, require_same
 from gensemble.ensemble.batched import net_group, rows, stack_draws, stacked_d_phase
 from gensemble.ensemble.executors import get_executor
@@ -41,12 +42,8 @@ class GMANConfig:
     temperature_penalty: float = 0.001  # f(λ) = penalty·λ, subtracted from the learned-λ objective
 
     def validate(self, path: str = "") -> None:
-        if self.discriminators < 1:
-            raise ConfigError(
-                f"config key '{path}.discriminators' must be at least 1, got {self.discriminators}"
-            )
-        if self.temperature < 0:
-            raise ConfigError(f"config key '{path}.temperature' must be at least 0, got {self.temperature}")
+        # Each critic costs a discriminator's memory and a D update per step; 64 is far past GMAN's 5.
+        check_ranges(self, path, discriminators=(1, 64), temperature=(0, 1e4), temperature_penalty=(0, 1e4))
         if self.learn_temperature and self.aggregate != "softmax":
             raise ConfigError(
                 f"config key '{path}.learn_temperature' needs aggregate: softmax, not {self.aggregate!r}"

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gensemble.config import check_ranges
 from gensemble.ensemble import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
 from gensemble.ensemble.batched import net_group, rows, stack_draws
 from gensemble.ensemble.executors import get_executor
@@ -36,8 +37,7 @@ class MGANConfig:
     beta: float = 1.0  # weight of the generators' diversity term
 
     def validate(self, path: str = "") -> None:
-        if self.beta < 0:
-            raise ConfigError(f"config key '{path}.beta' must be at least 0, got {self.beta}")
+        check_ranges(self, path, beta=(0, 1e4))
 
 
 def split_discriminator(D: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:

@@ -40,7 +40,10 @@ class GenerativeModel(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            out = [self.decode(self.latent(min(SAMPLE_CHUNK, n - i), generator)) for i in range(0, n, SAMPLE_CHUNK)]
+            out = [
+                self.decode(self.latent(min(SAMPLE_CHUNK, n - i), generator))
+                for i in range(0, n, SAMPLE_CHUNK)
+            ]
         finally:
             self.train(was_training)
         return torch.cat(out) if out else torch.empty(0)

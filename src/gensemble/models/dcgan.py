@@ -27,11 +27,11 @@ class DCGANConfig:
     channels: int | None = None
 
     def validate(self, path: str = "") -> None:
-        from gensemble.errors import ConfigError
+        from gensemble.config import check_ranges
 
-        for key in ("z_dim", "ngf", "ndf"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key '{path}.{key}' must be at least 1, got {getattr(self, key)}")
+        check_ranges(
+            self, path, z_dim=(1, 4096), ngf=(1, 1024), ndf=(1, 1024), image_size=(4, 1024), channels=(1, 3)
+        )
 
 
 def build_generator(cfg: DCGANConfig, channels: int, size: int) -> nn.Sequential:
@@ -62,7 +62,10 @@ def build_discriminator(cfg: DCGANConfig, channels: int, size: int, out_features
         layers += [maybe_spectral(conv, cfg.spectral_norm), norm_2d(cfg.d_norm if i else "none", width)]
         layers.append(nn.LeakyReLU(0.2))
         width_in, width = width, width * 2
-    layers += [nn.Flatten(), maybe_spectral(nn.Linear(width_in * base * base, out_features), cfg.spectral_norm)]
+    layers += [
+        nn.Flatten(),
+        maybe_spectral(nn.Linear(width_in * base * base, out_features), cfg.spectral_norm),
+    ]
     if out_features == 1:
         layers.append(nn.Flatten(0))
     return nn.Sequential(*layers)

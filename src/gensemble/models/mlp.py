@@ -26,11 +26,17 @@ class MLPGANConfig:
     spectral_norm: bool = False
 
     def validate(self, path: str = "") -> None:
-        from gensemble.errors import ConfigError
+        from gensemble.config import check_ranges
 
-        for key in ("z_dim", "g_hidden", "g_layers", "d_hidden", "d_layers"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"config key '{path}.{key}' must be at least 1, got {getattr(self, key)}")
+        check_ranges(
+            self,
+            path,
+            z_dim=(1, 4096),
+            g_hidden=(1, 16384),
+            d_hidden=(1, 16384),
+            g_layers=(1, 64),
+            d_layers=(1, 64),
+        )
 
 
 def _mlp(sizes: list[int], act: nn.Module, norm: Norm, spectral: bool = False) -> list[nn.Module]:

@@ -24,12 +24,11 @@ class VAEConfig:
     channels: int | None = None
 
     def validate(self, path: str = "") -> None:
-        from gensemble.errors import ConfigError
+        from gensemble.config import check_ranges
 
-        if self.z_dim < 1 or self.width < 1:
-            raise ConfigError(f"config key '{path}.z_dim' and '{path}.width' must be at least 1")
-        if self.beta < 0:
-            raise ConfigError(f"config key '{path}.beta' must be non-negative, got {self.beta}")
+        check_ranges(
+            self, path, z_dim=(1, 4096), width=(1, 1024), beta=(0, 1e6), image_size=(4, 1024), channels=(1, 3)
+        )
 
 
 class VAE(GenerativeModel):
@@ -49,7 +48,11 @@ class VAE(GenerativeModel):
             c_in, c = c, c * 2
         enc += [nn.Flatten(), nn.Linear(c_in * base * base, 2 * cfg.z_dim)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Linear(cfg.z_dim, c_in * base * base), Reshape(c_in, base, base), nn.ReLU()]
+        dec: list[nn.Module] = [
+            nn.Linear(cfg.z_dim, c_in * base * base),
+            Reshape(c_in, base, base),
+            nn.ReLU(),
+        ]
         for i in range(stages):
             last = i == stages - 1
             out = channels if last else c_in // 2
