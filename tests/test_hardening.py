@@ -260,6 +260,13 @@ TAMPERINGS = {
         ),
         False,
     ),
+    # Found by benchmarks/bad_inputs.py: a flipped byte renamed a moment, so Adam met a state without it.
+    "adam-moment-renamed": (
+        lambda r: (ckpt.latest_checkpoint(r) / "state.json").write_text(
+            (ckpt.latest_checkpoint(r) / "state.json").read_text().replace('"exp_avg"', '"exp_awg"')
+        ),
+        False,
+    ),
     "nan-weights": (
         lambda r: _edit_tensors(r, "weights.safetensors", lambda t: t["m0.G.0.weight"].fill_(float("nan"))),
         True,

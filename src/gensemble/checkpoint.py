@@ -129,15 +129,31 @@ def load_optimizer(opt: torch.optim.Optimizer, state: Any) -> None:
         )
     before = opt.state_dict()
     opt.load_state_dict(state)
+    expected = _state_keys(opt)
     for group in opt.param_groups:
         for p in group["params"]:
-            for key, value in opt.state.get(p, {}).items():
-                if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != p.shape:
-                    opt.load_state_dict(before)
-                    raise CheckpointError(
-                        f"checkpoint optimiser moment {key!r} has shape {tuple(value.shape)} for a parameter of "
-                        f"shape {tuple(p.shape)}; the checkpoint is damaged or from another config"
-                    )
+            entry = opt.state.get(p, {})
+            problem = None
+            if entry and set(entry) != expected:
+                problem = f"has entries {sorted(map(str, entry))}, not {sorted(expected)}"
+            for key, value in entry.items():
+                if not isinstance(value, torch.Tensor) or (value.dim() > 0 and value.shape != p.shape):
+                    shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                    problem = f"moment {key!r} is {shape} for a parameter of shape {tuple(p.shape)}"
+            if problem:
+                opt.load_state_dict(before)
+                raise CheckpointError(f"checkpoint optimiser state {problem}; the checkpoint is damaged or from another config")
+
+
+def _state_keys(opt: torch.optim.Optimizer) -> set[str]:
+    """The per-parameter state entries `opt`'s class keeps (Adam: step, exp_avg, exp_avg_sq), found by
+    stepping a throwaway copy once on a one-element parameter."""
+    probe = torch.nn.Parameter(torch.zeros(1))
+    defaults = {k: v for k, v in opt.param_groups[0].items() if k != "params"} if opt.param_groups else {}
+    twin = type(opt)([probe], **{k: v for k, v in defaults.items() if k in opt.defaults})
+    probe.grad = torch.zeros(1)
+    twin.step()
+    return set(twin.state[probe])
 
 
 CHECKPOINT_NAME = re.compile(r"step-\d{8}")

@@ -142,6 +142,56 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("complete")
+def cmd_complete(args: argparse.Namespace) -> int:
+    from gensemble.editing.files import complete_files, complete_heldout
+
+    if args.heldout is not None:
+        if args.image is not None:
+            raise GensembleError("give --image or --heldout N, not both")
+        summary = complete_heldout(args.run, args.heldout, device=args.device)
+        print_json(summary) if args.json else print(f"wrote {args.run}/completion/ (hole MSE {summary['hole_mse']})")
+        return 0
+    if args.image is None or args.output is None:
+        raise GensembleError("complete needs --image IMG (or a folder) and -o OUT, or --heldout N")
+    result = complete_files(
+        args.run, args.image, args.output, mask=args.mask, box=args.box, candidates=args.candidates, device=args.device
+    )
+    if args.json:
+        print_json(result)
+    else:
+        for path, entry in result["images"].items():
+            print(f"{path}: chose {entry['chosen']}")
+        print(f"wrote {result['output']}")
+    return 0
+
+
+@command("project")
+def cmd_project(args: argparse.Namespace) -> int:
+    from gensemble.editing.files import project_file
+
+    result = project_file(args.run, args.image, device=args.device, n_reference=args.n_reference)
+    if args.json:
+        print_json(result)
+        return 0
+    for path, entry in result["images"].items():
+        flag = "  UNLIKE THE TRAINING DATA" if entry["unlike_training_data"] else ""
+        print(f"{path}: best member {entry['best_member']} (MSE {entry['best_mse']:.4g}; typical ≤ {result['threshold_mse']:.4g}){flag}")
+        for name, row in entry["members"].items():
+            cells = "  ".join(f"{k} {v:.4g}" for k, v in row.items())
+            print(f"  {name:<16} {cells}")
+    return 0
+
+
+@command("interpolate")
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from gensemble.editing.files import interpolate_files
+
+    result = interpolate_files(args.run, args.source, args.target, args.output, steps=args.steps, device=args.device)
+    print(f"wrote {result['output']} (latent path in member {result['member']})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gensemble", description="Ensembles of generative image models.")
     p.add_argument("--quiet", action="store_true", help="one line per stage instead of progress bars")
@@ -252,6 +302,32 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="docs", help="folder for RESULTS[-quick].md and results/ (default docs)")
     b.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     b.add_argument("--workers", type=int, default=None, help="processes (default 2, one thread each)")
+
+    c = sub.add_parser("complete", help="fill a hole in an image: every member proposes, the critics choose")
+    c.add_argument("run", help="run folder")
+    c.add_argument("--image", default=None, help="an image file, or a folder of them")
+    c.add_argument("--mask", default=None, help="mask image of the same size: white marks the hole")
+    c.add_argument("--box", default=None, help="the hole as a rectangle x,y,w,h in pixels")
+    c.add_argument("-o", "--output", default=None, help="OUT.png (one image) or a folder (a folder of images)")
+    c.add_argument("--candidates", action="store_true", help="also write every member's candidate and its score")
+    c.add_argument("--heldout", type=int, default=None, metavar="N", help="complete N held-out images into RUN/completion/ (for the report)")
+    c.add_argument("--json", action="store_true", help="print the choices and scores as JSON")
+    c.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the networks run")
+
+    pj = sub.add_parser("project", help="how well each member reproduces an image, and which explains it best")
+    pj.add_argument("run", help="run folder")
+    pj.add_argument("--image", required=True, help="an image file, or a folder of them")
+    pj.add_argument("--n-reference", type=int, default=32, help="held-out images that set the 'typical' error")
+    pj.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    pj.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the networks run")
+
+    ip = sub.add_parser("interpolate", help="the latent path between two images, in the member that explains both best")
+    ip.add_argument("run", help="run folder")
+    ip.add_argument("--from", dest="source", required=True, help="first image")
+    ip.add_argument("--to", dest="target", required=True, help="last image")
+    ip.add_argument("-o", "--output", default="interpolation.png", help="PNG grid to write")
+    ip.add_argument("--steps", type=int, default=8, help="images along the path, ends included")
+    ip.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the networks run")
 
     for extra in EXTRA_PARSERS:
         extra(sub)

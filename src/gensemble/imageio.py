@@ -97,6 +97,13 @@ def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Pat
     return _atomic_write(path, lambda f: grid.save(f, format="PNG"))
 
 
+def save_image(x: torch.Tensor, path: str | Path) -> Path:
+    """Save one image (C, H, W) in [-1, 1] as a PNG of exactly its size (grey or RGB), atomically."""
+    arr = _to_uint8(x)
+    img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+    return _atomic_write(path, lambda f: img.save(f, format="PNG"))
+
+
 def save_npz(x: torch.Tensor, path: str | Path, **extra: Any) -> Path:
     """Save samples atomically: images as uint8 (N, H, W, C) under "x", 2-D points as float32."""
     if x.dim() == 4:

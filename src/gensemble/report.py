@@ -27,6 +27,7 @@ class ReportData:
     evaluation: dict[str, dict[str, float]] | None = None  # row -> metric -> value
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # member -> metrics.jsonl records
     notes: list[str] = field(default_factory=list)
+    completion: tuple[bytes, dict[str, Any]] | None = None  # RUN/completion/panel.png and its summary
 
 
 def esc(value: Any) -> str:
@@ -184,10 +185,44 @@ def render_report(data: ReportData) -> str:
         for label, png in data.samples.items():
             parts.append(f"<div class='card'><h3>{esc(label)}</h3>{img_tag(png, label, 'sample')}</div>")
         parts.append("</div>")
+    parts += completion_section(data)
     if data.curves:
         parts += ["<h2>Training curves</h2>", img_tag(curves_png(data.curves), "loss curves", "curves")]
     parts += ["<h2>Resolved config</h2>", f"<pre id='config'>{esc(data.config_yaml)}</pre>", "</body></html>"]
     return "\n".join(parts)
+
+
+def completion_section(data: ReportData) -> list[str]:
+    """Held-out images with a hole, each member's proposal and the ensemble's choice (if saved)."""
+    if data.completion is None:
+        return [
+            "<h2>Completion</h2>",
+            "<p class='muted'>No completion panel yet: run <code>gensemble complete RUN --heldout 8</code>.</p>",
+        ]
+    png, summary = data.completion
+    cols = " | ".join(esc(c) for c in summary.get("columns", []))
+    mse = summary.get("hole_mse", {})
+    cells = "".join(f"<th>{esc(k)}</th>" for k in mse) + "</tr><tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in mse.values())
+    return [
+        "<h2>Completion</h2>",
+        f"<p class='muted'>Held-out images with a {esc(summary.get('hole', 'hole'))}; columns: {cols}.</p>",
+        img_tag(png, "completion panel", "completion"),
+        f"<p>Mean squared error in the hole (lower is better; the oracle picks the best member per image):</p>"
+        f"<table id='completion'><tr>{cells}</tr></table>",
+    ]
+
+
+def read_completion(run_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
+    folder = run_dir / "completion"
+    if not (folder / "panel.png").is_file() or not (folder / "completion.json").is_file():
+        return None
+    try:
+        summary = json.loads((folder / "completion.json").read_text())
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    if not isinstance(summary, dict) or not all(isinstance(v, (int, float)) for v in summary.get("hole_mse", {}).values()):
+        return None
+    return (folder / "panel.png").read_bytes(), summary
 
 
 def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
@@ -255,6 +290,7 @@ def gather_report(
         config_yaml=(run_dir / "config.yaml").read_text(),
         evaluation=evaluation,
         curves=read_curves(run_dir),
+        completion=read_completion(run_dir),
     )
     bar = progress(len(ens.members) + len(fusions) + 1, "report", unit="part")
     for m in ens.members:

@@ -1,0 +1,155 @@
+"""Editing with the ensemble: complete an image with a hole, find the member that explains an image
+best, and walk the latent path between two images.
+
+    latent.py    latent search (projection) of one member
+    masks.py     holes from a box or a mask image
+    complete.py  every member proposes, the critics choose (pure tensors)
+
+The functions here take a run (folder or loaded Ensemble) and tensors and return tensors and
+dicts; `gensemble.editing.files` reads and writes the image files for the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from gensemble.editing.complete import Completion, CompletionConfig, complete_images, hole_mse, psnr
+from gensemble.editing.latent import SearchConfig, search
+from gensemble.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from gensemble.run import Ensemble
+
+
+@dataclass
+class Editor:
+    """A run prepared for editing: its image members and, when it has discriminators, the ensemble
+    critic fitted once on the calibration half of its held-out data against its own samples."""
+
+    ens: Ensemble
+    generators: dict[str, Any]
+    critic: Any
+    heldout: Tensor  # the evaluation half of the held-out split: images the critic never saw
+
+    @classmethod
+    def build(cls, ens: Ensemble, cfg: CompletionConfig = CompletionConfig()) -> Editor:
+        from gensemble.data import load_dataset
+        from gensemble.fusion.critic import fit_ensemble_critic
+        from gensemble.tournament import heldout_halves, pooled_fakes
+
+        if len(ens.shape) != 3:
+            raise ConfigError(
+                f"run {str(ens.run_dir)!r} models points of shape {ens.shape}, not images; completion needs an image run"
+            )
+        generators = dict(ens.generators())
+        cal, evaluation = heldout_halves(load_dataset(ens.cfg.data, "test"), 0)
+        critic = None
+        discs = ens.discriminators()
+        if discs:
+            real = cal[: cfg.n_critic_fit]
+            critic = fit_ensemble_critic(discs, real, pooled_fakes(generators, len(real), seed=1))
+        return cls(ens, generators, critic, evaluation)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.ens.shape)
+
+    def check_images(self, x: Tensor, names: list[str]) -> None:
+        """Images must have the run's channels and size; say what it takes."""
+        c, h, w = self.shape
+        for img, name in zip(x, names):
+            if tuple(img.shape) != (c, h, w):
+                kind = "greyscale" if c == 1 else "RGB"
+                raise DataError(
+                    f"image {name!r} is {img.shape[0]}-channel {img.shape[2]}×{img.shape[1]} but this run takes "
+                    f"{kind} {w}×{h} images; convert and resize it first"
+                )
+
+    def complete(self, x: Tensor, hole: Tensor, cfg: CompletionConfig = CompletionConfig()) -> Completion:
+        return complete_images(self.generators, x, hole, self.critic, cfg)
+
+    def project(self, x: Tensor, cfg: SearchConfig = SearchConfig()) -> dict[str, Any]:
+        """How well each member reproduces each image (all pixels known): error, PSNR, the critic's view."""
+        known = torch.ones(len(x), 1, *x.shape[2:])
+        members = {}
+        for name, model in self.generators.items():
+            proj = search(model, x, known, cfg)
+            row = {"mse": proj.known_mse, "psnr": psnr(proj.known_mse), "z": proj.z}
+            if self.critic is not None:
+                row["critic_p_reconstruction"] = self.critic.prob(proj.image)
+            members[name] = row
+        out: dict[str, Any] = {"members": members}
+        if self.critic is not None:
+            out["critic_p_image"] = self.critic.prob(x)
+        errors = torch.stack([m["mse"] for m in members.values()])
+        out["best"] = [list(members)[i] for i in errors.argmin(0).tolist()]
+        out["best_mse"] = errors.min(0).values
+        return out
+
+    def typical_error(self, n: int = 32, cfg: SearchConfig = SearchConfig()) -> float:
+        """An image is unlike the training data when its best member's error exceeds this: the mean
+        plus three standard deviations of log error over `n` held-out images (geometric: errors are
+        skewed)."""
+        logs = torch.log(self.project(self.heldout[:n], cfg)["best_mse"].clamp(min=1e-12))
+        return float(torch.exp(logs.mean() + 3 * logs.std()))
+
+
+def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
+    """Spherical interpolation between latent codes: stays where a Gaussian prior has its mass."""
+    an, bn = a / a.norm(), b / b.norm()
+    omega = torch.arccos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    if omega.abs() < 1e-4:
+        return (1 - t) * a + t * b
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+def latent_path(editor: Editor, a: Tensor, b: Tensor, steps: int = 8, cfg: SearchConfig = SearchConfig()) -> tuple[str, Tensor]:
+    """Project a and b (C, H, W) into the member that explains both best; decode `steps` codes between."""
+    if steps < 2:
+        raise ConfigError(f"--steps must be at least 2, got {steps}")
+    report = editor.project(torch.stack([a, b]), cfg)
+    totals = {name: float(m["mse"].sum()) for name, m in report["members"].items()}
+    best = min(totals, key=totals.get)
+    za, zb = report["members"][best]["z"]
+    codes = torch.stack([slerp(za, zb, i / (steps - 1)) for i in range(steps)])
+    model = editor.generators[best]
+    with torch.no_grad():
+        was = model.training
+        model.eval()
+        path = model.decode(codes.to(next(model.parameters()).device)).cpu()
+        model.train(was)
+    return best, path
+
+
+def completion_quality(c: Completion, target: Tensor, hole: Tensor) -> dict[str, Any]:
+    """Hole MSE of every member's candidate and of the choice, against the true pixels (benchmarks)."""
+    per_member = hole_mse(c.candidates, target.unsqueeze(0), hole.expand(len(target), 1, *target.shape[2:]).unsqueeze(0))
+    chosen = hole_mse(c.chosen, target, hole.expand(len(target), 1, *target.shape[2:]))
+    return {"per_member": per_member, "chosen": chosen, "oracle": per_member.min(0).values}
+
+
+def image_grid_rows(c: Completion, x: Tensor, hole: Tensor) -> Tensor:
+    """Rows for a panel: the image with its hole greyed, every member's candidate, the choice."""
+    shown = x * (1 - hole) + 0.0 * hole
+    cols = [shown, *c.candidates, c.chosen]
+    return torch.stack(cols, 1).flatten(0, 1)
+
+
+def n_cols(c: Completion) -> int:
+    return len(c.members) + 2
+
+
+__all__ = [
+    "Completion",
+    "CompletionConfig",
+    "Editor",
+    "SearchConfig",
+    "completion_quality",
+    "image_grid_rows",
+    "latent_path",
+    "slerp",
+]
