@@ -12,6 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(1)
 # Classifiers and real features are cached on disk. Tests start from an empty cache of their own,
 # as CI's fresh machine does, so they never lean on what a developer's ~/.cache happens to hold.
+# CLI calls inside tests use one thread too, not the auto-probe (which would switch the process to 2).
+os.environ.setdefault("GENSEMBLE_THREADS", "1")
 if "GENSEMBLE_TEST_KEEP_CACHE" not in os.environ:
     os.environ["GENSEMBLE_CACHE"] = tempfile.mkdtemp(prefix="gensemble-test-cache-")
 

@@ -184,7 +184,7 @@ def test_interpolate_and_report_panel(image_run, tmp_path, capsys):
     code, _, err = run_cli(capsys, "complete", str(image_run), "--heldout", "3")
     assert code == 0, err
     summary = json.loads((image_run / "completion" / "completion.json").read_text())
-    assert summary["n"] == 3 and set(summary["hole_mse"]) == {"g1", "g2", "v", "ensemble", "oracle"}
+    assert summary["n"] == 3 and set(summary["hole_mse"]) == {"g1", "g2", "v", "ensemble", "choice", "oracle"}
     assert summary["hole_mse"]["oracle"] <= min(summary["hole_mse"][m] for m in ("g1", "g2", "v")) + 1e-9
     code, _, err = run_cli(capsys, "report", str(image_run), "-o", str(tmp_path / "r.html"), "--fusion", "uniform")
     html = (tmp_path / "r.html").read_text()

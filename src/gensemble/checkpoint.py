@@ -345,5 +345,7 @@ def check_state(state: Any, path: Path) -> None:
             raise fail(f"member {shown(name)} has no valid 'step'")
         if not isinstance(entry.get("optimizers", {}), dict):
             raise fail(f"member {shown(name)} has no valid 'optimizers'")
+    if "threads" in state and not (count(state["threads"]) and 1 <= state["threads"] <= 1024):
+        raise fail(f"'threads' is {shown(state['threads'])}, not a thread count")
     if sum(e["step"] for e in members.values()) != state["step"]:
         raise fail("'step' is not the sum of its members' steps")

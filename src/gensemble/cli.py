@@ -195,6 +195,13 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gensemble", description="Ensembles of generative image models.")
     p.add_argument("--quiet", action="store_true", help="one line per stage instead of progress bars")
+    p.add_argument(
+        "--threads",
+        default="auto",
+        metavar="N|auto",
+        help="PyTorch CPU threads (anywhere on the line). auto (default): measured while training and "
+        "re-chosen every 30 s, since a busy neighbour can make 2 threads slower than 1",
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model or an ensemble from a YAML config")
@@ -342,11 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --quiet is accepted anywhere on the line, not only before the subcommand.
     quiet = "--quiet" in argv
+    argv, thread_arg = take_option(argv, "--threads")
     args = build_parser().parse_args([a for a in argv if a != "--quiet"])
     from gensemble.progress import set_quiet
 
     set_quiet(quiet)
     try:
+        from gensemble.threads import set_threads
+
+        set_threads(thread_arg or "auto", from_user=thread_arg is not None)
         with warnings.catch_warnings():
             # Warnings (a skipped image, a small n, a damaged cache entry) as one line each,
             # not Python's two-line form with a source excerpt.
@@ -373,6 +384,22 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("gensemble: interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)
         return 130
+
+
+def take_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
+    """Remove `name VALUE` or `name=VALUE` from anywhere on the line (like --quiet); return the value."""
+    out, value, i = [], None, 0
+    while i < len(argv):
+        a = argv[i]
+        if a == name and i + 1 < len(argv):
+            value, i = argv[i + 1], i + 2
+            continue
+        if a.startswith(name + "="):
+            value = a.split("=", 1)[1]
+        else:
+            out.append(a)
+        i += 1
+    return out, value
 
 
 def print_json(obj: object) -> None:

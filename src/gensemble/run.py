@@ -12,6 +12,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from gensemble import threads
 from gensemble.budget import check_memory
 from gensemble.checkpoint import (
     atomic_write_text,
@@ -30,7 +31,7 @@ from gensemble.member import Member, MemberConfig, build_member
 from gensemble.train import TrainConfig, resolve_device
 
 # Keys of the one-member shorthand: a config with `model:` at the top level is one member.
-RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every")
+RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every", "threads")
 MAX_MEMBERS = 64
 MEMBER_KEYS = ("model", "loss", "gp_weight", "n_critic", "optim", "seed", "bootstrap")
 
@@ -128,6 +129,7 @@ class Ensemble:
     run_dir: Path | None = None
     aux_roles: dict[str, AuxRole] = field(default_factory=dict)
     idle: set[str] = field(default_factory=set)
+    saved_threads: int | None = None  # the thread count its latest checkpoint was trained with
 
     @property
     def step(self) -> int:
@@ -187,6 +189,7 @@ class Ensemble:
             },
             "scheme_state": flatten_state(self.state, "scheme", tensors),
             "step": self.step,
+            "threads": torch.get_num_threads(),  # a resume reuses it: results depend on it (gensemble.threads)
         }
         return save_checkpoint(self.run_dir, self.step, weights, tensors, state)
 
@@ -199,6 +202,7 @@ class Ensemble:
         """
         assert self.run_dir is not None
         weights, tensors, state = load_checkpoint(self.run_dir)
+        self.saved_threads = state.get("threads")
         for m in self.members:
             m.load_weights(weights)
         for name, module in self.aux.items():
@@ -380,6 +384,8 @@ def train_run(
     if dry_run:
         return dump_yaml(cfg)
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
+    if cfg.train.threads is not None and not threads.explicit():
+        threads.set_threads(cfg.train.threads)
     dev = resolve_device(cfg.train.device)
     check_run_dir(out, cfg, resume)
     data = load_train_data(cfg, dev)
@@ -391,6 +397,7 @@ def train_run(
         ens.restore()
     elif resume:
         warnings.warn(f"{out} has no checkpoint yet; training it from step 0", stacklevel=2)
+    threads.start_run(ens.saved_threads)
     prepare_run_dir(out, cfg, resume)
     clean_stale_temporaries(out)
     if resume:

@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble import threads
 from gensemble.config import check_ranges
 from gensemble.data import Dataset
 from gensemble.data.transforms import augment
@@ -36,6 +37,7 @@ class TrainConfig:
     image_every: int = 0  # TensorBoard sample grids every N steps (0: only at the end)
     ema_decay: float = 0.0  # keep an EMA of each generator's weights (e.g. 0.999; 0 = off), for `average`
     snapshot_every: int = 0  # save each generator's weights every N steps, for a "soup" (0 = off)
+    threads: int | None = None  # PyTorch CPU threads; None: measured and adapted while training (--threads)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
 
     def validate(self, path: str = "") -> None:
@@ -48,6 +50,7 @@ class TrainConfig:
             log_every=(1, None),
             image_every=(0, None),
             snapshot_every=(0, None),
+            threads=(1, 1024),
         )
         p = f"{path}." if path else ""
         if not 0.0 <= self.ema_decay < 1.0:
@@ -187,6 +190,7 @@ def fit_member(
             stats = step_fn(member, data, cfg.batch_size, weights, shard=shard)
             member.step += 1
             bar.update(1)
+            threads.tick()  # re-decides the thread count now and then (see gensemble.threads)
             if on_step is not None:
                 on_step(member, stats)
             if member.step % cfg.log_every == 0:

@@ -11,13 +11,22 @@ dicts; `gensemble.editing.files` reads and writes the image files for the CLI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
-from gensemble.editing.complete import Completion, CompletionConfig, complete_images, hole_mse, psnr
+from gensemble.editing.complete import (
+    ENSEMBLE,
+    Completion,
+    CompletionConfig,
+    CostModel,
+    complete_images,
+    fit_cost_model,
+    hole_mse,
+    psnr,
+)
 from gensemble.editing.latent import SearchConfig, search
 from gensemble.errors import ConfigError, DataError
 
@@ -34,6 +43,9 @@ class Editor:
     generators: dict[str, Any]
     critic: Any
     heldout: Tensor  # the evaluation half of the held-out split: images the critic never saw
+    calibration: Tensor  # the calibration half: what the critic and the cost model are fitted on
+    cfg: CompletionConfig = field(default_factory=CompletionConfig)
+    _cost: CostModel | None = None
 
     @classmethod
     def build(cls, ens: Ensemble, cfg: CompletionConfig = CompletionConfig()) -> Editor:
@@ -52,7 +64,7 @@ class Editor:
         if discs:
             real = cal[: cfg.n_critic_fit]
             critic = fit_ensemble_critic(discs, real, pooled_fakes(generators, len(real), seed=1))
-        return cls(ens, generators, critic, evaluation)
+        return cls(ens, generators, critic, evaluation, cal, cfg)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -69,8 +81,19 @@ class Editor:
                     f"{kind} {w}×{h} images; convert and resize it first"
                 )
 
-    def complete(self, x: Tensor, hole: Tensor, cfg: CompletionConfig = CompletionConfig()) -> Completion:
-        return complete_images(self.generators, x, hole, self.critic, cfg)
+    def cost_model(self) -> CostModel:
+        """How much to trust each member, fitted once on calibration images with random holes (cached
+        in RUN/completion/cost_model.json for this checkpoint and these settings)."""
+        if self._cost is None:
+            self._cost = load_or_fit_cost_model(self)
+        return self._cost
+
+    def complete(self, x: Tensor, hole: Tensor, cfg: CompletionConfig | None = None, learned: bool = True) -> Completion:
+        """Complete x where hole is 1. `learned`: choose by the fitted cost model (and offer the ensemble's
+        blend); otherwise by the config's fixed weights."""
+        cfg = cfg or self.cfg
+        model = self.cost_model() if learned else None
+        return complete_images(self.generators, x, hole, self.critic, cfg, model)
 
     def project(self, x: Tensor, cfg: SearchConfig = SearchConfig()) -> dict[str, Any]:
         """How well each member reproduces each image (all pixels known): error, PSNR, the critic's view."""
@@ -96,6 +119,45 @@ class Editor:
         skewed)."""
         logs = torch.log(self.project(self.heldout[:n], cfg)["best_mse"].clamp(min=1e-12))
         return float(torch.exp(logs.mean() + 3 * logs.std()))
+
+
+def calibration_holes(n: int, height: int, width: int, seed: int = 0) -> Tensor:
+    """(n, 1, H, W): boxes of half the width and height (a quarter of the image) at random positions."""
+    gen = torch.Generator().manual_seed(seed)
+    bh, bw = max(1, height // 2), max(1, width // 2)
+    ys = torch.randint(0, height - bh + 1, (n,), generator=gen)
+    xs = torch.randint(0, width - bw + 1, (n,), generator=gen)
+    holes = torch.zeros(n, 1, height, width)
+    for i, (y, x) in enumerate(zip(ys.tolist(), xs.tolist())):
+        holes[i, :, y : y + bh, x : x + bw] = 1.0
+    return holes
+
+
+def load_or_fit_cost_model(editor: Editor) -> CostModel:
+    import json
+
+    from gensemble.checkpoint import atomic_write_text
+    from gensemble.config import to_dict
+
+    cfg = editor.cfg
+    key = {"step": editor.ens.step, "search": to_dict(cfg.search), "n": cfg.n_cost_fit, "critic": editor.critic is not None}
+    path = editor.ens.run_dir / "completion" / "cost_model.json" if editor.ens.run_dir is not None else None
+    if path is not None and path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            if saved.get("key") == key and set(saved["weights"]) == {*editor.generators, ENSEMBLE}:
+                return CostModel({k: torch.tensor(v, dtype=torch.float32) for k, v in saved["weights"].items()}, saved["n_images"])
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+            pass  # a damaged cache is refitted, never trusted
+    x = editor.calibration[-cfg.n_cost_fit :]
+    model = fit_cost_model(editor.generators, x, calibration_holes(len(x), *x.shape[2:]), editor.critic, cfg.search)
+    if path is not None:
+        try:
+            weights = {k: [round(float(v), 8) for v in w] for k, w in model.weights.items()}
+            atomic_write_text(path, json.dumps({"key": key, "weights": weights, "n_images": model.n_images}, indent=1))
+        except OSError:
+            pass  # a read-only run folder: fit again next time
+    return model
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -127,9 +189,16 @@ def latent_path(editor: Editor, a: Tensor, b: Tensor, steps: int = 8, cfg: Searc
 
 def completion_quality(c: Completion, target: Tensor, hole: Tensor) -> dict[str, Any]:
     """Hole MSE of every member's candidate and of the choice, against the true pixels (benchmarks)."""
-    per_member = hole_mse(c.candidates, target.unsqueeze(0), hole.expand(len(target), 1, *target.shape[2:]).unsqueeze(0))
-    chosen = hole_mse(c.chosen, target, hole.expand(len(target), 1, *target.shape[2:]))
-    return {"per_member": per_member, "chosen": chosen, "oracle": per_member.min(0).values}
+    hole = hole.expand(len(target), 1, *target.shape[2:])
+    per_candidate = hole_mse(c.candidates, target.unsqueeze(0), hole.unsqueeze(0))
+    members = [i for i, name in enumerate(c.members) if name != ENSEMBLE]  # the oracle picks among members
+    oracle_idx = torch.tensor(members)[per_candidate[members].argmin(0)]
+    return {
+        "per_member": per_candidate,
+        "chosen": hole_mse(c.chosen, target, hole),
+        "oracle": per_candidate[oracle_idx, torch.arange(len(target))],
+        "oracle_index": oracle_idx,
+    }
 
 
 def image_grid_rows(c: Completion, x: Tensor, hole: Tensor) -> Tensor:

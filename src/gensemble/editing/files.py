@@ -152,11 +152,11 @@ def complete_heldout(run: str | Path, n: int = 8, device: str = "cpu") -> dict[s
         "members": result.members,
         "n": len(x),
         "hole": "centre box, half the width and height",
-        "columns": ["image with hole", *result.members, "ensemble's choice"],
+        "columns": ["image with hole", *result.members, "the choice"],
         "chosen": [result.members[int(i)] for i in result.choice],
         "hole_mse": {
             **{m: round(float(quality["per_member"][j].mean()), 6) for j, m in enumerate(result.members)},
-            "ensemble": round(float(quality["chosen"].mean()), 6),
+            "choice": round(float(quality["chosen"].mean()), 6),
             "oracle": round(float(quality["oracle"].mean()), 6),
         },
     }

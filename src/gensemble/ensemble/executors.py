@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble import threads
 from gensemble.data import DataConfig, Dataset
 from gensemble.errors import ConfigError
 from gensemble.member import Member, MemberConfig, build_member
@@ -120,6 +121,7 @@ class Executor:
                 for m in members:
                     m.step += 1
                 bar.update(1)
+                threads.tick()
                 if write_back is not None and needs_weights(hooks, members[0].step):
                     write_back()
                 if hooks is not None:  # None on processes that do not write (e.g. DDP ranks other than 0)
