@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+# The kinds `gensemble list` knows: the one source of its choices.
+CATALOG = ("datasets", "models", "losses", "schemes", "fusions", "metrics", "features")
+
 
 def list_components(what: str) -> list[tuple[str, str]]:
     """(name, one-line description) for every registered component of a kind."""
     if what == "datasets":
-        from gensemble.data import DATASETS, images, load_dataset, toy  # noqa: F401  # noqa: F401
+        from gensemble.data import DATASETS, images, load_dataset, toy  # noqa: F401
 
         return DATASETS.describe()
     if what == "models":

@@ -285,6 +285,17 @@ def latest_checkpoint(run_dir: str | Path, fallback: bool = True) -> Path:
     raise CheckpointError(f"{problem}; train first, or restore the run folder from a backup")
 
 
+def checkpoint_at(run_dir: str | Path, step: int) -> Path:
+    """The kept checkpoint at total step `step` (checkpoints are named by the sum of members' steps)."""
+    folder = Path(run_dir) / "checkpoints" / f"step-{step:08d}"
+    if step < 0 or not is_complete(folder):
+        kept = sorted(int(p.name[5:]) for p in (Path(run_dir) / "checkpoints").glob("step-*") if CHECKPOINT_NAME.fullmatch(p.name) and is_complete(p))
+        raise CheckpointError(
+            f"run {shown(str(run_dir))} has no checkpoint at step {step}; kept steps: {', '.join(map(str, kept)) or 'none'}"
+        )
+    return folder
+
+
 def load_checkpoint(
     run_dir: str | Path, folder: Path | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -50,7 +51,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sample(args: argparse.Namespace) -> int:
     from gensemble.sampling import sample_to_file
 
-    path = sample_to_file(
+    path, samples = sample_to_file(
         args.run,
         args.n,
         args.output,
@@ -59,8 +60,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
         fusion=args.fusion,
         overrides=args.set,
         device=args.device,
+        step=args.step,
     )
-    print(f"wrote {path}")
+    print(f"wrote {path} ({samples.summary()})")
     return 0
 
 
@@ -75,6 +77,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         calibration=args.calibration,
         seed=args.seed,
         device=args.device,
+        step=args.step,
     )
     if args.json:
         print_json(table.to_json())
@@ -95,6 +98,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         fusions=args.fusion,
         seed=args.seed,
         device=args.device,
+        step=args.step,
+        reference=args.reference,
     )
     if args.json:
         print_json(result.to_json())
@@ -142,57 +147,26 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("complete")
-def cmd_complete(args: argparse.Namespace) -> int:
-    from gensemble.editing.files import complete_files, complete_heldout
-
-    if args.heldout is not None:
-        if args.image is not None:
-            raise GensembleError("give --image or --heldout N, not both")
-        summary = complete_heldout(args.run, args.heldout, device=args.device)
-        print_json(summary) if args.json else print(f"wrote {args.run}/completion/ (hole MSE {summary['hole_mse']})")
-        return 0
-    if args.image is None or args.output is None:
-        raise GensembleError("complete needs --image IMG (or a folder) and -o OUT, or --heldout N")
-    result = complete_files(
-        args.run, args.image, args.output, mask=args.mask, box=args.box, candidates=args.candidates, device=args.device
-    )
-    if args.json:
-        print_json(result)
-    else:
-        for path, entry in result["images"].items():
-            print(f"{path}: chose {entry['chosen']}")
-        print(f"wrote {result['output']}")
-    return 0
+RUN_HELP = "run folder (written by 'gensemble train')"
+DEVICE_HELP = "cpu, cuda, cuda:N (a GPU by index) or auto (CUDA when present)"
+STEP_HELP = "use the kept checkpoint at this total step instead of the latest"
 
 
-@command("project")
-def cmd_project(args: argparse.Namespace) -> int:
-    from gensemble.editing.files import project_file
-
-    result = project_file(args.run, args.image, device=args.device, n_reference=args.n_reference)
-    if args.json:
-        print_json(result)
-        return 0
-    for path, entry in result["images"].items():
-        flag = "  UNLIKE THE TRAINING DATA" if entry["unlike_training_data"] else ""
-        print(f"{path}: best member {entry['best_member']} (MSE {entry['best_mse']:.4g}; typical ≤ {result['threshold_mse']:.4g}){flag}")
-        for name, row in entry["members"].items():
-            cells = "  ".join(f"{k} {v:.4g}" for k, v in row.items())
-            print(f"  {name:<16} {cells}")
-    return 0
-
-
-@command("interpolate")
-def cmd_interpolate(args: argparse.Namespace) -> int:
-    from gensemble.editing.files import interpolate_files
-
-    result = interpolate_files(args.run, args.source, args.target, args.output, steps=args.steps, device=args.device)
-    print(f"wrote {result['output']} (latent path in member {result['member']})")
-    return 0
+def device_arg(value: str) -> str:
+    """cpu, auto, cuda or cuda:N; checked here so a typo is a usage error, not a crash."""
+    if re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
+        return value
+    raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {value!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import gensemble.cli_tools  # noqa: F401  (registers its subcommands)
+
+    # Choices come from the modules that own the names, never copied here.
+    from gensemble.calibration import CALIBRATION_METHODS
+    from gensemble.catalog import CATALOG
+    from gensemble.tournament import SCORINGS
+
     p = argparse.ArgumentParser(prog="gensemble", description="Ensembles of generative image models.")
     p.add_argument("--quiet", action="store_true", help="one line per stage instead of progress bars")
     p.add_argument(
@@ -205,12 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model or an ensemble from a YAML config")
-    t.add_argument("config")
+    t.add_argument("config", help="YAML config file (see 'gensemble configs list')")
     t.add_argument("--out", help="run folder (default runs/<config name>)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     t.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    t.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
+    t.add_argument("--device", type=device_arg, default=None, help=DEVICE_HELP)
     t.add_argument(
         "--backend",
         choices=["local", "batched", "loop", "ray"],
@@ -224,26 +198,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ddp", action="store_true", help="data-parallel training under torchrun")
 
     s = sub.add_parser("sample", help="draw samples from a run (one member, its mixture, or a fusion)")
-    s.add_argument("run")
-    s.add_argument("-n", type=int, default=64)
+    s.add_argument("run", help=RUN_HELP)
+    s.add_argument("-n", type=int, default=64, help="how many samples")
     s.add_argument("-o", "--output", required=True, help="FILE.png (a grid) or FILE.npz")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the samples")
     s.add_argument("--member", default=None, help="sample one member by name")
     s.add_argument("--fusion", default=None, help="a fusion method (see 'gensemble list fusions')")
-    s.add_argument("--set", action="append", default=[], metavar="fusion.KEY=VALUE")
-    s.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    s.add_argument("--set", action="append", default=[], metavar="fusion.KEY=VALUE", help="a fusion parameter")
+    s.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
+    s.add_argument("--step", type=int, default=None, help=STEP_HELP)
 
     sc = sub.add_parser("score", help="tournament: every discriminator scores every generator")
-    sc.add_argument("run")
+    sc.add_argument("run", help=RUN_HELP)
     sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    sc.add_argument("--scoring", choices=["matrix", "battle", "elo", "glicko"], default="matrix")
-    sc.add_argument("--calibration", choices=["platt", "isotonic"], default="platt")
+    sc.add_argument("--scoring", choices=SCORINGS, default="matrix", help="how scores are aggregated")
+    sc.add_argument("--calibration", choices=CALIBRATION_METHODS, default="platt", help="how each critic is calibrated")
     sc.add_argument("-n", type=int, default=2000, help="samples per generator (and held-out real) to score")
-    sc.add_argument("--seed", type=int, default=0)
-    sc.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    sc.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
+    sc.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
+    sc.add_argument("--step", type=int, default=None, help=STEP_HELP)
 
     ev = sub.add_parser("evaluate", help="FID/KID/IS/PRDC/modes of members and fusions vs held-out real data")
-    ev.add_argument("run")
+    ev.add_argument("run", help=RUN_HELP)
     ev.add_argument(
         "--metrics",
         default=None,
@@ -272,18 +248,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="also evaluate these fusion methods (see 'gensemble list fusions')",
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
-    ev.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    ev.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
+    ev.add_argument("--step", type=int, default=None, help=STEP_HELP)
+    ev.add_argument(
+        "--reference",
+        default=None,
+        metavar="FOLDER",
+        help="real images to compare against instead of the run's held-out split (a folder of PNG/JPEG)",
+    )
     ev.add_argument(
         "--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table'
     )
 
     ls = sub.add_parser("list", help="list registered components")
     ls.add_argument(
-        "what", choices=["datasets", "models", "losses", "schemes", "fusions", "metrics", "features"]
+        "what", choices=CATALOG, help="which kind of registered component to list"
     )
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a run")
-    r.add_argument("run")
+    r.add_argument("run", help=RUN_HELP)
     r.add_argument("-o", "--output", default=None, help="HTML file (default RUN/report.html)")
     r.add_argument(
         "--fusion",
@@ -292,11 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="fusions to show (default: those evaluated, else a standard set)",
     )
     r.add_argument("-n", type=int, default=64, help="samples per grid")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
+    r.add_argument("--seed", type=int, default=0, help="seed of the sample grids")
+    r.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
 
     d = sub.add_parser("demo", help="the main job end to end on Fashion-MNIST")
-    d.add_argument("--out", default="demo-out")
+    d.add_argument("--out", default="demo-out", help="folder for the run and the report")
     d.add_argument(
         "--inception", action="store_true", help="also compute Inception-feature FID (slow on a CPU)"
     )
@@ -310,38 +293,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     b.add_argument("--workers", type=int, default=None, help="processes (default 2, one thread each)")
 
-    c = sub.add_parser("complete", help="fill a hole in an image: every member proposes, the critics choose")
-    c.add_argument("run", help="run folder")
-    c.add_argument("--image", default=None, help="an image file, or a folder of them")
-    c.add_argument("--mask", default=None, help="mask image of the same size: white marks the hole")
-    c.add_argument("--box", default=None, help="the hole as a rectangle x,y,w,h in pixels")
-    c.add_argument("-o", "--output", default=None, help="OUT.png (one image) or a folder (a folder of images)")
-    c.add_argument("--candidates", action="store_true", help="also write every member's candidate and its score")
-    c.add_argument("--heldout", type=int, default=None, metavar="N", help="complete N held-out images into RUN/completion/ (for the report)")
-    c.add_argument("--json", action="store_true", help="print the choices and scores as JSON")
-    c.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the networks run")
-
-    pj = sub.add_parser("project", help="how well each member reproduces an image, and which explains it best")
-    pj.add_argument("run", help="run folder")
-    pj.add_argument("--image", required=True, help="an image file, or a folder of them")
-    pj.add_argument("--n-reference", type=int, default=32, help="held-out images that set the 'typical' error")
-    pj.add_argument("--json", action="store_true", help="print the numbers as JSON")
-    pj.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the networks run")
-
-    ip = sub.add_parser("interpolate", help="the latent path between two images, in the member that explains both best")
-    ip.add_argument("run", help="run folder")
-    ip.add_argument("--from", dest="source", required=True, help="first image")
-    ip.add_argument("--to", dest="target", required=True, help="last image")
-    ip.add_argument("-o", "--output", default="interpolation.png", help="PNG grid to write")
-    ip.add_argument("--steps", type=int, default=8, help="images along the path, ends included")
-    ip.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu", help="where the networks run")
-
     for extra in EXTRA_PARSERS:
         extra(sub)
     return p
 
 
-# Later modules (score, evaluate, report, bench) add their subcommands here.
+# More subcommands (editing, export, configs) live in gensemble.cli_tools and add themselves here.
 EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 

@@ -43,6 +43,7 @@ from gensemble.metrics import (
     toy_mode_stats,
 )
 from gensemble.metrics.features import ArrayLike, FeatureExtractor
+from gensemble.sampling import DOMINANT_SHARE
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -82,6 +83,7 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "modes_hit": True,
     "kl": False,
     "acceptance_rate": None,
+    "top_share": None,
 }
 
 
@@ -467,6 +469,7 @@ def evaluate_run(
     device: str = "cpu",
     cache_dir: str | Path | None = None,
     write: bool = True,
+    step: int | None = None,
 ) -> EvalResult:
     """Evaluate every member and every requested fusion of a run, and the real floor, in one table.
 
@@ -495,7 +498,7 @@ def evaluate_run(
         get_fusion(name)
 
     start = time.perf_counter()
-    ens = load_run(run_dir, device)
+    ens = load_run(run_dir, device, step)
     data_cfg = ens.cfg.data
     heldout = load_dataset(data_cfg, "test")
     for name in fusion_names:
@@ -552,6 +555,7 @@ def evaluate_run(
             )
 
     rows: dict[str, dict[str, float]] = {}
+    shares: dict[str, dict[str, float]] = {}
     bar = progress(1 + len(ens.members) + len(fusion_names), "evaluate", unit="row")
     try:
         rows[FLOOR_ROW] = score(floor)
@@ -561,7 +565,7 @@ def evaluate_run(
             rows[member.name] = score(featurizer(x, member.name))
             bar.update(1)
         for name in fusion_names:
-            rows[FUSION_PREFIX + name] = evaluate_fusion(
+            rows[FUSION_PREFIX + name], shares[FUSION_PREFIX + name] = evaluate_fusion(
                 ens, name, heldout, n, seed, lambda x, d: score(featurizer(x, d))
             )
             bar.update(1)
@@ -569,6 +573,12 @@ def evaluate_run(
         bar.close()
 
     info: dict[str, Any] = {"dataset": data_cfg.name, "seconds": round(time.perf_counter() - start, 1)}
+    if shares:
+        info["member_shares"] = {row: {k: round(v, 4) for k, v in s.items()} for row, s in shares.items()}
+        for row, s in shares.items():
+            top = max(s, key=s.get)
+            if len(s) > 1 and s[top] >= DOMINANT_SHARE:
+                notes.append(f"{row} keeps {100 * s[top]:.0f}% of its samples from {top}: the ensemble's diversity is lost")
     if toy is not None:
         info["num_modes"] = len(toy[0])
     if "modes" in metric_names and toy is None:
@@ -620,7 +630,9 @@ def evaluate_fusion(
     rate = getattr(sampler, "acceptance_rate", None)
     if rate is not None:
         row["acceptance_rate"] = float(rate)
-    return row
+    shares = samples.shares()
+    row["top_share"] = max(shares.values())  # the largest share of one member among kept samples
+    return row, shares
 
 
 __all__ = [

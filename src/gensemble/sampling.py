@@ -19,6 +19,29 @@ class Samples:
     x: Tensor
     member_ids: Tensor
     members: list[str]
+    acceptance_rate: float | None = None  # kept / proposed, for fusions that reject proposals
+
+    def shares(self) -> dict[str, float]:
+        """The fraction of these samples each member made."""
+        counts = torch.bincount(self.member_ids.long(), minlength=len(self.members)).float()
+        total = max(float(counts.sum()), 1.0)
+        return {name: float(c) / total for name, c in zip(self.members, counts)}
+
+    def summary(self) -> str:
+        """"acceptance 23.1%; members: a 40%, b 60%", warning when one member makes almost all of them."""
+        shares = self.shares()
+        parts = []
+        if self.acceptance_rate is not None:
+            parts.append(f"acceptance {100 * self.acceptance_rate:.1f}%")
+        parts.append("members: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items()))
+        top = max(shares, key=shares.get) if shares else None
+        if top is not None and len(shares) > 1 and shares[top] >= DOMINANT_SHARE:
+            parts.append(f"{top} makes {100 * shares[top]:.0f}% of the samples: the ensemble's diversity is lost")
+        return "; ".join(parts)
+
+
+# A fusion that keeps almost only one member's samples has become that member.
+DOMINANT_SHARE = 0.9
 
 
 def mixture_sample(
@@ -38,14 +61,14 @@ def mixture_sample(
 
 
 def sample_run(
-    run_dir: str | Path, n: int, seed: int = 0, member: str | None = None, device: str = "cpu"
+    run_dir: str | Path, n: int, seed: int = 0, member: str | None = None, device: str = "cpu", step: int | None = None
 ) -> Samples:
     """n samples from one member, or from the run's default mixture (its weights, else uniform)."""
     from gensemble.run import load_run
 
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
-    ens = load_run(run_dir, device)
+    ens = load_run(run_dir, device, step)
     names = [m.name for m in ens.members]
     gen = torch.Generator().manual_seed(seed)
     if member is not None:
@@ -90,20 +113,21 @@ def sample_to_file(
     fusion: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     device: str = "cpu",
-) -> Path:
-    """Sample from a run (a member, its default mixture, or a fusion method) and save the result."""
+    step: int | None = None,
+) -> tuple[Path, Samples]:
+    """Sample from a run (a member, its default mixture, or a fusion method), save, return (path, samples)."""
     from gensemble.imageio import check_output
 
     check_output(output, (".png", ".npz"))
     if fusion is not None:
         from gensemble.fusion import sample_with_fusion
 
-        samples = sample_with_fusion(run_dir, fusion, n, seed=seed, overrides=overrides, device=device)
+        samples = sample_with_fusion(run_dir, fusion, n, seed=seed, overrides=overrides, device=device, step=step)
     else:
         if overrides:
             raise ConfigError("--set applies to fusion parameters; pass --fusion NAME as well")
-        samples = sample_run(run_dir, n, seed=seed, member=member, device=device)
-    return save_samples(samples, output, modes=_toy_modes(run_dir))
+        samples = sample_run(run_dir, n, seed=seed, member=member, device=device, step=step)
+    return save_samples(samples, output, modes=_toy_modes(run_dir)), samples
 
 
 def _toy_modes(run_dir: str | Path) -> Tensor | None:

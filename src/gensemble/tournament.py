@@ -499,12 +499,13 @@ def score_run(
     calibration: CalibrationMethod = "platt",
     seed: int = 0,
     device: str = "cpu",
+    step: int | None = None,
 ) -> ScoreTable:
-    """Load a run and score it against its dataset's held-out ("test") split."""
+    """Load a run (its latest checkpoint, or the one at `step`) and score it against its dataset's held-out ("test") split."""
     from gensemble.data import load_dataset
     from gensemble.run import load_run
 
-    ens = load_run(run_dir, device)
+    ens = load_run(run_dir, device, step)
     return score(ens, load_dataset(ens.cfg.data, "test"), scoring, n_samples, calibration, seed)
 
 

@@ -6,9 +6,9 @@ TensorBoard are hooks (`gensemble.hooks`) so the loop stays short.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -17,7 +17,7 @@ from gensemble import threads
 from gensemble.config import check_ranges
 from gensemble.data import Dataset
 from gensemble.data.transforms import augment
-from gensemble.errors import ConfigError
+from gensemble.errors import ConfigError, shown
 from gensemble.losses import GANLoss, elbo, gradient_penalty
 from gensemble.member import Member
 from gensemble.progress import progress
@@ -38,7 +38,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # keep an EMA of each generator's weights (e.g. 0.999; 0 = off), for `average`
     snapshot_every: int = 0  # save each generator's weights every N steps, for a "soup" (0 = off)
     threads: int | None = None  # PyTorch CPU threads; None: measured and adapted while training (--threads)
-    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    device: str = "cpu"  # cpu, cuda, cuda:N (a GPU by index) or auto
 
     def validate(self, path: str = "") -> None:
         check_ranges(
@@ -53,18 +53,25 @@ class TrainConfig:
             threads=(1, 1024),
         )
         p = f"{path}." if path else ""
+        if not re.fullmatch(r"cpu|auto|cuda(:\d{1,3})?", self.device):
+            raise ConfigError(f"config key '{p}device' must be cpu, cuda, cuda:N or auto, got {shown(self.device)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"config key '{p}ema_decay' must be in [0, 1), got {self.ema_decay}")
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' picks CUDA when present; asking for CUDA without one is a config error, not a crash."""
+    """'auto' picks CUDA when present; asking for a GPU that is not there is a config error, not a crash."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            "device 'cuda' was requested but no CUDA GPU is available; use --device cpu or auto"
-        )
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} was requested but no CUDA GPU is available; use --device cpu or auto")
+        index = int(name.split(":", 1)[1]) if ":" in name else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {name!r} was requested but this machine has {torch.cuda.device_count()} GPU(s): "
+                f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            )
     return torch.device(name)
 
 

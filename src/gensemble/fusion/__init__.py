@@ -224,17 +224,21 @@ def sample_with_fusion(
     seed: int = 0,
     overrides: list[str] | tuple[str, ...] = (),
     device: str = "cpu",
+    step: int | None = None,
 ) -> Samples:
-    """Load a run, build fusion method `fusion` against its held-out split, and draw n samples."""
+    """Load a run, build fusion method `fusion` against its held-out split, and draw n samples
+    (with the sampler's acceptance rate attached)."""
     from gensemble.data import load_dataset
     from gensemble.run import load_run
 
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     params = parse_fusion_params(fusion, overrides)  # bad names and keys fail before any loading
-    ens = load_run(run_dir, device)
+    ens = load_run(run_dir, device, step)
     sampler = build_fusion(ens, fusion, load_dataset(ens.cfg.data, "test"), params)
-    return sampler.sample(n, torch.Generator().manual_seed(seed))
+    samples = sampler.sample(n, torch.Generator().manual_seed(seed))
+    samples.acceptance_rate = sampler.acceptance_rate
+    return samples
 
 
 __all__ = [

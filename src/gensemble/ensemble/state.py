@@ -1,0 +1,203 @@
+"""A run's trainable state in memory: its members, auxiliary networks and scheme state, and how it is
+checkpointed. Built from a RunConfig by `build_ensemble`; run.py moves it to and from a folder."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from gensemble.budget import check_memory
+from gensemble.checkpoint import (
+    checked_rng,
+    checkpoint_at,
+    flatten_state,
+    load_checkpoint,
+    load_optimizer,
+    save_checkpoint,
+    unflatten_state,
+)
+from gensemble.errors import CheckpointError, ConfigError, shown
+from gensemble.member import Member, MemberConfig, build_member
+from gensemble.runconfig import RunConfig
+
+# What an auxiliary network is for. `discriminators()` returns the "discriminator" ones: networks
+# that map images to real-vs-fake logits of shape (N,), which scoring and fusion may use.
+AuxRole = Literal["discriminator", "classifier", "ema", "parameter"]
+
+
+@dataclass
+class Ensemble:
+    """A run's trainable state: members, auxiliary networks (extra critics, classifier heads) and
+    scheme state (mixture weights, data weights). Everything here is checkpointed.
+
+    Auxiliary networks are named "<owner>.<net>" ("gman.D0", "mgan.C", "m0.G_ema") and carry a role
+    (`aux_roles`). `idle` names members' own networks that the scheme never trains (their D under
+    the multi-discriminator and mixture schemes); they are saved, but not offered as discriminators.
+    """
+
+    cfg: RunConfig
+    members: list[Member]
+    shape: tuple[int, ...]
+    device: torch.device = torch.device("cpu")
+    aux: dict[str, nn.Module] = field(default_factory=dict)
+    aux_optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
+    run_dir: Path | None = None
+    aux_roles: dict[str, AuxRole] = field(default_factory=dict)
+    idle: set[str] = field(default_factory=set)
+    saved_threads: int | None = None  # the thread count its latest checkpoint was trained with
+
+    @property
+    def step(self) -> int:
+        """Total updates over all members: checkpoints are named by it, so it only grows."""
+        return sum(m.step for m in self.members)
+
+    def member(self, name: str) -> Member:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise ConfigError(f"unknown member {name!r}; members: {', '.join(m.name for m in self.members)}")
+
+    def generators(self) -> dict[str, Any]:
+        """Every generative model by member name (GANs and VAE decoders alike)."""
+        return {m.name: m.model for m in self.members}
+
+    def discriminators(self) -> dict[str, nn.Module]:
+        """Every trained discriminator: members' own ("m0.D") and the scheme's ("gman.D0", "mgan.D")."""
+        out = {
+            f"{m.name}.D": m.model.D
+            for m in self.members
+            if m.family == "gan" and f"{m.name}.D" not in self.idle
+        }
+        out.update({k: v for k, v in self.aux.items() if self.aux_roles.get(k) == "discriminator"})
+        return out
+
+    def add_aux(
+        self, name: str, module: nn.Module, role: AuxRole, optimizer: torch.optim.Optimizer | None = None
+    ) -> nn.Module:
+        """Register an auxiliary network (checkpointed with the run) under a stable name and role."""
+        if name in self.aux or name in self.networks():
+            raise ValueError(f"auxiliary network {name!r} is added twice")
+        self.aux[name] = module.to(self.device)
+        self.aux_roles[name] = role
+        if optimizer is not None:
+            self.aux_optimizers[name] = optimizer
+        return module
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {f"{m.name}.{k}": v for m in self.members for k, v in m.model.networks().items()}
+        return {**nets, **self.aux}
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def save(self) -> Path:
+        assert self.run_dir is not None
+        weights: dict[str, torch.Tensor] = {}
+        for m in self.members:
+            weights.update(m.weights())
+        for name, module in self.aux.items():
+            weights.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+        tensors: dict[str, torch.Tensor] = {"global.rng": torch.get_rng_state()}
+        state = {
+            "members": {m.name: m.training_state(tensors) for m in self.members},
+            "aux_optimizers": {
+                k: flatten_state(o.state_dict(), f"aux.opt.{k}", tensors)
+                for k, o in self.aux_optimizers.items()
+            },
+            "scheme_state": flatten_state(self.state, "scheme", tensors),
+            "step": self.step,
+            "threads": torch.get_num_threads(),  # a resume reuses it: results depend on it (gensemble.threads)
+        }
+        return save_checkpoint(self.run_dir, self.step, weights, tensors, state)
+
+    def restore(self, weights_only: bool = False, step: int | None = None) -> None:
+        """Load the latest checkpoint. `weights_only` (sampling, scoring) skips optimiser and RNG state.
+
+        Every way a checkpoint can disagree with the run (a tensor of the wrong shape or dtype, a
+        missing optimiser group, an entry of the wrong type) becomes one CheckpointError here, before
+        training starts, so a resume that cannot continue exactly changes nothing on disk.
+        """
+        assert self.run_dir is not None
+        folder = None if step is None else checkpoint_at(self.run_dir, step)
+        weights, tensors, state = load_checkpoint(self.run_dir, folder)
+        self.saved_threads = state.get("threads")
+        for m in self.members:
+            m.load_weights(weights)
+        for name, module in self.aux.items():
+            prefix = f"{name}."
+            try:
+                module.load_state_dict(
+                    {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+                )
+            except RuntimeError:
+                raise CheckpointError(
+                    f"checkpoint weights for {name!r} do not match the run's config"
+                ) from None
+        try:
+            self.state = unflatten_state(state.get("scheme_state", {}), tensors)
+            for m in self.members:
+                m.load_training_state(state["members"][m.name], tensors, weights_only=weights_only)
+            if weights_only:
+                return
+            for k, o in self.aux_optimizers.items():
+                load_optimizer(o, unflatten_state(state["aux_optimizers"][k], tensors))
+            torch.set_rng_state(checked_rng(tensors["global.rng"], torch.get_rng_state()))
+        except CheckpointError:
+            raise
+        except KeyError as exc:
+            raise CheckpointError(
+                f"checkpoint in {self.run_dir} lacks {shown(exc.args[0] if exc.args else exc)}; it is incomplete or from another run"
+            ) from None
+        except (TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            raise CheckpointError(
+                f"checkpoint in {self.run_dir} does not fit this run ({shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 80)}); "
+                "restore it from a backup or retrain"
+            ) from None
+
+
+def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Ensemble:
+    """Members from their own seeds, then whatever auxiliary networks the scheme adds."""
+    from gensemble.ensemble import scheme_for
+
+    device = torch.device(device)
+    for m in cfg.members:
+        check_member_shape(m, shape, cfg.data.name)
+    check_memory(cfg.members, shape, cfg.train.batch_size, device)
+    members = [build_member(m, shape, device) for m in cfg.members]
+    ens = Ensemble(cfg, members, shape, device)
+    if cfg.train.ema_decay > 0:
+        for m in members:
+            ens.add_aux(
+                f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema"
+            )
+    scheme_for(cfg).build(ens)
+    return ens
+
+
+def check_member_shape(member: MemberConfig, shape: tuple[int, ...], dataset: str) -> None:
+    """A member that states its image size or channels (model.image_size / model.channels) must match the data."""
+    model = member.model_config()
+    size, channels = getattr(model, "image_size", None), getattr(model, "channels", None)
+    if len(shape) != 3:
+        if size is not None or channels is not None:
+            raise ConfigError(
+                f"member {member.name!r} expects {size or '?'} px images but the data ({dataset}) are points "
+                f"of shape {shape}; use an image dataset or drop model.image_size / model.channels"
+            )
+        return
+    if size is not None and size != shape[-1]:
+        raise ConfigError(
+            f"member {member.name!r} expects {size} px images but the data ({dataset}) are {shape[-1]} px; "
+            f"set data.image_size: {size} or the member's model.image_size: {shape[-1]}"
+        )
+    if channels is not None and channels != shape[0]:
+        raise ConfigError(
+            f"member {member.name!r} expects {channels}-channel images but the data ({dataset}) have "
+            f"{shape[0]}; set data.channels: {channels} or the member's model.channels: {shape[0]}"
+        )
+
+

@@ -1,0 +1,89 @@
+"""The resolved config of a run: its data, training settings, members and scheme, parsed strictly."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from gensemble.config import apply_overrides, from_dict, load_yaml, to_dict
+from gensemble.data import DataConfig
+from gensemble.errors import ConfigError
+from gensemble.member import MemberConfig
+from gensemble.train import TrainConfig
+
+# Keys of the one-member shorthand: a config with `model:` at the top level is one member.
+RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every", "threads")
+MAX_MEMBERS = 64
+MEMBER_KEYS = ("model", "loss", "gp_weight", "n_critic", "optim", "seed", "bootstrap")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs. `scheme` is {"name": <registered scheme>, **its parameters}."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    members: tuple[MemberConfig, ...] = ()
+    scheme: dict[str, Any] = field(default_factory=lambda: {"name": "independent"})
+
+    def validate(self, path: str = "") -> None:
+        if not self.members:
+            raise ConfigError(
+                "the config has no members; add a 'model:' section or a non-empty 'members:' list"
+            )
+        names = [m.name for m in self.members]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ConfigError(f"member name {sorted(dupes)[0]!r} is used twice; member names must be unique")
+        if len(self.members) > MAX_MEMBERS:
+            raise ConfigError(
+                f"the config has {len(self.members)} members; at most {MAX_MEMBERS} are supported "
+                "(each costs a model's memory and training time)"
+            )
+
+
+def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Raw YAML mapping (+ `--set` overrides) -> a fully resolved, validated RunConfig."""
+    raw = apply_overrides(raw, overrides)
+    single = {k: raw.pop(k) for k in MEMBER_KEYS if k in raw}
+    if single:
+        if "members" in raw:
+            raise ConfigError(
+                f"config has both 'members:' and top-level '{next(iter(single))}:'; use one form"
+            )
+        raw["members"] = [single]
+    if "members" in raw and not isinstance(raw["members"], list):
+        raise ConfigError("config key 'members' must be a list of member mappings")
+    if raw.get("members") == []:
+        raise ConfigError("config key 'members' is empty; an ensemble needs at least one member")
+    members = [from_dict(MemberConfig, m, f"members[{i}]") for i, m in enumerate(raw.get("members", []))]
+    raw["members"] = [to_dict(m.resolved(i)) for i, m in enumerate(members)]
+    scheme = raw.get("scheme", {"name": "independent"})
+    raw["scheme"] = {"name": scheme} if isinstance(scheme, str) else scheme
+    cfg = from_dict(RunConfig, raw)
+    from gensemble.ensemble import resolve_scheme
+
+    cfg = replace(cfg, scheme=resolve_scheme(cfg))
+    check_distinct_members(cfg)  # after the scheme's own checks, whose messages are more specific
+    return cfg
+
+
+def check_distinct_members(cfg: RunConfig) -> None:
+    """Refuse members that would train identical weights (same model, loss, optimiser and seed)."""
+    seen: dict[str, str] = {}
+    for m in cfg.members:
+        key = json.dumps({k: v for k, v in to_dict(m).items() if k != "name"}, sort_keys=True, default=str)
+        if key in seen:
+            raise ConfigError(
+                f"members {seen[key]!r} and {m.name!r} are identical (same model, loss, optimiser and seed) "
+                "and would train the same weights; give each member its own seed"
+            )
+        seen[key] = str(m.name)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    return parse_config(load_yaml(path), overrides)
+
+
