@@ -83,18 +83,27 @@ def measure(editor: Editor, classifier, x, y, hole, cfg: CompletionConfig) -> tu
     rows["ensemble choice"] = summarise(q["chosen"], accuracy(classifier, result.chosen, y))
     oracle = result.candidates[oracle_idx, torch.arange(len(x))]
     rows["oracle"] = summarise(q["oracle"], accuracy(classifier, oracle, y))
-    rows["ensemble choice"]["choices"] = {m: int((result.choice == j).sum()) for j, m in enumerate(result.members)}
+    rows["ensemble choice"]["choices"] = {
+        m: int((result.choice == j).sum()) for j, m in enumerate(result.members)
+    }
     return rows, result, seconds
 
 
 def summarise(mse: torch.Tensor, acc: torch.Tensor) -> dict:
-    return {"hole_mse": round(float(mse.mean()), 5), "psnr_db": round(float(psnr(mse).mean()), 3), "accuracy": round(float(acc.mean()), 4)}
+    return {
+        "hole_mse": round(float(mse.mean()), 5),
+        "psnr_db": round(float(psnr(mse).mean()), 3),
+        "accuracy": round(float(acc.mean()), 4),
+    }
 
 
 def tune(editor: Editor, n: int) -> dict:
     """Pick the cost weights that minimise hole MSE on training images (candidates computed once)."""
     x, _ = evaluation_half("train", n)
-    grid = {"boundary_weight": [0.0, 0.25, 0.5, 1.0, 2.0], "realism_weight": [0.0, 0.001, 0.002, 0.005, 0.01, 0.02]}
+    grid = {
+        "boundary_weight": [0.0, 0.25, 0.5, 1.0, 2.0],
+        "realism_weight": [0.0, 0.001, 0.002, 0.005, 0.01, 0.02],
+    }
     scores = {}
     for kind in ("centre", "random"):
         hole = holes(kind, len(x), seed=11)
@@ -107,15 +116,24 @@ def tune(editor: Editor, n: int) -> dict:
             chosen = per_member[cost.argmin(0), torch.arange(len(x))]
             scores[(bw, rw)] = scores.get((bw, rw), 0.0) + float(chosen.mean()) / 2
     best = min(scores, key=scores.get)
-    table = [{"boundary_weight": k[0], "realism_weight": k[1], "hole_mse": round(v, 5)} for k, v in sorted(scores.items())]
-    return {"best": {"boundary_weight": best[0], "realism_weight": best[1]}, "grid": table, "n_train_images": len(x)}
+    table = [
+        {"boundary_weight": k[0], "realism_weight": k[1], "hole_mse": round(v, 5)}
+        for k, v in sorted(scores.items())
+    ]
+    return {
+        "best": {"boundary_weight": best[0], "realism_weight": best[1]},
+        "grid": table,
+        "n_train_images": len(x),
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", default=str(ROOT / "runs" / "bench-completion"))
     ap.add_argument("--n", type=int, default=200, help="held-out images per kind of hole")
-    ap.add_argument("--tune", action="store_true", help="choose the cost weights on training images and print them")
+    ap.add_argument(
+        "--tune", action="store_true", help="choose the cost weights on training images and print them"
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "completion.json"))
     args = ap.parse_args(argv)
     set_quiet(True)
@@ -145,7 +163,10 @@ def main(argv: list[str] | None = None) -> dict:
         seconds.append(sec)
     names = [k for k in kinds["centre"] if k not in ("ensemble choice", "oracle", ENSEMBLE)]
     overall = {
-        row: {m: round(sum(kinds[k][row][m] for k in kinds) / len(kinds), 5) for m in ("hole_mse", "psnr_db", "accuracy")}
+        row: {
+            m: round(sum(kinds[k][row][m] for k in kinds) / len(kinds), 5)
+            for m in ("hole_mse", "psnr_db", "accuracy")
+        }
         for row in kinds["centre"]
     }
     best_mse = min(overall[m]["hole_mse"] for m in names)
@@ -153,8 +174,18 @@ def main(argv: list[str] | None = None) -> dict:
     choice, oracle = overall["ensemble choice"], overall["oracle"]
     sec = sum(seconds) / len(seconds)
     goals = [
-        {"name": "beats_best_member_mse", "target": f"< {best_mse}", "measured": choice["hole_mse"], "met": choice["hole_mse"] < best_mse},
-        {"name": "beats_best_member_accuracy", "target": f"> {best_acc}", "measured": choice["accuracy"], "met": choice["accuracy"] > best_acc},
+        {
+            "name": "beats_best_member_mse",
+            "target": f"< {best_mse}",
+            "measured": choice["hole_mse"],
+            "met": choice["hole_mse"] < best_mse,
+        },
+        {
+            "name": "beats_best_member_accuracy",
+            "target": f"> {best_acc}",
+            "measured": choice["accuracy"],
+            "met": choice["accuracy"] > best_acc,
+        },
         {
             "name": "within_10pct_of_oracle",
             "target": f"hole MSE ≤ 1.1 × oracle ({round(1.1 * oracle['hole_mse'], 5)})",
@@ -167,9 +198,13 @@ def main(argv: list[str] | None = None) -> dict:
     print("|---|---|---|---|")
     for row, v in overall.items():
         print(f"| {row} | {v['hole_mse']:.4f} | {v['psnr_db']:.2f} | {v['accuracy']:.3f} |")
-    print(f"\nseconds per image: {sec:.3f} (once per run beforehand: critic {build_seconds:.1f} s, cost model {cost_seconds:.1f} s)")
+    print(
+        f"\nseconds per image: {sec:.3f} (once per run beforehand: critic {build_seconds:.1f} s, cost model {cost_seconds:.1f} s)"
+    )
     for g in goals:
-        print(f"goal {g['name']}: {'met' if g['met'] else 'NOT met'} (measured {g['measured']}, target {g['target']})")
+        print(
+            f"goal {g['name']}: {'met' if g['met'] else 'NOT met'} (measured {g['measured']}, target {g['target']})"
+        )
     result = {
         "goals": goals,
         "overall": overall,
@@ -181,7 +216,10 @@ def main(argv: list[str] | None = None) -> dict:
         "members": names,
         "cost_model": "fitted on the calibration half of the test split (128 images, random quarter-size boxes)",
         "run": str(run),
-        "defaults": {"boundary_weight": CompletionConfig().boundary_weight, "realism_weight": CompletionConfig().realism_weight},
+        "defaults": {
+            "boundary_weight": CompletionConfig().boundary_weight,
+            "realism_weight": CompletionConfig().realism_weight,
+        },
         "threads": torch.get_num_threads(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

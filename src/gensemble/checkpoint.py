@@ -142,7 +142,9 @@ def load_optimizer(opt: torch.optim.Optimizer, state: Any) -> None:
                     problem = f"moment {key!r} is {shape} for a parameter of shape {tuple(p.shape)}"
             if problem:
                 opt.load_state_dict(before)
-                raise CheckpointError(f"checkpoint optimiser state {problem}; the checkpoint is damaged or from another config")
+                raise CheckpointError(
+                    f"checkpoint optimiser state {problem}; the checkpoint is damaged or from another config"
+                )
 
 
 def _state_keys(opt: torch.optim.Optimizer) -> set[str]:
@@ -289,7 +291,11 @@ def checkpoint_at(run_dir: str | Path, step: int) -> Path:
     """The kept checkpoint at total step `step` (checkpoints are named by the sum of members' steps)."""
     folder = Path(run_dir) / "checkpoints" / f"step-{step:08d}"
     if step < 0 or not is_complete(folder):
-        kept = sorted(int(p.name[5:]) for p in (Path(run_dir) / "checkpoints").glob("step-*") if CHECKPOINT_NAME.fullmatch(p.name) and is_complete(p))
+        kept = sorted(
+            int(p.name[5:])
+            for p in (Path(run_dir) / "checkpoints").glob("step-*")
+            if CHECKPOINT_NAME.fullmatch(p.name) and is_complete(p)
+        )
         raise CheckpointError(
             f"run {shown(str(run_dir))} has no checkpoint at step {step}; kept steps: {', '.join(map(str, kept)) or 'none'}"
         )

@@ -204,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="seed of the samples")
     s.add_argument("--member", default=None, help="sample one member by name")
     s.add_argument("--fusion", default=None, help="a fusion method (see 'gensemble list fusions')")
-    s.add_argument("--set", action="append", default=[], metavar="fusion.KEY=VALUE", help="a fusion parameter")
+    s.add_argument(
+        "--set", action="append", default=[], metavar="fusion.KEY=VALUE", help="a fusion parameter"
+    )
     s.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
     s.add_argument("--step", type=int, default=None, help=STEP_HELP)
 
@@ -212,7 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("run", help=RUN_HELP)
     sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sc.add_argument("--scoring", choices=SCORINGS, default="matrix", help="how scores are aggregated")
-    sc.add_argument("--calibration", choices=CALIBRATION_METHODS, default="platt", help="how each critic is calibrated")
+    sc.add_argument(
+        "--calibration", choices=CALIBRATION_METHODS, default="platt", help="how each critic is calibrated"
+    )
     sc.add_argument("-n", type=int, default=2000, help="samples per generator (and held-out real) to score")
     sc.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     sc.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
@@ -261,9 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     ls = sub.add_parser("list", help="list registered components")
-    ls.add_argument(
-        "what", choices=CATALOG, help="which kind of registered component to list"
-    )
+    ls.add_argument("what", choices=CATALOG, help="which kind of registered component to list")
 
     r = sub.add_parser("report", help="write a self-contained HTML report of a run")
     r.add_argument("run", help=RUN_HELP)

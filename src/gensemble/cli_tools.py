@@ -25,12 +25,20 @@ def cmd_complete(args: argparse.Namespace) -> int:
         if args.image is not None:
             raise GensembleError("give --image or --heldout N, not both")
         summary = complete_heldout(args.run, args.heldout, device=args.device)
-        print_json(summary) if args.json else print(f"wrote {args.run}/completion/ (hole MSE {summary['hole_mse']})")
+        print_json(summary) if args.json else print(
+            f"wrote {args.run}/completion/ (hole MSE {summary['hole_mse']})"
+        )
         return 0
     if args.image is None or args.output is None:
         raise GensembleError("complete needs --image IMG (or a folder) and -o OUT, or --heldout N")
     result = complete_files(
-        args.run, args.image, args.output, mask=args.mask, box=args.box, candidates=args.candidates, device=args.device
+        args.run,
+        args.image,
+        args.output,
+        mask=args.mask,
+        box=args.box,
+        candidates=args.candidates,
+        device=args.device,
     )
     if args.json:
         print_json(result)
@@ -51,7 +59,9 @@ def cmd_project(args: argparse.Namespace) -> int:
         return 0
     for path, entry in result["images"].items():
         flag = "  UNLIKE THE TRAINING DATA" if entry["unlike_training_data"] else ""
-        print(f"{path}: best member {entry['best_member']} (MSE {entry['best_mse']:.4g}; typical ≤ {result['threshold_mse']:.4g}){flag}")
+        print(
+            f"{path}: best member {entry['best_member']} (MSE {entry['best_mse']:.4g}; typical ≤ {result['threshold_mse']:.4g}){flag}"
+        )
         for name, row in entry["members"].items():
             print(f"  {name:<16} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
     return 0
@@ -61,7 +71,9 @@ def cmd_project(args: argparse.Namespace) -> int:
 def cmd_interpolate(args: argparse.Namespace) -> int:
     from gensemble.editing.files import interpolate_files
 
-    result = interpolate_files(args.run, args.source, args.target, args.output, steps=args.steps, device=args.device)
+    result = interpolate_files(
+        args.run, args.source, args.target, args.output, steps=args.steps, device=args.device
+    )
     print(f"wrote {result['output']} (latent path in member {result['member']})")
     return 0
 
@@ -71,7 +83,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     from gensemble.export import export_generator
 
     result = export_generator(args.run, args.member, args.output, step=args.step)
-    print(f"wrote {result['output']} and {result['meta']} (z_dim {result['z_dim']}, output {result['output_shape']})")
+    print(
+        f"wrote {result['output']} and {result['meta']} (z_dim {result['z_dim']}, output {result['output_shape']})"
+    )
     return 0
 
 
@@ -95,20 +109,36 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--image", default=None, help="an image file, or a folder of them")
     c.add_argument("--mask", default=None, help="mask image of the same size: white marks the hole")
     c.add_argument("--box", default=None, help="the hole as a rectangle x,y,w,h in pixels")
-    c.add_argument("-o", "--output", default=None, help="OUT.png (one image) or a folder (a folder of images)")
-    c.add_argument("--candidates", action="store_true", help="also write every member's candidate and its score")
-    c.add_argument("--heldout", type=int, default=None, metavar="N", help="complete N held-out images into RUN/completion/ (for the report)")
+    c.add_argument(
+        "-o", "--output", default=None, help="OUT.png (one image) or a folder (a folder of images)"
+    )
+    c.add_argument(
+        "--candidates", action="store_true", help="also write every member's candidate and its score"
+    )
+    c.add_argument(
+        "--heldout",
+        type=int,
+        default=None,
+        metavar="N",
+        help="complete N held-out images into RUN/completion/ (for the report)",
+    )
     c.add_argument("--json", action="store_true", help="print the choices and scores as JSON")
     c.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
 
-    pj = sub.add_parser("project", help="how well each member reproduces an image, and which explains it best")
+    pj = sub.add_parser(
+        "project", help="how well each member reproduces an image, and which explains it best"
+    )
     pj.add_argument("run", help=RUN_HELP)
     pj.add_argument("--image", required=True, help="an image file, or a folder of them")
-    pj.add_argument("--n-reference", type=int, default=32, help="held-out images that set the 'typical' error")
+    pj.add_argument(
+        "--n-reference", type=int, default=32, help="held-out images that set the 'typical' error"
+    )
     pj.add_argument("--json", action="store_true", help="print the numbers as JSON")
     pj.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
 
-    ip = sub.add_parser("interpolate", help="the latent path between two images, in the member that explains both best")
+    ip = sub.add_parser(
+        "interpolate", help="the latent path between two images, in the member that explains both best"
+    )
     ip.add_argument("run", help=RUN_HELP)
     ip.add_argument("--from", dest="source", required=True, help="first image")
     ip.add_argument("--to", dest="target", required=True, help="last image")
@@ -116,7 +146,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     ip.add_argument("--steps", type=int, default=8, help="images along the path, ends included")
     ip.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
 
-    ex = sub.add_parser("export", help="write one member's generator as TorchScript (needs only torch to load)")
+    ex = sub.add_parser(
+        "export", help="write one member's generator as TorchScript (needs only torch to load)"
+    )
     ex.add_argument("run", help=RUN_HELP)
     ex.add_argument("--member", required=True, help="the member to export (see its name in config.yaml)")
     ex.add_argument("-o", "--output", required=True, help="G.pt; its input shape goes to G.json beside it")
@@ -125,7 +157,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     cf = sub.add_parser("configs", help="the example configs shipped with gensemble")
     cf.add_argument("action", choices=("list", "copy"), help="list them, or copy one")
     cf.add_argument("name", nargs="?", default=None, help="the example to copy (copy)")
-    cf.add_argument("dest", nargs="?", default=None, help="file or folder to copy it to (default ./NAME.yaml)")
+    cf.add_argument(
+        "dest", nargs="?", default=None, help="file or folder to copy it to (default ./NAME.yaml)"
+    )
 
 
 if "complete" in COMMANDS and add_parsers not in EXTRA_PARSERS:

@@ -54,7 +54,14 @@ DEFAULT_METRICS = ("fid", "kid", "prdc", "modes")
 # On raw 2-D points FID and KID compare only low-order moments (a mean and a 2x2 covariance cannot
 # tell 25 modes from one blob), so toys default to mode coverage and the k-NN manifold metrics.
 DEFAULT_TOY_METRICS = ("modes", "prdc")
-FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "points")
+FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "pixels", "points")
+# Below MIN_N samples a row, FID/KID/PRDC are refused (a 5-image FID is noise); below WARN_N they are
+# reported with a warning and marked in the table and the report: FID's bias shrinks like 1/n.
+MIN_N = 50
+WARN_N = 500
+SAMPLE_SIZE_METRICS = ("fid", "kid", "prdc")
+# Precision (and density) of a collapsed generator is high: it is crowned only with recall above this.
+RECALL_FLOOR = 0.1
 FLOOR_ROW = "real:train-vs-test"
 FUSION_PREFIX = "fusion:"
 # The held-out split is halved with this seed, as the fusions halve it (FusionParams.fit_seed = 0):
@@ -85,6 +92,16 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "acceptance_rate": None,
     "top_share": None,
 }
+
+
+def crownable(col: str, row: dict[str, Any]) -> bool:
+    """Whether `row` may be marked best in column `col`: precision and density only with recall (or,
+    without recall, coverage) above RECALL_FLOOR, so a generator that collapsed onto one good blob
+    is never crowned for the quality of that blob."""
+    if col not in ("precision", "density"):
+        return True
+    spread = row.get("recall", row.get("coverage"))
+    return not isinstance(spread, (int, float)) or spread >= RECALL_FLOOR
 
 
 # --- pure composition of the metrics -----------------------------------------------------------
@@ -311,7 +328,7 @@ def resolve_metrics(metrics: Sequence[str] | str | None) -> tuple[tuple[str, ...
 
 def check_features_name(features: str | None) -> None:
     """A one-line error for a feature name that is not classifier, classifier:DATASET, inception or points."""
-    if features is None or features in ("classifier", "inception", "points"):
+    if features is None or features in ("classifier", "inception", "pixels", "points"):
         return
     if features.startswith("classifier:") and len(features) > len("classifier:"):
         return
@@ -343,11 +360,18 @@ def resolve_features(
     if features == "points":
         raise ConfigError(f"'points' features are for 2-D toy data; {dataset} is images")
     has_clf = dataset in classifier_datasets()
+    if features is None and not has_clf:
+        # An unlabelled folder: Inception, the field's standard, and say so in the result.
+        features = "inception"
+        notes.append(
+            f"features: inception by default ({dataset} has no domain classifier); ImageNet features, "
+            "the standard for FID; --features pixels is faster and cruder"
+        )
     if features in (None, "classifier"):
         if not has_clf:
             raise ConfigError(
                 f"{dataset!r} has no domain classifier (those with one: {', '.join(classifier_datasets())}); "
-                "use --features inception"
+                "use --features inception or pixels"
             )
         features = f"classifier:{dataset}"
     if features == "inception" and "is" in metrics:  # before loading 100 MB of weights
@@ -418,6 +442,9 @@ class EvalResult:
             values = {r: v[col] for r, v in rows.items() if isinstance(v.get(col), (int, float))}
             if direction is None or len(set(values.values())) < 2:
                 continue  # nothing to choose between
+            values = {r: v for r, v in values.items() if crownable(col, rows[r])}
+            if not values:
+                continue
             target = max(values.values()) if direction else min(values.values())
             out[col] = {r for r, v in values.items() if v == target}
         return out
@@ -470,6 +497,7 @@ def evaluate_run(
     cache_dir: str | Path | None = None,
     write: bool = True,
     step: int | None = None,
+    reference: str | Path | None = None,
 ) -> EvalResult:
     """Evaluate every member and every requested fusion of a run, and the real floor, in one table.
 
@@ -504,20 +532,39 @@ def evaluate_run(
     for name in fusion_names:
         if get_fusion(name).needs_discriminators:
             require_discriminators(ens, f"fusion {name!r}")
+    if reference is not None:
+        eval_half = reference_images(reference, heldout.x.shape[1:])
+        where = f"folder {reference} ({len(eval_half)} images)"
+    else:
+        _, eval_half = heldout_halves(heldout.x, REFERENCE_SEED)
+        where = f"{data_cfg.name} test split, evaluation half"
+    # Too few real images is refused before any feature network is loaded.
+    if min(n or len(eval_half), len(eval_half)) < MIN_N and any(
+        m in SAMPLE_SIZE_METRICS for m in metric_names
+    ):
+        raise ConfigError(
+            f"only {min(n or len(eval_half), len(eval_half))} real images to compare against ({where}); "
+            f"{', '.join(m for m in metric_names if m in SAMPLE_SIZE_METRICS)} need at least {MIN_N} per row: "
+            "pass --reference FOLDER with more real images, hold out more (data.test_fraction), or drop those metrics"
+        )
     featurizer, metric_names, notes = resolve_features(
         features, data_cfg.name, heldout.is_image, metric_names, explicit, device
     )
-
-    _, eval_half = heldout_halves(heldout.x, REFERENCE_SEED)
     default_n = (
         TOY_N if featurizer.extractor is None else INCEPTION_N if featurizer.name == "inception" else MAX_N
     )
     n = n if n is not None else min(len(eval_half), default_n)
     if n > len(eval_half):
         raise ConfigError(
-            f"--n {n} exceeds the {len(eval_half)} held-out examples kept for evaluation (half of the "
-            f"{len(heldout)} in {data_cfg.name}'s test split; the fusions fit on the other half); use --n {len(eval_half)} or less"
+            f"--n {n} exceeds the {len(eval_half)} real images of the reference ({where}; the fusions fit on "
+            f"the other half of the test split); use --n {len(eval_half)} or less, or a larger --reference"
         )
+    sized = [m for m in metric_names if m in SAMPLE_SIZE_METRICS]
+    if sized and n < WARN_N:
+        notes.append(
+            f"n = {n} < {WARN_N}: {', '.join(sized)} are noisy and FID is biased upwards at this n; compare only at equal n"
+        )
+        warnings.warn(notes[-1], stacklevel=2)
     if "fid" in metric_names and n < featurizer.dim:
         warnings.warn(
             f"n = {n} < {featurizer.dim} feature dims: the FID covariances are rank-deficient and FID is "
@@ -578,7 +625,9 @@ def evaluate_run(
         for row, s in shares.items():
             top = max(s, key=s.get)
             if len(s) > 1 and s[top] >= DOMINANT_SHARE:
-                notes.append(f"{row} keeps {100 * s[top]:.0f}% of its samples from {top}: the ensemble's diversity is lost")
+                notes.append(
+                    f"{row} keeps {100 * s[top]:.0f}% of its samples from {top}: the ensemble's diversity is lost"
+                )
     if toy is not None:
         info["num_modes"] = len(toy[0])
     if "modes" in metric_names and toy is None:
@@ -589,15 +638,46 @@ def evaluate_run(
         n=n,
         seed=seed,
         metrics=metric_names,
-        reference=f"{data_cfg.name} test split, evaluation half ({n} of {len(eval_half)}; {len(heldout)} held out)",
+        reference=f"{where} ({n} of {len(eval_half)})"
+        if reference is not None
+        else f"{where} ({n} of {len(eval_half)}; {len(heldout)} held out)",
         notes=tuple(notes),
         info=info,
     )
     if write:
-        atomic_write_text(
-            Path(run_dir) / "evaluation.json", json.dumps(result.to_file_json(), indent=2) + "\n"
-        )
+        # evaluation.json is the latest; evaluations/ keeps one file per (features, n, reference), so an
+        # evaluation with other features never silently replaces an earlier one in the report.
+        text = json.dumps(result.to_file_json(), indent=2) + "\n"
+        atomic_write_text(Path(run_dir) / "evaluation.json", text)
+        atomic_write_text(Path(run_dir) / "evaluations" / f"{evaluation_key(result)}.json", text)
     return result
+
+
+def evaluation_key(result: EvalResult) -> str:
+    """A file name for one kind of evaluation: features, n, and which reference."""
+    ref = (
+        "heldout"
+        if "test split" in result.reference
+        else "reference-" + hashlib.sha1(result.reference.encode()).hexdigest()[:8]
+    )
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.features)
+    return f"{safe}-n{result.n}-{ref}"
+
+
+def reference_images(folder: str | Path, shape: tuple[int, ...]) -> Tensor:
+    """Every image of a reference folder, resized and converted to the run's (C, H, W)."""
+    from gensemble.data.images import list_images
+    from gensemble.imageio import load_image
+
+    root = Path(folder)
+    if len(shape) != 3:
+        raise ConfigError("--reference is a folder of images, but this run models 2-D points")
+    if not root.is_dir():
+        raise ConfigError(f"--reference {str(root)!r} is not a folder; give a folder of PNG/JPEG images")
+    paths = list_images(root)
+    if not paths:
+        raise ConfigError(f"--reference folder {str(root)!r} holds no PNG/JPEG images")
+    return torch.stack([load_image(p, size=shape[1], channels=shape[0]) for p in paths])
 
 
 def floor_sample(data_cfg: Any, n: int) -> Tensor:

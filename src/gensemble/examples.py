@@ -17,7 +17,9 @@ def example_configs() -> list[tuple[str, str]]:
     """(name, first comment line or a summary) of every shipped example config."""
     out = []
     for path in sorted(examples_folder().glob("*.yaml")):
-        first = next((ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), "")
+        first = next(
+            (ln.lstrip("# ").strip() for ln in path.read_text().splitlines() if ln.startswith("#")), ""
+        )
         out.append((path.stem, first))
     return out
 

@@ -1,9 +1,9 @@
 """Export one member's generator as TorchScript, usable with nothing but torch.
 
-    import torch, json
-    g = torch.jit.load("G.pt")           # z (N, z_dim) -> samples, images in [-1, 1]
-    meta = json.load(open("G.json"))      # {"z_dim": 64, "output_shape": [1, 28, 28], ...}
-    x = g(torch.randn(16, meta["z_dim"]))
+import torch, json
+g = torch.jit.load("G.pt")           # z (N, z_dim) -> samples, images in [-1, 1]
+meta = json.load(open("G.json"))      # {"z_dim": 64, "output_shape": [1, 28, 28], ...}
+x = g(torch.randn(16, meta["z_dim"]))
 """
 
 from __future__ import annotations
@@ -31,7 +31,9 @@ class Decode(nn.Module):
         return self.model.decode(z)
 
 
-def export_generator(run: str | Path, member: str, output: str | Path, step: int | None = None) -> dict[str, Any]:
+def export_generator(
+    run: str | Path, member: str, output: str | Path, step: int | None = None
+) -> dict[str, Any]:
     """Trace member `member`'s generator (evaluation mode) to OUTPUT.pt and write OUTPUT.json beside it."""
     from gensemble.run import load_run
 

@@ -45,7 +45,7 @@ class _StageLine:
         self.postfix = dict(values or {}, **kw)
 
     def line(self, now: float, final: bool) -> str:
-        """"[desc] 120/1000 step in 30.0s, 4.0 step/s, ETA 3m40s, loss_d=0.7" (no ETA on the last line)."""
+        """ "[desc] 120/1000 step in 30.0s, 4.0 step/s, ETA 3m40s, loss_d=0.7" (no ETA on the last line)."""
         dt = now - self._start
         done = self.n - self._first
         rate = done / dt if dt > 0 and done else 0.0
@@ -86,7 +86,11 @@ class _Bar(tqdm):
         rate = f", {done / elapsed:.1f} {self.unit}/s" if elapsed > 0 and done else ""
         post = f", {self.postfix}" if self.postfix else ""
         super().close()
-        print(f"[{self.desc}] {self.n}{total} {self.unit} in {elapsed:.1f}s{rate}{post}", file=sys.stderr, flush=True)
+        print(
+            f"[{self.desc}] {self.n}{total} {self.unit} in {elapsed:.1f}s{rate}{post}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def progress(total: int | None, desc: str, initial: int = 0, unit: str = "it") -> Any:

@@ -24,7 +24,10 @@ class ReportData:
     config_yaml: str
     samples: dict[str, bytes] = field(default_factory=dict)  # label -> PNG (grid or scatter)
     score: dict[str, Any] | None = None  # ScoreTable JSON: generators, discriminators, matrix, ...
-    evaluation: dict[str, dict[str, float]] | None = None  # row -> metric -> value
+    evaluation: dict[str, dict[str, float]] | None = None  # the latest evaluation: row -> metric -> value
+    evaluations: list[dict[str, Any]] = field(
+        default_factory=list
+    )  # every saved evaluation, with how it was measured
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # member -> metrics.jsonl records
     notes: list[str] = field(default_factory=list)
     completion: tuple[bytes, dict[str, Any]] | None = None  # RUN/completion/panel.png and its summary
@@ -108,13 +111,28 @@ def _fmt(v: Any) -> str:
 STD_OF = {"kid": "kid_std", "is": "is_std"}  # shown as "mean ± std" in one cell
 
 
+def evaluation_heading(ev: dict[str, Any]) -> str:
+    """Which features, how many samples and which reference produced a table; small n is marked."""
+    from gensemble.evaluate import WARN_N
+
+    n = ev.get("n")
+    small = isinstance(n, int) and n < WARN_N
+    badge = f" <span class='small-n'>small n: below {WARN_N}, FID/KID/PRDC are noisy</span>" if small else ""
+    notes = "".join(f"<li>{esc(x)}</li>" for x in ev.get("notes", []))
+    return (
+        f"<h3 class='evaluation-meta'>features: {esc(ev.get('features', '?'))} · n = {esc(n)} per row · "
+        f"reference: {esc(ev.get('reference', '?'))}{badge}</h3>"
+        + (f"<ul class='muted'>{notes}</ul>" if notes else "")
+    )
+
+
 def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
     """An HTML table, rows = floor/members/fusions; the best member or fusion per column in bold.
 
     Directions come from `gensemble.evaluate.HIGHER_IS_BETTER`; columns without one (density,
     acceptance rate) and columns where every row ties get no highlight, and the floor never does.
     """
-    from gensemble.evaluate import HIGHER_IS_BETTER
+    from gensemble.evaluate import HIGHER_IS_BETTER, crownable
 
     rows = list(evaluation)
     stds = set(STD_OF.values())
@@ -128,12 +146,11 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
     best: dict[str, float] = {}
     for c in cols:
         better = HIGHER_IS_BETTER.get(c)
-        values = [
-            evaluation[r][c]
-            for r in rows
-            if isinstance(evaluation[r].get(c), (int, float)) and not r.startswith("real")
+        numeric = [
+            r for r in rows if isinstance(evaluation[r].get(c), (int, float)) and not r.startswith("real")
         ]
-        if better is not None and len(set(values)) > 1:
+        values = [evaluation[r][c] for r in numeric if crownable(c, evaluation[r])]
+        if better is not None and values and len({evaluation[r][c] for r in numeric}) > 1:
             best[c] = max(values) if better else min(values)
     arrow = {True: " ↑", False: " ↓", None: ""}
     head = "".join(f"<th>{esc(c)}{arrow[HIGHER_IS_BETTER.get(c)]}</th>" for c in cols)
@@ -145,7 +162,7 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
             text = _fmt(v) if v is not None else "–"
             if v is not None and STD_OF.get(c) in evaluation[r]:
                 text += f" ± {evaluation[r][STD_OF[c]]:.2g}"  # two digits: the spread, not noise
-            is_best = c in best and v == best[c] and not r.startswith("real")
+            is_best = c in best and v == best[c] and not r.startswith("real") and crownable(c, evaluation[r])
             cells.append(f'<td class="{"best" if is_best else ""}">{text}</td>')
         body.append(f"<tr><th>{esc(r)}</th>{''.join(cells)}</tr>")
     table = f'<table id="evaluation"><tr><th></th>{head}</tr>{"".join(body)}</table>'
@@ -159,6 +176,7 @@ h1{margin-bottom:0} .muted{color:#666}
 .card img{max-width:260px;display:block} .card h3{margin:.2em 0;font-size:1em}
 table{border-collapse:collapse;margin:1em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4} td.best{font-weight:bold;background:#e6f4e6}
+.small-n{color:#a40;font-weight:normal;font-size:.8em}
 pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%} .scroll{overflow-x:auto}
 """
 
@@ -172,8 +190,18 @@ def render_report(data: ReportData) -> str:
     ]
     for note in data.notes:
         parts.append(f"<p>{esc(note)}</p>")
-    if data.evaluation:
+    if data.evaluations:
+        parts.append("<h2>Evaluation</h2>")
+        for ev in data.evaluations:
+            parts.append(evaluation_heading(ev))
+            parts.append(evaluation_table(ev["rows"]))
+    elif data.evaluation:
         parts += ["<h2>Evaluation</h2>", evaluation_table(data.evaluation)]
+    else:
+        parts += [
+            "<h2>Evaluation</h2>",
+            "<p class='muted'>Not evaluated yet: run <code>gensemble evaluate RUN</code>.</p>",
+        ]
     if data.score:
         parts += ["<h2>Tournament</h2>", img_tag(heatmap_png(data.score), "tournament heatmap", "heatmap")]
         parts.append(
@@ -202,7 +230,11 @@ def completion_section(data: ReportData) -> list[str]:
     png, summary = data.completion
     cols = " | ".join(esc(c) for c in summary.get("columns", []))
     mse = summary.get("hole_mse", {})
-    cells = "".join(f"<th>{esc(k)}</th>" for k in mse) + "</tr><tr>" + "".join(f"<td>{_fmt(v)}</td>" for v in mse.values())
+    cells = (
+        "".join(f"<th>{esc(k)}</th>" for k in mse)
+        + "</tr><tr>"
+        + "".join(f"<td>{_fmt(v)}</td>" for v in mse.values())
+    )
     return [
         "<h2>Completion</h2>",
         f"<p class='muted'>Held-out images with a {esc(summary.get('hole', 'hole'))}; columns: {cols}.</p>",
@@ -220,7 +252,9 @@ def read_completion(run_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
         summary = json.loads((folder / "completion.json").read_text())
     except (OSError, ValueError, RecursionError, UnicodeDecodeError):
         return None
-    if not isinstance(summary, dict) or not all(isinstance(v, (int, float)) for v in summary.get("hole_mse", {}).values()):
+    if not isinstance(summary, dict) or not all(
+        isinstance(v, (int, float)) for v in summary.get("hole_mse", {}).values()
+    ):
         return None
     return (folder / "panel.png").read_bytes(), summary
 
@@ -278,8 +312,11 @@ def gather_report(
     ens = load_run(run_dir, device)
     heldout = load_dataset(ens.cfg.data, "test")
     evaluation = None
+    evaluations = [read_evaluation_file(p) for p in sorted((run_dir / "evaluations").glob("*.json"))]
     if (run_dir / "evaluation.json").is_file():
         evaluation = read_evaluation(run_dir / "evaluation.json")
+        if not evaluations:  # written before evaluations/ existed
+            evaluations = [read_evaluation_file(run_dir / "evaluation.json")]
     if fusions is None:
         listed = tuple(k.split(":", 1)[1] for k in (evaluation or {}) if k.startswith("fusion:"))
         fusions = listed or DEFAULT_FUSIONS
@@ -289,6 +326,7 @@ def gather_report(
         title=f"gensemble report: {run_dir.name}",
         config_yaml=(run_dir / "config.yaml").read_text(),
         evaluation=evaluation,
+        evaluations=evaluations,
         curves=read_curves(run_dir),
         completion=read_completion(run_dir),
     )
@@ -343,6 +381,21 @@ def read_evaluation(path: Path) -> dict[str, dict[str, Any]]:
                     f"{shown(str(path))}: {shown(name)} {shown(key)} is {shown(value)}, not a number; {redo}"
                 )
     return rows
+
+
+def read_evaluation_file(path: Path) -> dict[str, Any]:
+    """A whole saved evaluation: its checked rows and how it was measured."""
+    rows = read_evaluation(path)
+    raw = json.loads(path.read_text())
+    meta = raw if isinstance(raw, dict) else {}
+    notes = meta.get("notes") if isinstance(meta.get("notes"), list) else []
+    return {
+        "rows": rows,
+        "features": str(meta.get("features", "?")),
+        "n": meta.get("n") if isinstance(meta.get("n"), int) else None,
+        "reference": str(meta.get("reference", "?")),
+        "notes": [str(x) for x in notes],
+    }
 
 
 # Fields of an evaluation row that are text by design, not metrics.

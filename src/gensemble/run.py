@@ -109,7 +109,9 @@ def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) 
     return ens
 
 
-def as_run_config(config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def as_run_config(
+    config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | tuple[str, ...] = ()
+) -> RunConfig:
     """A config from a YAML path, a mapping, or a RunConfig (overrides apply to all three)."""
     if isinstance(config, RunConfig):
         return parse_config(to_dict(config), overrides) if overrides else config

@@ -85,5 +85,3 @@ def check_distinct_members(cfg: RunConfig) -> None:
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
     return parse_config(load_yaml(path), overrides)
-
-

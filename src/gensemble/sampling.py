@@ -28,7 +28,7 @@ class Samples:
         return {name: float(c) / total for name, c in zip(self.members, counts)}
 
     def summary(self) -> str:
-        """"acceptance 23.1%; members: a 40%, b 60%", warning when one member makes almost all of them."""
+        """ "acceptance 23.1%; members: a 40%, b 60%", warning when one member makes almost all of them."""
         shares = self.shares()
         parts = []
         if self.acceptance_rate is not None:
@@ -36,7 +36,9 @@ class Samples:
         parts.append("members: " + ", ".join(f"{k} {100 * v:.0f}%" for k, v in shares.items()))
         top = max(shares, key=shares.get) if shares else None
         if top is not None and len(shares) > 1 and shares[top] >= DOMINANT_SHARE:
-            parts.append(f"{top} makes {100 * shares[top]:.0f}% of the samples: the ensemble's diversity is lost")
+            parts.append(
+                f"{top} makes {100 * shares[top]:.0f}% of the samples: the ensemble's diversity is lost"
+            )
         return "; ".join(parts)
 
 
@@ -61,7 +63,12 @@ def mixture_sample(
 
 
 def sample_run(
-    run_dir: str | Path, n: int, seed: int = 0, member: str | None = None, device: str = "cpu", step: int | None = None
+    run_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    member: str | None = None,
+    device: str = "cpu",
+    step: int | None = None,
 ) -> Samples:
     """n samples from one member, or from the run's default mixture (its weights, else uniform)."""
     from gensemble.run import load_run
@@ -122,7 +129,9 @@ def sample_to_file(
     if fusion is not None:
         from gensemble.fusion import sample_with_fusion
 
-        samples = sample_with_fusion(run_dir, fusion, n, seed=seed, overrides=overrides, device=device, step=step)
+        samples = sample_with_fusion(
+            run_dir, fusion, n, seed=seed, overrides=overrides, device=device, step=step
+        )
     else:
         if overrides:
             raise ConfigError("--set applies to fusion parameters; pass --fusion NAME as well")

@@ -76,7 +76,7 @@ def explicit() -> bool:
 
 
 def set_threads(threads: int | str | None, from_user: bool = False) -> None:
-    """"auto" or None (measure at each run's start; $GENSEMBLE_THREADS overrides) or a fixed positive count."""
+    """ "auto" or None (measure at each run's start; $GENSEMBLE_THREADS overrides) or a fixed positive count."""
     global _MODE, _EXPLICIT, _TUNER
     _EXPLICIT = _EXPLICIT or from_user
     if threads is None or threads == "auto":

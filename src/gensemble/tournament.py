@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -489,7 +490,19 @@ def score(
     seed: int = 0,
 ) -> ScoreTable:
     """Every discriminator scores every generator on held-out real data; see the module docstring."""
-    return table_from_judgements(judge(ensemble, real_data, n_samples, calibration, seed), scoring, seed)
+    n_real = len(as_tensor(real_data))
+    if n_real < MIN_REAL_FOR_SCORING:
+        warnings.warn(
+            f"the tournament calibrates and scores on only {n_real} held-out real images (half each); its "
+            f"probabilities are rough below {MIN_REAL_FOR_SCORING}: hold out more (data.test_fraction)",
+            stacklevel=2,
+        )
+    table = table_from_judgements(judge(ensemble, real_data, n_samples, calibration, seed), scoring, seed)
+    table.extra["n_real"] = n_real  # held-out real images, halved into calibration and scoring
+    return table
+
+
+MIN_REAL_FOR_SCORING = 200
 
 
 def score_run(

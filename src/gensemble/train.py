@@ -54,7 +54,9 @@ class TrainConfig:
         )
         p = f"{path}." if path else ""
         if not re.fullmatch(r"cpu|auto|cuda(:\d{1,3})?", self.device):
-            raise ConfigError(f"config key '{p}device' must be cpu, cuda, cuda:N or auto, got {shown(self.device)}")
+            raise ConfigError(
+                f"config key '{p}device' must be cpu, cuda, cuda:N or auto, got {shown(self.device)}"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"config key '{p}ema_decay' must be in [0, 1), got {self.ema_decay}")
 
@@ -65,7 +67,9 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} was requested but no CUDA GPU is available; use --device cpu or auto")
+            raise ConfigError(
+                f"device {name!r} was requested but no CUDA GPU is available; use --device cpu or auto"
+            )
         index = int(name.split(":", 1)[1]) if ":" in name else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(

@@ -28,6 +28,7 @@ class DataConfig:
     skip_bad: bool = False  # folder: skip unreadable images with a warning instead of failing
     limit: int | None = None  # use only the first `limit` training examples (quick runs)
     seed: int = 0  # seed for synthetic data (2-D toys, stacked-mnist composition)
+    test_fraction: float = 0.1  # folder: and npz: without a test key: the share held out for evaluation
     # folder: images with more pixels than this are refused (a 97 KB PNG can decode to 1 GB);
     # None: 64 × image_size² (at least 1024²). Raise it to load large photos on purpose.
     max_pixels: int | None = None
@@ -42,7 +43,13 @@ class DataConfig:
         if self.image_size is not None and self.image_size < 4:
             raise ConfigError(f"config key '{p}image_size' must be at least 4, got {self.image_size}")
         check_ranges(
-            self, path, limit=(1, 10**9), seed=SEED_RANGE, image_size=(4, 1024), max_pixels=(1, None)
+            self,
+            path,
+            test_fraction=(0.01, 0.9),
+            limit=(1, 10**9),
+            seed=SEED_RANGE,
+            image_size=(4, 1024),
+            max_pixels=(1, None),
         )
         if self.root is not None and not reads_root(self.name):
             raise ConfigError(

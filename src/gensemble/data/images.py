@@ -206,14 +206,14 @@ def list_images(root: Path) -> list[Path]:
 
 @DATASETS.register("folder:")
 def load_folder(cfg: DataConfig, split: Split) -> Dataset:
-    """Any folder of PNG/JPEG images (folder:PATH), searched recursively; split 90/10, no labels."""
+    """Any folder of PNG/JPEG images (folder:PATH), searched recursively; data.test_fraction (0.1) held out, no labels."""
     root = _path_after_prefix(cfg, "folder:")
     if not root.is_dir():
         raise DataError(f"image folder {str(root)!r} does not exist; check the path in 'folder:PATH'")
     paths = list_images(root)
     if not paths:
         raise DataError(f"image folder {str(root)!r} holds no PNG/JPEG images (.png, .jpg, .jpeg)")
-    idx = _fixed_split(len(paths), split, test_fraction=0.1, min_test=1)
+    idx = _fixed_split(len(paths), split, test_fraction=cfg.test_fraction, min_test=1)
     if len(idx) == 0:
         raise DataError(f"image folder {str(root)!r} holds only 1 image; a test split needs at least 2")
     size, channels = cfg.image_size or 64, cfg.channels or 3
@@ -301,7 +301,7 @@ def load_npz(cfg: DataConfig, split: Split) -> Dataset:
             yt_key = next((k for k in ("y_test", "labels_test") if k in arrays), None)
             y = _npz_labels(arrays.get(yt_key) if yt_key else None, len(x), yt_key or "", path)
     else:
-        idx = _fixed_split(len(x), split, test_fraction=0.1, min_test=1)
+        idx = _fixed_split(len(x), split, test_fraction=cfg.test_fraction, min_test=1)
         if len(idx) == 0:
             raise DataError(
                 f"npz file {str(path)!r} holds fewer than 2 examples; a test split needs at least 2"

@@ -88,7 +88,9 @@ class Editor:
             self._cost = load_or_fit_cost_model(self)
         return self._cost
 
-    def complete(self, x: Tensor, hole: Tensor, cfg: CompletionConfig | None = None, learned: bool = True) -> Completion:
+    def complete(
+        self, x: Tensor, hole: Tensor, cfg: CompletionConfig | None = None, learned: bool = True
+    ) -> Completion:
         """Complete x where hole is 1. `learned`: choose by the fitted cost model (and offer the ensemble's
         blend); otherwise by the config's fixed weights."""
         cfg = cfg or self.cfg
@@ -140,21 +142,33 @@ def load_or_fit_cost_model(editor: Editor) -> CostModel:
     from gensemble.config import to_dict
 
     cfg = editor.cfg
-    key = {"step": editor.ens.step, "search": to_dict(cfg.search), "n": cfg.n_cost_fit, "critic": editor.critic is not None}
+    key = {
+        "step": editor.ens.step,
+        "search": to_dict(cfg.search),
+        "n": cfg.n_cost_fit,
+        "critic": editor.critic is not None,
+    }
     path = editor.ens.run_dir / "completion" / "cost_model.json" if editor.ens.run_dir is not None else None
     if path is not None and path.is_file():
         try:
             saved = json.loads(path.read_text())
             if saved.get("key") == key and set(saved["weights"]) == {*editor.generators, ENSEMBLE}:
-                return CostModel({k: torch.tensor(v, dtype=torch.float32) for k, v in saved["weights"].items()}, saved["n_images"])
+                return CostModel(
+                    {k: torch.tensor(v, dtype=torch.float32) for k, v in saved["weights"].items()},
+                    saved["n_images"],
+                )
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass  # a damaged cache is refitted, never trusted
     x = editor.calibration[-cfg.n_cost_fit :]
-    model = fit_cost_model(editor.generators, x, calibration_holes(len(x), *x.shape[2:]), editor.critic, cfg.search)
+    model = fit_cost_model(
+        editor.generators, x, calibration_holes(len(x), *x.shape[2:]), editor.critic, cfg.search
+    )
     if path is not None:
         try:
             weights = {k: [round(float(v), 8) for v in w] for k, w in model.weights.items()}
-            atomic_write_text(path, json.dumps({"key": key, "weights": weights, "n_images": model.n_images}, indent=1))
+            atomic_write_text(
+                path, json.dumps({"key": key, "weights": weights, "n_images": model.n_images}, indent=1)
+            )
         except OSError:
             pass  # a read-only run folder: fit again next time
     return model
@@ -169,7 +183,9 @@ def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
 
 
-def latent_path(editor: Editor, a: Tensor, b: Tensor, steps: int = 8, cfg: SearchConfig = SearchConfig()) -> tuple[str, Tensor]:
+def latent_path(
+    editor: Editor, a: Tensor, b: Tensor, steps: int = 8, cfg: SearchConfig = SearchConfig()
+) -> tuple[str, Tensor]:
     """Project a and b (C, H, W) into the member that explains both best; decode `steps` codes between."""
     if steps < 2:
         raise ConfigError(f"--steps must be at least 2, got {steps}")

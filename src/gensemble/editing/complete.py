@@ -40,10 +40,19 @@ class CompletionConfig:
     boundary_weight: float = 0.5
     realism_weight: float = 0.002
     n_critic_fit: int = 1000  # held-out real images (and as many generated) the ensemble critic is fitted on
-    n_cost_fit: int = 128  # held-out calibration images the cost model is fitted on (random quarter-size holes)
+    n_cost_fit: int = (
+        128  # held-out calibration images the cost model is fitted on (random quarter-size holes)
+    )
 
     def validate(self, path: str = "") -> None:
-        check_ranges(self, path, boundary_weight=(0, 1e3), realism_weight=(0, 1e3), n_critic_fit=(10, 10**6), n_cost_fit=(8, 10**5))
+        check_ranges(
+            self,
+            path,
+            boundary_weight=(0, 1e3),
+            realism_weight=(0, 1e3),
+            n_critic_fit=(10, 10**6),
+            n_cost_fit=(8, 10**5),
+        )
 
 
 ENSEMBLE = "ensemble"  # the name of the ensemble's own (blended) candidate
@@ -91,7 +100,11 @@ class Completion:
         """Image b's candidates: {member: {cost, known_mse, boundary, realism}} (JSON-ready)."""
         out = {}
         for m, name in enumerate(self.members):
-            row = {"cost": self.cost[m, b], "known_mse": self.known_mse[m, b], "boundary": self.boundary[m, b]}
+            row = {
+                "cost": self.cost[m, b],
+                "known_mse": self.known_mse[m, b],
+                "boundary": self.boundary[m, b],
+            }
             if self.realism is not None:
                 row["realism"] = self.realism[m, b]
             out[name] = {k: round(float(v), 6) for k, v in row.items()}
@@ -127,7 +140,9 @@ def propose(generators: dict, x: Tensor, hole: Tensor, cfg: SearchConfig) -> tup
     return generated, composite(x.unsqueeze(0), generated, hole.unsqueeze(0)), torch.stack(errs)
 
 
-def describe(generators: dict, x: Tensor, hole: Tensor, critic, cfg: SearchConfig) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
+def describe(
+    generators: dict, x: Tensor, hole: Tensor, critic, cfg: SearchConfig
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor | None]:
     """Every member's generated image and composite (M, B, C, H, W), and known_mse, boundary, realism (M, B)."""
     generated, candidates, known_err = propose(generators, x, hole, cfg)
     boundary, realism = judge(candidates, hole, critic)
@@ -149,16 +164,22 @@ def blend(generated: Tensor, predicted: Tensor) -> Tensor:
     return (w[:, :, None, None, None] * generated).sum(0)
 
 
-def ensemble_candidate(x: Tensor, hole: Tensor, generated: Tensor, predicted: Tensor, critic) -> tuple[Tensor, Tensor]:
+def ensemble_candidate(
+    x: Tensor, hole: Tensor, generated: Tensor, predicted: Tensor, critic
+) -> tuple[Tensor, Tensor]:
     """The ensemble's own candidate (B, C, H, W) and its features (B, 4)."""
     mixed = blend(generated, predicted)
     candidate = composite(x, mixed, hole)
     boundary, realism = judge(candidate.unsqueeze(0), hole, critic)
-    feats = features_of(known_mse(mixed, x, 1 - hole), boundary[0], realism[0] if realism is not None else None)
+    feats = features_of(
+        known_mse(mixed, x, 1 - hole), boundary[0], realism[0] if realism is not None else None
+    )
     return candidate, feats
 
 
-def fit_cost_model(generators: dict, x: Tensor, hole: Tensor, critic, cfg: SearchConfig = SearchConfig()) -> CostModel:
+def fit_cost_model(
+    generators: dict, x: Tensor, hole: Tensor, critic, cfg: SearchConfig = SearchConfig()
+) -> CostModel:
     """Fit, per member and for the ensemble's blend, the map from a candidate's description to its true
     hole error, on calibration images x with holes `hole` (B, 1, H, W)."""
     generated, candidates, known_err, boundary, realism = describe(generators, x, hole, critic, cfg)
@@ -220,4 +241,14 @@ def hole_mse(images: Tensor, target: Tensor, hole: Tensor) -> Tensor:
     return err / (hole.flatten(-3).sum(-1) * images.shape[-3]).clamp(min=1)
 
 
-__all__ = ["Completion", "CompletionConfig", "CostModel", "complete_images", "composite", "fit_cost_model", "boundary_jump", "hole_mse", "psnr"]
+__all__ = [
+    "Completion",
+    "CompletionConfig",
+    "CostModel",
+    "complete_images",
+    "composite",
+    "fit_cost_model",
+    "boundary_jump",
+    "hole_mse",
+    "psnr",
+]

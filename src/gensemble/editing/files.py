@@ -33,7 +33,9 @@ def read_images(path: str | Path) -> tuple[Tensor, list[Path]]:
     images = [load_image(p) for p in paths]
     shapes = {tuple(x.shape) for x in images}
     if len(shapes) > 1:
-        raise DataError(f"the images in {shown(str(path))} differ in size or channels ({sorted(shapes)}); give images of one size")
+        raise DataError(
+            f"the images in {shown(str(path))} differ in size or channels ({sorted(shapes)}); give images of one size"
+        )
     return torch.stack(images), paths
 
 
@@ -80,7 +82,8 @@ def complete_files(
     editor.check_images(x, [str(p) for p in paths])
     result = editor.complete(x, hole)
     summary = {
-        str(p): {"chosen": result.members[int(result.choice[i])], "candidates": result.scores(i)} for i, p in enumerate(paths)
+        str(p): {"chosen": result.members[int(result.choice[i])], "candidates": result.scores(i)}
+        for i, p in enumerate(paths)
     }
     if single:
         save_image(result.chosen[0], output)
@@ -96,7 +99,9 @@ def complete_files(
     return {"output": str(output), "images": summary}
 
 
-def project_file(run: str | Path, image: str | Path, device: str = "cpu", n_reference: int = 32) -> dict[str, Any]:
+def project_file(
+    run: str | Path, image: str | Path, device: str = "cpu", n_reference: int = 32
+) -> dict[str, Any]:
     """Which member explains an image best, and whether any member explains it as well as typical data."""
     x, paths = read_images(image)
     editor = load_editor(run, device)
@@ -106,7 +111,8 @@ def project_file(run: str | Path, image: str | Path, device: str = "cpu", n_refe
     images = {}
     for i, p in enumerate(paths):
         members = {
-            name: {k: round(float(v[i]), 6) for k, v in row.items() if k != "z"} for name, row in report["members"].items()
+            name: {k: round(float(v[i]), 6) for k, v in row.items() if k != "z"}
+            for name, row in report["members"].items()
         }
         entry = {
             "best_member": report["best"][i],

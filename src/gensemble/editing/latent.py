@@ -36,7 +36,15 @@ class SearchConfig:
     seed: int = 0
 
     def validate(self, path: str = "") -> None:
-        check_ranges(self, path, restarts=(1, 64), steps=(0, 10_000), lr=(1e-6, 10), prior_weight=(0, 1e3), seed=SEED_RANGE)
+        check_ranges(
+            self,
+            path,
+            restarts=(1, 64),
+            steps=(0, 10_000),
+            lr=(1e-6, 10),
+            prior_weight=(0, 1e3),
+            seed=SEED_RANGE,
+        )
 
 
 @dataclass
@@ -66,7 +74,9 @@ def _starts(model: GenerativeModel, target: Tensor, known: Tensor, cfg: SearchCo
     return torch.randn(len(target) * cfg.restarts, model.z_dim, generator=gen)
 
 
-def search(model: GenerativeModel, target: Tensor, known: Tensor, cfg: SearchConfig = SearchConfig()) -> Projection:
+def search(
+    model: GenerativeModel, target: Tensor, known: Tensor, cfg: SearchConfig = SearchConfig()
+) -> Projection:
     """Project each image of `target` (B, C, H, W) into `model`'s latent space, fitting only `known` pixels."""
     device = next(model.parameters()).device
     target, known = target.to(device), known.to(device)
@@ -79,11 +89,15 @@ def search(model: GenerativeModel, target: Tensor, known: Tensor, cfg: SearchCon
     try:
         zs, losses = [], []
         for i in range(0, len(z0), CHUNK):
-            z, loss = _optimise(model, z0[i : i + CHUNK], target[rows[i : i + CHUNK]], known[rows[i : i + CHUNK]], cfg)
+            z, loss = _optimise(
+                model, z0[i : i + CHUNK], target[rows[i : i + CHUNK]], known[rows[i : i + CHUNK]], cfg
+            )
             zs.append(z)
             losses.append(loss)
         z, loss = torch.cat(zs), torch.cat(losses)
-        best = loss.view(len(target), restarts).argmin(1) + torch.arange(len(target), device=device) * restarts
+        best = (
+            loss.view(len(target), restarts).argmin(1) + torch.arange(len(target), device=device) * restarts
+        )
         z = z[best]
         with torch.no_grad():
             image = model.decode(z)
@@ -94,7 +108,9 @@ def search(model: GenerativeModel, target: Tensor, known: Tensor, cfg: SearchCon
     return Projection(z.detach().cpu(), image.detach().cpu(), known_mse(image, target, known).detach().cpu())
 
 
-def _optimise(model: GenerativeModel, z0: Tensor, target: Tensor, known: Tensor, cfg: SearchConfig) -> tuple[Tensor, Tensor]:
+def _optimise(
+    model: GenerativeModel, z0: Tensor, target: Tensor, known: Tensor, cfg: SearchConfig
+) -> tuple[Tensor, Tensor]:
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=cfg.lr)
     for _ in range(cfg.steps):

@@ -47,5 +47,7 @@ def check_mask(mask: Tensor, what: str) -> Tensor:
     if holes == 0:
         raise DataError(f"{what} marks no pixel to fill (white marks the hole); draw the hole in white")
     if holes == mask.numel():
-        raise DataError(f"{what} covers the whole image, so nothing is known to complete from; leave some pixels black")
+        raise DataError(
+            f"{what} covers the whole image, so nothing is known to complete from; leave some pixels black"
+        )
     return mask

@@ -199,5 +199,3 @@ def check_member_shape(member: MemberConfig, shape: tuple[int, ...], dataset: st
             f"member {member.name!r} expects {channels}-channel images but the data ({dataset}) have "
             f"{shape[0]}; set data.channels: {channels} or the member's model.channels: {shape[0]}"
         )
-
-

@@ -153,6 +153,31 @@ class ClassifierExtractor(FeatureExtractor):
         return torch.cat(feats, dim=1), joint.reshape(-1, k**3)
 
 
+class PixelExtractor(FeatureExtractor):
+    """Raw pixels, area-downsampled to 16×16 (3 channels): fast and honest about being crude.
+
+    It needs no weights and no labels, so it works on any folder, but it compares pixel statistics
+    only: a blurred image can score well. Use inception (the standard) when its minutes are affordable.
+    """
+
+    has_probs = False
+    side = 16
+
+    def __init__(self, name: str = "pixels", device: str = "cpu") -> None:
+        self.name, self.device = name, torch.device(device)
+        self.dim = 3 * self.side * self.side
+
+    def _forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        x = images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+        x = torch.nn.functional.adaptive_avg_pool2d(x.to(self.device), self.side)
+        return x.flatten(1), None
+
+
+FEATURES.register(
+    "pixels", doc="raw pixels downsampled to 16×16: fast, needs no weights, measures pixel statistics only"
+)(PixelExtractor)
+
+
 FEATURES.register("classifier:", doc="128-d features and class probs of a small CNN trained on DATASET")(
     ClassifierExtractor
 )

