@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from gensemble import evaluate as ev
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluate import FLOOR_ROW, evaluate_run, evaluate_samples, kid_subset_size, resolve_features
+from gensemble.evaluation import features as evf
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
 from gensemble.models import classifier as clf
 from gensemble.run import train_run
@@ -117,13 +117,13 @@ def test_an_unlabelled_folder_defaults_to_inception_and_says_so():
 # ------------------------------------------------------------------------------ image runs
 def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatch):
     calls: list[str] = []
-    original = ev.extract_features
+    original = evf.extract_features
 
     def counting(ext, images, desc):
         calls.append(desc.split(":")[0])
         return original(ext, images, desc)
 
-    monkeypatch.setattr(ev, "extract_features", counting)
+    monkeypatch.setattr(evf, "extract_features", counting)  # where the featurizer looks it up
     kwargs = dict(metrics="fid,kid,is,prdc,modes", n=60, fusions=("uniform",), cache_dir=tmp_path / "feats")
     with pytest.warns(UserWarning, match="n = 60 < 128 feature dims.*biased"):
         first = evaluate_run(digits_run, **kwargs)

@@ -206,20 +206,3 @@ def _unit_image(img: Image.Image, channels: int | None) -> Image.Image:
     if channels is None:
         channels = 1 if img.mode in ("1", "L", "LA") else 3
     return img.convert("L" if channels == 1 else "RGB")
-
-
-WIDE_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-
-
-def _unit_image(img: Image.Image, channels: int | None) -> Image.Image:
-    """8-bit images as L or RGB; 16- and 32-bit grey as mode F scaled to [0, 1] by its own range
-    (PIL's convert("L") would clip 0..65535 at 255, saturating almost every pixel)."""
-    if img.mode in WIDE_MODES:
-        arr = np.asarray(img, dtype=np.float64)
-        top = 1.0 if img.mode == "F" else 65535.0
-        if img.mode == "I" and arr.size and arr.max() > 65535:
-            top = float(2**31 - 1)
-        return Image.fromarray((arr / top).astype(np.float32), mode="F")
-    if channels is None:
-        channels = 1 if img.mode in ("1", "L", "LA") else 3
-    return img.convert("L" if channels == 1 else "RGB")

@@ -8,7 +8,6 @@ Every string that comes from configs, names or metrics is HTML-escaped.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -16,6 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from gensemble.report_tables import (
+    _fmt,
+    esc,
+    evaluation_heading,
+    evaluation_table,
+    read_evaluation,
+    read_evaluation_file,
+)
 
 
 @dataclass
@@ -31,10 +39,6 @@ class ReportData:
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # member -> metrics.jsonl records
     notes: list[str] = field(default_factory=list)
     completion: tuple[bytes, dict[str, Any]] | None = None  # RUN/completion/panel.png and its summary
-
-
-def esc(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def img_tag(png: bytes, alt: str, css: str = "") -> str:
@@ -100,73 +104,6 @@ def curves_png(curves: dict[str, list[dict[str, float]]]) -> bytes:
         ax.axis("off")
     fig.tight_layout()
     return figure_png(fig)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return esc(v)
-
-
-STD_OF = {"kid": "kid_std", "is": "is_std"}  # shown as "mean ± std" in one cell
-
-
-def evaluation_heading(ev: dict[str, Any]) -> str:
-    """Which features, how many samples and which reference produced a table; small n is marked."""
-    from gensemble.evaluate import WARN_N
-
-    n = ev.get("n")
-    small = isinstance(n, int) and n < WARN_N
-    badge = f" <span class='small-n'>small n: below {WARN_N}, FID/KID/PRDC are noisy</span>" if small else ""
-    notes = "".join(f"<li>{esc(x)}</li>" for x in ev.get("notes", []))
-    return (
-        f"<h3 class='evaluation-meta'>features: {esc(ev.get('features', '?'))} · n = {esc(n)} per row · "
-        f"reference: {esc(ev.get('reference', '?'))}{badge}</h3>"
-        + (f"<ul class='muted'>{notes}</ul>" if notes else "")
-    )
-
-
-def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
-    """An HTML table, rows = floor/members/fusions; the best member or fusion per column in bold.
-
-    Directions come from `gensemble.evaluate.HIGHER_IS_BETTER`; columns without one (density,
-    acceptance rate) and columns where every row ties get no highlight, and the floor never does.
-    """
-    from gensemble.evaluate import HIGHER_IS_BETTER, crownable
-
-    rows = list(evaluation)
-    stds = set(STD_OF.values())
-    cols: list[str] = []
-    for r in rows:
-        cols += [
-            c
-            for c, v in evaluation[r].items()
-            if c not in cols and c not in stds and isinstance(v, (int, float))
-        ]
-    best: dict[str, float] = {}
-    for c in cols:
-        better = HIGHER_IS_BETTER.get(c)
-        numeric = [
-            r for r in rows if isinstance(evaluation[r].get(c), (int, float)) and not r.startswith("real")
-        ]
-        values = [evaluation[r][c] for r in numeric if crownable(c, evaluation[r])]
-        if better is not None and values and len({evaluation[r][c] for r in numeric}) > 1:
-            best[c] = max(values) if better else min(values)
-    arrow = {True: " ↑", False: " ↓", None: ""}
-    head = "".join(f"<th>{esc(c)}{arrow[HIGHER_IS_BETTER.get(c)]}</th>" for c in cols)
-    body = []
-    for r in rows:
-        cells = []
-        for c in cols:
-            v = evaluation[r].get(c)
-            text = _fmt(v) if v is not None else "–"
-            if v is not None and STD_OF.get(c) in evaluation[r]:
-                text += f" ± {evaluation[r][STD_OF[c]]:.2g}"  # two digits: the spread, not noise
-            is_best = c in best and v == best[c] and not r.startswith("real") and crownable(c, evaluation[r])
-            cells.append(f'<td class="{"best" if is_best else ""}">{text}</td>')
-        body.append(f"<tr><th>{esc(r)}</th>{''.join(cells)}</tr>")
-    table = f'<table id="evaluation"><tr><th></th>{head}</tr>{"".join(body)}</table>'
-    return f'<div class="scroll">{table}</div>'
 
 
 CSS = """
@@ -353,53 +290,6 @@ def gather_report(
     bar.close()
     log_acceptance_rates(run_dir, rates, ens.step)
     return data
-
-
-def read_evaluation(path: Path) -> dict[str, dict[str, Any]]:
-    """The rows of an evaluation.json, checked: every metric a number (or null), every row a mapping.
-
-    The report formats numbers; a hand-edited or damaged file must be one clear error, not a crash
-    in the middle of rendering.
-    """
-    from gensemble.errors import GensembleError, shown
-
-    redo = "rerun 'gensemble evaluate RUN' to rewrite it"
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        raise GensembleError(f"{shown(str(path))} is not valid JSON; {redo}") from None
-    rows = raw.get("rows", raw) if isinstance(raw, dict) else None
-    if not isinstance(rows, dict):
-        raise GensembleError(f"{shown(str(path))} holds no table of rows; {redo}")
-    for name, row in rows.items():
-        if not isinstance(row, dict):
-            raise GensembleError(f"{shown(str(path))}: row {shown(name)} is not a mapping; {redo}")
-        for key, value in row.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number or value is None or key in TEXT_FIELDS):
-                raise GensembleError(
-                    f"{shown(str(path))}: {shown(name)} {shown(key)} is {shown(value)}, not a number; {redo}"
-                )
-    return rows
-
-
-def read_evaluation_file(path: Path) -> dict[str, Any]:
-    """A whole saved evaluation: its checked rows and how it was measured."""
-    rows = read_evaluation(path)
-    raw = json.loads(path.read_text())
-    meta = raw if isinstance(raw, dict) else {}
-    notes = meta.get("notes") if isinstance(meta.get("notes"), list) else []
-    return {
-        "rows": rows,
-        "features": str(meta.get("features", "?")),
-        "n": meta.get("n") if isinstance(meta.get("n"), int) else None,
-        "reference": str(meta.get("reference", "?")),
-        "notes": [str(x) for x in notes],
-    }
-
-
-# Fields of an evaluation row that are text by design, not metrics.
-TEXT_FIELDS = ("note", "features", "reference")
 
 
 def log_acceptance_rates(run_dir: Path, rates: dict[str, float], step: int) -> None:

@@ -7,6 +7,7 @@ both are re-exported here, where most callers look for them.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,43 @@ def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) 
     return ens
 
 
+# Runs of at least this many member steps say how long they will take before they start.
+LONG_RUN_STEPS = 20_000
+
+
+def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device) -> None:
+    from gensemble.budget import describe_seconds, estimate_seconds
+
+    seconds = estimate_seconds(cfg, data, dev)
+    print(
+        f"[train] estimated time here: about {describe_seconds(seconds)} (members' steps only)",
+        file=sys.stderr,
+        flush=True,
+    )
+    if seconds > 86_400:
+        warnings.warn(
+            f"this run will take about {describe_seconds(seconds)} here; lower train.steps or stop it with Ctrl-C "
+            "(checkpoints let you resume)",
+            stacklevel=2,
+        )
+
+
+def dry_run_estimate(cfg: RunConfig) -> str:
+    """A YAML comment with the estimated training time here (best effort: nothing when data is missing)."""
+    from gensemble.budget import describe_seconds, estimate_seconds
+    from gensemble.errors import GensembleError
+
+    try:
+        dev = resolve_device(cfg.train.device)
+        seconds = estimate_seconds(cfg, load_train_data(cfg, dev), dev)
+    except GensembleError as exc:
+        return f"# no time estimate: {exc}\n"
+    return (
+        f"# estimated training time here: about {describe_seconds(seconds)} for {len(cfg.members)} member(s) × "
+        f"{cfg.train.steps} steps (timed on a few steps; scheme overheads not included)\n"
+    )
+
+
 def as_run_config(
     config: str | Path | dict[str, Any] | RunConfig, overrides: list[str] | tuple[str, ...] = ()
 ) -> RunConfig:
@@ -161,7 +199,7 @@ def train_run(
         overrides = (*overrides, f"train.device={device}")
     cfg = as_run_config(config, overrides)
     if dry_run:
-        return dump_yaml(cfg)
+        return dump_yaml(cfg) + dry_run_estimate(cfg)
     if out is None and not isinstance(config, (str, Path)):
         raise ConfigError("train_run needs out= (a run folder) when the config is not a file")
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
@@ -178,6 +216,8 @@ def train_run(
         ens.restore()
     elif resume:
         warnings.warn(f"{out} has no checkpoint yet; training it from step 0", stacklevel=2)
+    if cfg.train.steps * len(cfg.members) >= LONG_RUN_STEPS:
+        announce_estimate(cfg, data, dev)
     threads.start_run(ens.saved_threads)
     prepare_run_dir(out, cfg, resume)
     clean_stale_temporaries(out)

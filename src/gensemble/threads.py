@@ -6,8 +6,8 @@ run slower than one (benchmarks/threads.py measures both). No fixed count is nea
 cases, so by default (`auto`) a fresh run times a few steps at each candidate count and keeps the
 fastest for the rest of the run.
 
-The choice is made once per run, at its first steps, on a fixed schedule (8 steps at each count), and
-saved in its checkpoints: convolutions give slightly different floating-point results with different
+The choice is made once per run, at its first steps (1 and all threads in alternation, 3 × 4 steps
+each, median step time; more threads must be 10% faster to win), and saved in its checkpoints: convolutions give slightly different floating-point results with different
 thread counts, so a resumed run reuses its own count and still reaches exactly the uninterrupted
 run's weights. Two fresh runs under different loads may choose differently; for bit-identical
 reruns fix the count (`--threads N`, `GENSEMBLE_THREADS=N` or `train.threads`).
@@ -16,6 +16,7 @@ reruns fix the count (`--threads N`, `GENSEMBLE_THREADS=N` or `train.threads`).
 from __future__ import annotations
 
 import os
+import statistics
 import time
 
 import torch
@@ -31,41 +32,56 @@ def available_cores() -> int:
 
 
 class ThreadTuner:
-    """Called after every training step: times `probe_steps` steps at each count, then keeps the fastest."""
+    """Called after every training step. Probes the candidate counts in alternation (1, N, 1, N, ...,
+    `rounds` times each, `probe_steps` steps a time after a warm-up step), then keeps the one with
+    the lowest median step time. Alternating and taking medians keeps a neighbour's burst from
+    deciding; a larger count must be clearly faster (by `margin`) to win, because beside busy
+    neighbours extra threads lose far more than they gain on a quiet machine."""
 
-    def __init__(self, choices: tuple[int, ...], probe_steps: int = 8) -> None:
-        self.choices = tuple(dict.fromkeys(choices))  # unique, in order
-        self.probe_steps = probe_steps
+    def __init__(
+        self, choices: tuple[int, ...], probe_steps: int = 4, rounds: int = 3, margin: float = 0.1
+    ) -> None:
+        self.choices = tuple(sorted(dict.fromkeys(choices)))  # unique, fewest first
+        self.probe_steps, self.margin = probe_steps, margin
+        self.times: dict[int, list[float]] = {c: [] for c in self.choices}
         self.rates: dict[int, float] = {}
         self.best: int | None = None
-        self._queue = list(self.choices)
-        self._count = -2  # not started: the first tick switches to the first candidate
-        self._t0 = 0.0
+        self._queue = [c for _ in range(rounds) for c in self.choices]
+        self._count = -2  # -2: not started; -1: the warm-up step after a switch
+        self._last = 0.0
 
     def tick(self) -> None:
         if self.best is not None:
             return
         now = time.perf_counter()
-        if self._count == -2:
-            torch.set_num_threads(self._queue[0])
-            self._count = -1
+        if self._count == -2 or self._count == -1:
+            if self._count == -2:
+                torch.set_num_threads(self._queue[0])
+            self._count, self._last = (-1 if self._count == -2 else 0), now
             return
+        self.times[self._queue[0]].append(now - self._last)
+        self._last = now
         self._count += 1
-        if self._count == 0:  # the step after a switch warms the thread pool up; time from here
-            self._t0 = now
-            return
         if self._count < self.probe_steps:
             return
-        self.rates[self._queue.pop(0)] = self.probe_steps / max(now - self._t0, 1e-9)
+        self._queue.pop(0)
         if self._queue:
             torch.set_num_threads(self._queue[0])
             self._count = -1
-        else:
-            self.best = max(self.rates, key=self.rates.get)
-            torch.set_num_threads(self.best)
+            return
+        medians = {c: statistics.median(t) for c, t in self.times.items() if t}
+        self.rates = {c: 1.0 / max(m, 1e-9) for c, m in medians.items()}
+        best = self.choices[0]
+        for c in self.choices[1:]:
+            if medians[c] < (1 - self.margin) * medians[best]:
+                best = c
+        self.best = best
+        torch.set_num_threads(best)
 
 
-_MODE: int | str = "auto"  # "auto" or a fixed count
+# None: leave PyTorch's setting alone (the library default: importing gensemble never changes
+# process-wide state); the CLI sets "auto" unless told otherwise.
+_MODE: int | str | None = None
 _EXPLICIT = False
 _TUNER: ThreadTuner | None = None
 
@@ -99,7 +115,9 @@ def start_run(saved: int | None = None) -> None:
     """Before a run trains: reuse the count it saved (a resume), else probe afresh (auto) or keep the fixed one."""
     global _TUNER
     _TUNER = None
-    if _MODE != "auto":
+    if _MODE is None and saved is None:
+        return
+    if _MODE is not None and _MODE != "auto":
         return
     if saved is not None:
         torch.set_num_threads(int(saved))

@@ -1,0 +1,256 @@
+"""How samples become the feature arrays the metrics take, and the on-disk cache of real features.
+
+Real features are cached on disk (safetensors + json), keyed by a hash of the images and of the
+extractor's weights. `resolve_features` picks the extractor for a run's data: its domain
+classifier when it has one, Inception (the standard) for an unlabelled image folder, the raw
+points for 2-D toys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import warnings
+import weakref
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
+from gensemble.errors import ConfigError
+from gensemble.metrics import FeatureOutput
+from gensemble.metrics.features import FeatureExtractor
+
+FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "pixels", "points")
+# On raw 2-D points FID and KID compare only low-order moments (a mean and a 2x2 covariance cannot
+# tell 25 modes from one blob), so toys default to mode coverage and the k-NN manifold metrics.
+DEFAULT_TOY_METRICS = ("modes", "prdc")
+CACHE_FORMAT = 1
+
+
+# --- features, and the on-disk cache of real ones ---------------------------------------------
+def as_saved_images(x: Tensor) -> Tensor:
+    """Clamp to [-1, 1] and round to 8-bit levels, as saving a PNG would: real and generated images
+    reach the extractor through the same pipeline (real ones come from 8-bit files, then resizing)."""
+    x = (x.to(torch.float32).clamp(-1.0, 1.0) + 1.0) * 127.5
+    return torch.round(x) / 127.5 - 1.0
+
+
+def extract_features(ext: FeatureExtractor, images: Tensor, desc: str) -> FeatureOutput:
+    """Features (and probs) of images, batch by batch, with a progress bar."""
+    from gensemble.progress import progress
+
+    bs = ext.default_batch_size
+    parts: list[FeatureOutput] = []
+    bar = progress(len(images), desc, unit="img")
+    try:
+        for i in range(0, len(images), bs):
+            chunk = images[i : i + bs]
+            parts.append(ext.extract(chunk))
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    features = np.concatenate([p.features for p in parts]) if parts else np.zeros((0, ext.dim), np.float32)
+    probs = np.concatenate([p.probs for p in parts]) if parts and parts[0].probs is not None else None
+    return FeatureOutput(features, probs)
+
+
+_FINGERPRINTS: weakref.WeakKeyDictionary[FeatureExtractor, str] = weakref.WeakKeyDictionary()
+
+
+def extractor_fingerprint(ext: FeatureExtractor) -> str:
+    """sha256 of what decides an extractor's output: its class, name, settings and network weights."""
+    if ext in _FINGERPRINTS:
+        return _FINGERPRINTS[ext]
+    h = hashlib.sha256()
+    h.update(f"{type(ext).__qualname__}|{ext.name}|{ext.dim}|{getattr(ext, 'quantize', None)}".encode())
+    for attr, value in sorted(vars(ext).items()):
+        if isinstance(value, torch.nn.Module):
+            for key, t in value.state_dict().items():
+                h.update(f"{attr}.{key}|{t.dtype}|{tuple(t.shape)}".encode())
+                h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    _FINGERPRINTS[ext] = h.hexdigest()
+    return _FINGERPRINTS[ext]
+
+
+def default_feature_cache() -> Path:
+    """$GENSEMBLE_CACHE/features, else ~/.cache/gensemble/features."""
+    from gensemble.models.classifier import default_cache_dir
+
+    return default_cache_dir() / "features"
+
+
+def cached_features(
+    ext: FeatureExtractor, images: Tensor, label: str, cache_dir: Path, desc: str
+) -> FeatureOutput:
+    """Features of real images from the cache, or extracted and cached.
+
+    The key hashes the images themselves (so any change to the dataset, its preprocessing, the split
+    or n is a new entry) and the extractor's weights. Files: <label>-<key>.safetensors, then
+    <label>-<key>.json naming its sha256; a damaged pair is recomputed with a one-line warning.
+    """
+    from safetensors import SafetensorError
+    from safetensors.numpy import load, save
+
+    x = images.detach().cpu().to(torch.float32).contiguous()
+    h = hashlib.sha256(f"{CACHE_FORMAT}|{ext.name}|{extractor_fingerprint(ext)}|{tuple(x.shape)}".encode())
+    h.update(x.numpy().tobytes())
+    key = h.hexdigest()[:24]
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", f"{label}-{ext.name}")[:120] + f"-{key}"
+    data_path, meta_path = cache_dir / f"{stem}.safetensors", cache_dir / f"{stem}.json"
+    if meta_path.exists() or data_path.exists():
+        try:
+            meta = json.loads(meta_path.read_text())
+            raw = data_path.read_bytes()
+            if meta.get("format") != CACHE_FORMAT or hashlib.sha256(raw).hexdigest() != meta.get("sha256"):
+                raise ValueError("the file does not match the hash in its .json (truncated or overwritten)")
+            arrays = load(raw)
+            feats, probs = arrays["features"], arrays.get("probs")
+            if feats.shape != (len(x), ext.dim) or (probs is None) == ext.has_probs:
+                raise ValueError(f"features of shape {feats.shape} where ({len(x)}, {ext.dim}) was expected")
+            return FeatureOutput(feats, probs)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, SafetensorError) as exc:
+            warnings.warn(
+                f"feature cache {str(data_path)!r} is unreadable ({str(exc).splitlines()[0]}); recomputing",
+                stacklevel=2,
+            )
+    out = extract_features(ext, x, desc)
+    arrays = {"features": np.ascontiguousarray(out.features, np.float32)}
+    if out.probs is not None:
+        arrays["probs"] = np.ascontiguousarray(out.probs, np.float32)
+    raw = save(arrays)
+    meta = {
+        "format": CACHE_FORMAT,
+        "label": label,
+        "extractor": ext.name,
+        "extractor_sha256": extractor_fingerprint(ext),
+        "images_shape": list(x.shape),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+    }
+    try:
+        # Data first, then the .json naming its hash: a crash between the two reads as a mismatch.
+        atomic_write_bytes(data_path, raw)
+        atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    except OSError as exc:  # a read-only or full cache costs time, not the evaluation
+        warnings.warn(
+            f"could not write feature cache {str(data_path)!r} ({exc.strerror or exc})", stacklevel=2
+        )
+    return out
+
+
+# --- what a run is evaluated with -------------------------------------------------------------
+def classifier_datasets() -> list[str]:
+    """Datasets with a domain classifier (a training recipe, or another dataset's per channel)."""
+    from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES
+
+    return sorted({*RECIPES, *PER_CHANNEL_SOURCES})
+
+
+@dataclass
+class Featurizer:
+    """How samples become the arrays the metrics take: an extractor (None: the raw 2-D points),
+    and a classifier for labels (``is``, ``modes``) when the extractor gives no probabilities."""
+
+    name: str
+    extractor: FeatureExtractor | None = None
+    labeller: FeatureExtractor | None = None
+    uniform_kl: bool = False  # KL against uniform labels (the stacked-MNIST protocol)
+
+    @property
+    def dim(self) -> int:
+        return 2 if self.extractor is None else self.extractor.dim
+
+    def __call__(self, x: Tensor, desc: str, cache: tuple[Path, str] | None = None) -> FeatureOutput:
+        """Features and probs of samples x; `cache` = (folder, label) for real data."""
+        if self.extractor is None:
+            return FeatureOutput(x.detach().cpu().numpy().astype(np.float64))
+        x = as_saved_images(x.cpu())
+
+        def run(ext: FeatureExtractor) -> FeatureOutput:
+            if cache is None:
+                return extract_features(ext, x, f"{desc}: {ext.name} features")
+            return cached_features(ext, x, cache[1], cache[0], f"{desc}: {ext.name} features")
+
+        out = run(self.extractor)
+        if out.probs is None and self.labeller is not None:
+            out = FeatureOutput(out.features, run(self.labeller).probs)
+        return out
+
+
+def check_features_name(features: str | None) -> None:
+    """A one-line error for a feature name that is not classifier, classifier:DATASET, inception or points."""
+    if features is None or features in ("classifier", "inception", "pixels", "points"):
+        return
+    if features.startswith("classifier:") and len(features) > len("classifier:"):
+        return
+    raise ConfigError(f"unknown feature extractor {features!r}; known: {', '.join(FEATURE_KINDS)}")
+
+
+def resolve_features(
+    features: str | None,
+    dataset: str,
+    is_image: bool,
+    metrics: tuple[str, ...],
+    explicit: bool,
+    device: str = "cpu",
+) -> tuple[Featurizer, tuple[str, ...], list[str]]:
+    """The featurizer for a run's data, the metrics that apply, and notes on any defaults dropped."""
+    from gensemble.metrics import get_extractor
+    from gensemble.models.classifier import per_channel_source
+
+    check_features_name(features)
+    notes: list[str] = []
+    if not is_image:
+        if features not in (None, "points"):
+            raise ConfigError(
+                f"{dataset} is 2-D points, evaluated on the raw coordinates; drop --features {features}"
+            )
+        if "is" in metrics:
+            raise ConfigError("'is' needs class probabilities, and 2-D toy data have no classifier; drop it")
+        return Featurizer("points"), metrics if explicit else DEFAULT_TOY_METRICS, notes
+    if features == "points":
+        raise ConfigError(f"'points' features are for 2-D toy data; {dataset} is images")
+    has_clf = dataset in classifier_datasets()
+    if features is None and not has_clf:
+        # An unlabelled folder: Inception, the field's standard, and say so in the result.
+        features = "inception"
+        notes.append(
+            f"features: inception by default ({dataset} has no domain classifier); ImageNet features, "
+            "the standard for FID; --features pixels is faster and cruder"
+        )
+    if features in (None, "classifier"):
+        if not has_clf:
+            raise ConfigError(
+                f"{dataset!r} has no domain classifier (those with one: {', '.join(classifier_datasets())}); "
+                "use --features inception or pixels"
+            )
+        features = f"classifier:{dataset}"
+    if features == "inception" and "is" in metrics:  # before loading 100 MB of weights
+        raise ConfigError(
+            "'is' needs class probabilities, and inception features have none (the TorchScript file "
+            "ends at pool3, no logits); use --features classifier for IS"
+        )
+    ext = get_extractor(features, device)
+    featurizer = Featurizer(features, ext)
+    if not ext.has_probs:
+        if "is" in metrics:
+            raise ConfigError(f"'is' needs class probabilities, and {features} features have none")
+        if "modes" in metrics:
+            if has_clf:
+                featurizer.labeller = get_extractor(f"classifier:{dataset}", device)
+            elif explicit:
+                raise ConfigError(
+                    f"'modes' counts labels predicted by a domain classifier, and {dataset!r} has none; drop it"
+                )
+            else:
+                metrics = tuple(m for m in metrics if m != "modes")
+                notes.append(f"modes skipped: {dataset} has no domain classifier")
+    labeller = featurizer.labeller or (ext if ext.has_probs else None)
+    if labeller is not None:
+        source = labeller.name.split(":", 1)[1] if ":" in labeller.name else ""
+        featurizer.uniform_kl = per_channel_source(source) is not None
+    return featurizer, metrics, notes

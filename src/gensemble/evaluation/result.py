@@ -1,0 +1,135 @@
+"""The evaluation table: rows of metric values, how they were measured, and which row is best."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+FLOOR_ROW = "real:train-vs-test"
+# Precision (and density) of a collapsed generator is high: it is crowned only with recall above this.
+RECALL_FLOOR = 0.1
+
+# Direction of each key, for marking the best row; None: no direction (density > 1 is not "better").
+HIGHER_IS_BETTER: dict[str, bool | None] = {
+    "fid": False,
+    "kid": False,
+    "kid_std": None,
+    "is": True,
+    "is_std": None,
+    "precision": True,
+    "recall": True,
+    "density": None,
+    "coverage": True,
+    "modes_covered": True,
+    "high_quality": True,
+    "modes_hit": True,
+    "kl": False,
+    "acceptance_rate": None,
+    "top_share": None,
+}
+
+
+def crownable(col: str, row: dict[str, Any]) -> bool:
+    """Whether `row` may be marked best in column `col`: precision and density only with recall (or,
+    without recall, coverage) above RECALL_FLOOR, so a generator that collapsed onto one good blob
+    is never crowned for the quality of that blob."""
+    if col not in ("precision", "density"):
+        return True
+    spread = row.get("recall", row.get("coverage"))
+    return not isinstance(spread, (int, float)) or spread >= RECALL_FLOOR
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Rows (floor, members, fusions) of metric values, and how they were measured."""
+
+    rows: dict[str, dict[str, float]]
+    features: str
+    n: int
+    seed: int
+    metrics: tuple[str, ...]
+    reference: str
+    notes: tuple[str, ...] = ()
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, dict[str, float]]:
+        """{"<row>": {"<metric>": value}}: what `--json` prints."""
+        return {row: dict(values) for row, values in self.rows.items()}
+
+    def to_file_json(self) -> dict[str, Any]:
+        """What RUN/evaluation.json holds: the rows and how they were measured."""
+        return {
+            "rows": self.to_json(),
+            "features": self.features,
+            "n": self.n,
+            "seed": self.seed,
+            "metrics": list(self.metrics),
+            "reference": self.reference,
+            "floor_row": FLOOR_ROW,
+            "notes": list(self.notes),
+            **self.info,
+        }
+
+    def best(self) -> dict[str, set[str]]:
+        """The best row(s) per column with a direction, among members and fusions (not the floor)."""
+        out: dict[str, set[str]] = {}
+        rows = {r: v for r, v in self.rows.items() if r != FLOOR_ROW}
+        for col in {c for v in rows.values() for c in v}:
+            direction = HIGHER_IS_BETTER.get(col)
+            values = {r: v[col] for r, v in rows.items() if isinstance(v.get(col), (int, float))}
+            if direction is None or len(set(values.values())) < 2:
+                continue  # nothing to choose between
+            values = {r: v for r, v in values.items() if crownable(col, rows[r])}
+            if not values:
+                continue
+            target = max(values.values()) if direction else min(values.values())
+            out[col] = {r for r, v in values.items() if v == target}
+        return out
+
+    def format(self) -> str:
+        """An aligned table, rows x metrics, best per column marked with *, then how it was measured."""
+        cols: list[str] = []
+        for values in self.rows.values():
+            cols += [c for c in values if c not in cols and c not in ("kid_std", "is_std")]
+        best = self.best()
+
+        def cell(row: str, col: str) -> str:
+            v = self.rows[row].get(col)
+            if v is None:
+                return "-"
+            text = str(v) if isinstance(v, int) else f"{v:.4g}"
+            std = {"kid": "kid_std", "is": "is_std"}.get(col)
+            if std and std in self.rows[row]:
+                text += f" ± {self.rows[row][std]:.2g}"
+            return text + ("*" if row in best.get(col, ()) else "")
+
+        arrows = {True: " ↑", False: " ↓", None: ""}
+        header = ["row", *(c + arrows[HIGHER_IS_BETTER.get(c)] for c in cols)]
+        body = [[r, *(cell(r, c) for c in cols)] for r in self.rows]
+        widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+        lines = [
+            "  ".join(t.ljust(w) if i == 0 else t.rjust(w) for i, (t, w) in enumerate(zip(line, widths)))
+            for line in [header, *body]
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        lines += [
+            "",
+            f"features: {self.features}; n = {self.n} per row; reference: {self.reference}; seed {self.seed}",
+            f"{FLOOR_ROW}: {self.n} training examples in a generator's place, the best score at this n. "
+            "* marks the best member or fusion per column.",
+            *self.notes,
+        ]
+        return "\n".join(lines)
+
+
+def evaluation_key(result: EvalResult) -> str:
+    """A file name for one kind of evaluation: features, n, and which reference."""
+    ref = (
+        "heldout"
+        if "test split" in result.reference
+        else "reference-" + hashlib.sha1(result.reference.encode()).hexdigest()[:8]
+    )
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.features)
+    return f"{safe}-n{result.n}-{ref}"
