@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 
 import torch
@@ -77,6 +78,8 @@ class ThreadTuner:
                 best = c
         self.best = best
         torch.set_num_threads(best)
+        rates = ", ".join(f"{c} thread{'s' if c > 1 else ''} {r:.1f} steps/s" for c, r in self.rates.items())
+        print(f"[threads] {rates}: training on {best} (--threads N fixes it)", file=sys.stderr, flush=True)
 
 
 # None: leave PyTorch's setting alone (the library default: importing gensemble never changes
