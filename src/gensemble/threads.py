@@ -7,7 +7,7 @@ cases, so by default (`auto`) a fresh run times a few steps at each candidate co
 fastest for the rest of the run.
 
 The choice is made once per run, at its first steps (1 and all threads in alternation, 3 × 4 steps
-each, median step time; more threads must be 10% faster to win), and saved in its checkpoints: convolutions give slightly different floating-point results with different
+each, most first; median step time; more threads must be 10% faster to win), and saved in its checkpoints: convolutions give slightly different floating-point results with different
 thread counts, so a resumed run reuses its own count and still reaches exactly the uninterrupted
 run's weights. Two fresh runs under different loads may choose differently; for bit-identical
 reruns fix the count (`--threads N`, `GENSEMBLE_THREADS=N` or `train.threads`).
@@ -33,7 +33,7 @@ def available_cores() -> int:
 
 
 class ThreadTuner:
-    """Called after every training step. Probes the candidate counts in alternation (1, N, 1, N, ...,
+    """Called after every training step. Probes the candidate counts in alternation (N, 1, N, 1, ...,
     `rounds` times each, `probe_steps` steps a time after a warm-up step), then keeps the one with
     the lowest median step time. Alternating and taking medians keeps a neighbour's burst from
     deciding; a larger count must be clearly faster (by `margin`) to win, because beside busy
@@ -42,12 +42,14 @@ class ThreadTuner:
     def __init__(
         self, choices: tuple[int, ...], probe_steps: int = 4, rounds: int = 3, margin: float = 0.1
     ) -> None:
-        self.choices = tuple(sorted(dict.fromkeys(choices)))  # unique, fewest first
+        self.choices = tuple(sorted(dict.fromkeys(choices)))  # unique, fewest first (ties go to fewer)
         self.probe_steps, self.margin = probe_steps, margin
         self.times: dict[int, list[float]] = {c: [] for c in self.choices}
         self.rates: dict[int, float] = {}
         self.best: int | None = None
-        self._queue = [c for _ in range(rounds) for c in self.choices]
+        # Most threads first, so that what is built and cached at the first steps (oneDNN kernels,
+        # thread pools) is built for the count a quiet machine keeps.
+        self._queue = [c for _ in range(rounds) for c in reversed(self.choices)]
         self._count = -2  # -2: not started; -1: the warm-up step after a switch
         self._last = 0.0
 
