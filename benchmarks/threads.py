@@ -4,7 +4,8 @@
 
 A busy neighbour is a process spinning on one core (what a test run or another training does to a
 shared 2-core machine). For each condition, each setting trains the same DCGAN for about `seconds`
-in a fresh `gensemble train` process and reports its steady-state steps per second: the rate over
+in a fresh `gensemble train` process, `repeats` times in turns with the other settings, and the
+median is reported, of each process's steady-state steps per second: the rate over
 the second half of the window (start-up, the auto probe and the thread pools' warm-up fall in the
 first half; a long training lives in the steady state). Settings: 1 and
 all threads (PyTorch's default), all threads with OMP_WAIT_POLICY=PASSIVE, and `auto` (the default:
@@ -18,6 +19,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,7 +59,8 @@ def steps_per_second(config: Path, seconds: float, threads: str, env_extra: dict
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seconds", type=float, default=30.0, help="training time per measurement")
+    ap.add_argument("--seconds", type=float, default=20.0, help="training time per measurement")
+    ap.add_argument("--repeats", type=int, default=3, help="measurements per cell (the median is reported)")
     ap.add_argument("--config", default=str(ROOT / "configs" / "fashion-dcgan.yaml"))
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "threads.json"))
     args = ap.parse_args(argv)
@@ -68,16 +71,21 @@ def main(argv: list[str] | None = None) -> dict:
         "auto (default)": ("auto", {}),
     }
     table: dict[str, dict[str, float]] = {}
+    raw: dict[str, dict[str, list[float]]] = {}
     for busy in (0, 1, 2):
         condition = "quiet" if busy == 0 else f"{busy} busy neighbour{'s' if busy > 1 else ''}"
         spinners = [mp.Process(target=spin, daemon=True) for _ in range(busy)]
         for p in spinners:
             p.start()
         try:
-            table[condition] = {
-                name: round(steps_per_second(Path(args.config), args.seconds, t, env), 2)
-                for name, (t, env) in settings.items()
-            }
+            # Each setting `repeats` times, in turns (a, b, c, d, a, b, ...), and the median: a shared
+            # machine's speed drifts by ±10% from one minute to the next, as much as the effect measured.
+            runs: dict[str, list[float]] = {name: [] for name in settings}
+            for _ in range(args.repeats):
+                for name, (t, env) in settings.items():
+                    runs[name].append(steps_per_second(Path(args.config), args.seconds, t, env))
+            table[condition] = {name: round(statistics.median(v), 2) for name, v in runs.items()}
+            raw[condition] = {name: [round(x, 2) for x in v] for name, v in runs.items()}
         finally:
             for p in spinners:
                 p.kill()
@@ -103,7 +111,9 @@ def main(argv: list[str] | None = None) -> dict:
             + " | ".join(f"{rates[n]:.2f}" for n in names)
             + f" | {goal['measured']:.2f} |"
         )
-    print("\nsteps per second of a Fashion-MNIST DCGAN (batch 64), one fresh process per cell")
+    print(
+        f"\nsteps per second of a Fashion-MNIST DCGAN (batch 64): median of {args.repeats} fresh processes per cell"
+    )
     result = {
         "goals": goals,
         "steps_per_second": table,
