@@ -51,7 +51,7 @@ class _StageLine:
         rate = done / dt if dt > 0 and done else 0.0
         parts = [f"[{self.desc}] {self.n}{f'/{self.total}' if self.total else ''} {self.unit} in {dt:.1f}s"]
         if rate:
-            parts.append(f"{rate:.1f} {self.unit}/s")
+            parts.append(f"{rate:.1f} {self.unit}/s" if rate >= 0.1 else f"{1 / rate:.0f} s/{self.unit}")
             if not final and self.total:
                 parts.append(f"ETA {format_seconds((self.total - self.n) / rate)}")
         parts += [f"{k}={v}" for k, v in self.postfix.items()]
