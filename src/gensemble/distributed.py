@@ -242,10 +242,18 @@ def train_ddp(
     device: str | None = None,
 ) -> Path:
     """Train (or resume) a run with every member data-parallel over the processes torchrun started."""
+    from gensemble.checkpoint import clean_stale_temporaries
     from gensemble.ensemble import scheme_for
     from gensemble.hooks import RunHooks
     from gensemble.progress import set_quiet
-    from gensemble.run import build_ensemble, load_config, load_train_data, prepare_run_dir, truncate_metrics
+    from gensemble.run import (
+        build_ensemble,
+        check_run_dir,
+        load_config,
+        load_train_data,
+        prepare_run_dir,
+        truncate_metrics,
+    )
 
     env = DistEnv.from_environ()
     if device is not None:
@@ -258,14 +266,17 @@ def train_ddp(
         set_quiet(True)
     start_process_group(env, dev)
     try:
+        check_run_dir(out, cfg, resume)
         data = load_train_data(cfg, dev)
         ens = build_ensemble(cfg, data.shape, dev)
-        on_main_rank(env, lambda: prepare_run_dir(out, cfg, resume))
         ens.run_dir = out
-        if resume and (out / "latest.json").exists():
-            ens.restore()  # every rank reads the same checkpoint: the run folder must be shared
-            if env.is_main:
-                truncate_metrics(out, {m.name: m.step for m in ens.members})
+        if resume and ((out / "latest.json").exists() or any((out / "checkpoints").glob("step-*"))):
+            # Every rank reads the same checkpoint (the run folder must be shared), and fully, before
+            # anything is written: a resume that cannot continue exactly leaves the run as it was.
+            ens.restore()
+        on_main_rank(env, lambda: (prepare_run_dir(out, cfg, resume), clean_stale_temporaries(out)))
+        if resume and env.is_main:
+            truncate_metrics(out, {m.name: m.step for m in ens.members})
         hooks = RunHooks(ens, out) if env.is_main else None
         try:
             with use_backend("ddp"):
