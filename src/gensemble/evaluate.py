@@ -295,6 +295,8 @@ def evaluate_run(
         bar.close()
 
     info: dict[str, Any] = {"dataset": data_cfg.name, "seconds": round(time.perf_counter() - start, 1)}
+    if reference is not None:
+        info["reference_folder"] = str(reference)
     if shares:
         info["member_shares"] = {row: {k: round(v, 4) for k, v in s.items()} for row, s in shares.items()}
         for row, s in shares.items():
@@ -330,18 +332,11 @@ def evaluate_run(
 
 def reference_images(folder: str | Path, shape: tuple[int, ...]) -> Tensor:
     """Every image of a reference folder, resized and converted to the run's (C, H, W)."""
-    from gensemble.data.images import list_images
-    from gensemble.imageio import load_image
+    from gensemble.data.images import read_image_folder
 
-    root = Path(folder)
     if len(shape) != 3:
         raise ConfigError("--reference is a folder of images, but this run models 2-D points")
-    if not root.is_dir():
-        raise ConfigError(f"--reference {str(root)!r} is not a folder; give a folder of PNG/JPEG images")
-    paths = list_images(root)
-    if not paths:
-        raise ConfigError(f"--reference folder {str(root)!r} holds no PNG/JPEG images")
-    return torch.stack([load_image(p, size=shape[1], channels=shape[0]) for p in paths])
+    return read_image_folder(folder, size=shape[1], channels=shape[0])[0]
 
 
 def floor_sample(data_cfg: Any, n: int) -> Tensor:

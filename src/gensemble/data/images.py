@@ -21,7 +21,7 @@ import torch
 from gensemble.data import DATASETS, DataConfig, Dataset, Split
 from gensemble.data.toy import split_generator
 from gensemble.data.transforms import normalize
-from gensemble.errors import DataError
+from gensemble.errors import DataError, shown
 from gensemble.imageio import load_image
 
 # ---------------------------------------------------------------------------------------------
@@ -202,6 +202,29 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 def list_images(root: Path) -> list[Path]:
     """All PNG/JPEG files under `root`, recursively, in sorted order."""
     return sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def read_image_folder(
+    root: str | Path, size: int | None = None, channels: int | None = None
+) -> tuple[torch.Tensor, list[Path]]:
+    """Every PNG/JPEG under `root` as one tensor (N, C, H, W) in [-1, 1], and their paths.
+
+    Without `size` the images must already share one size and channel count (a clear error says
+    which differ); with it they are resized like a folder dataset's.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{shown(str(root))} is not a folder; give a folder of PNG/JPEG images")
+    paths = list_images(root)
+    if not paths:
+        raise DataError(f"image folder {shown(str(root))} holds no PNG/JPEG images (.png, .jpg, .jpeg)")
+    images = [load_image(p, size=size, channels=channels) for p in paths]
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) > 1:
+        raise DataError(
+            f"the images in {shown(str(root))} differ in size or channels ({sorted(shapes)}); give images of one size"
+        )
+    return torch.stack(images), paths
 
 
 @DATASETS.register("folder:")

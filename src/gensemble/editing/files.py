@@ -19,24 +19,14 @@ from gensemble.imageio import check_output, load_image, save_grid, save_image
 
 def read_images(path: str | Path) -> tuple[Tensor, list[Path]]:
     """One image file, or every PNG/JPEG of a folder: (B, C, H, W) in [-1, 1] and their paths."""
-    from gensemble.data.images import list_images
+    from gensemble.data.images import read_image_folder
 
     path = Path(path)
     if path.is_dir():
-        paths = list_images(path)
-        if not paths:
-            raise DataError(f"image folder {shown(str(path))} holds no PNG/JPEG images (.png, .jpg, .jpeg)")
-    elif path.is_file():
-        paths = [path]
-    else:
+        return read_image_folder(path)
+    if not path.is_file():
         raise DataError(f"image {shown(str(path))} does not exist; pass a PNG/JPEG file or a folder of them")
-    images = [load_image(p) for p in paths]
-    shapes = {tuple(x.shape) for x in images}
-    if len(shapes) > 1:
-        raise DataError(
-            f"the images in {shown(str(path))} differ in size or channels ({sorted(shapes)}); give images of one size"
-        )
-    return torch.stack(images), paths
+    return load_image(path)[None], [path]
 
 
 def hole_for(images: Tensor, mask: str | Path | None, box: str | None) -> Tensor:

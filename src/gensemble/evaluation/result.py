@@ -126,10 +126,7 @@ class EvalResult:
 
 def evaluation_key(result: EvalResult) -> str:
     """A file name for one kind of evaluation: features, n, and which reference."""
-    ref = (
-        "heldout"
-        if "test split" in result.reference
-        else "reference-" + hashlib.sha1(result.reference.encode()).hexdigest()[:8]
-    )
+    folder = result.info.get("reference_folder")
+    ref = "heldout" if folder is None else "reference-" + hashlib.sha1(str(folder).encode()).hexdigest()[:8]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.features)
     return f"{safe}-n{result.n}-{ref}"
