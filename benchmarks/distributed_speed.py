@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from gensemble import execution as executors
 from gensemble.checkpoint import load_checkpoint
-from gensemble.ensemble import executors
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
 
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append({"backend": label, "seconds": timed_run(config, work / "loop")})
         rows[0]["same_weights"] = True
 
-        from gensemble.ensemble.ray_backend import RayExecutor, import_ray
+        from gensemble.execution.ray import RayExecutor, import_ray
 
         ray = import_ray()
         start = time.perf_counter()

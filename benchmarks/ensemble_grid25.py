@@ -23,7 +23,7 @@ from gensemble.data.toy import toy_modes
 from gensemble.metrics.modes import toy_mode_stats
 from gensemble.progress import set_quiet
 from gensemble.run import load_run, train_run
-from gensemble.sampling import sample_run
+from gensemble.run.sample import sample_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMES = ["independent", "multi-discriminator", "mixture", "boosting", "swap"]

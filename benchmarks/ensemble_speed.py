@@ -23,10 +23,10 @@ from pathlib import Path
 import torch
 
 from gensemble.data import DataConfig, load_dataset
-from gensemble.ensemble.batched import StackedGAN
 from gensemble.errors import GensembleError
-from gensemble.member import MemberConfig, build_member
-from gensemble.train import gan_step
+from gensemble.training.loop import gan_step
+from gensemble.training.member import MemberConfig, build_member
+from gensemble.training.stacked import StackedGAN
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {

@@ -6,13 +6,13 @@ import torch
 from gensemble.checkpoint import latest_checkpoint
 from gensemble.data import Dataset
 from gensemble.data.toy import sample_mixture
-from gensemble.ensemble.batched import LoopedNets, StackedGAN, StackedNets, net_group
-from gensemble.ensemble.executors import LocalExecutor, MemberTask, use_backend
+from gensemble.execution import LocalExecutor, MemberTask, use_backend
 from gensemble.losses import OptimConfig
-from gensemble.member import MemberConfig, build_member
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
-from gensemble.train import TrainConfig, fit_member
+from gensemble.training.loop import TrainConfig, fit_member
+from gensemble.training.member import MemberConfig, build_member
+from gensemble.training.stacked import LoopedNets, StackedGAN, StackedNets, net_group
 
 from helpers import write_config
 

@@ -15,11 +15,11 @@ import torch.multiprocessing as mp
 
 from gensemble.checkpoint import load_checkpoint
 from gensemble.data import DataConfig, load_dataset
-from gensemble.distributed import DistEnv, check_ddp_config, fit_member_data_parallel
 from gensemble.errors import ConfigError
-from gensemble.member import MemberConfig, build_member
+from gensemble.execution.ddp import DistEnv, check_ddp_config, fit_member_data_parallel
 from gensemble.run import parse_config
-from gensemble.train import Shard, TrainConfig, fit_member, sample_batch
+from gensemble.training.loop import Shard, TrainConfig, fit_member, sample_batch
+from gensemble.training.member import MemberConfig, build_member
 
 from helpers import TINY_TOY, run_cli, write_config
 
@@ -109,7 +109,17 @@ def test_cli_ddp_without_torchrun_is_one_line_error(tmp_path, capsys, monkeypatc
 def torchrun(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [exe, "--nproc_per_node=2", "--master_port", str(free_port()), "-m", "gensemble.distributed", *args]
+    cmd = [
+        exe,
+        "--nproc_per_node=2",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "gensemble",
+        "train",
+        "--ddp",
+        *args,
+    ]
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 

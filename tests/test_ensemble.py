@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import gensemble.hooks
+import gensemble.run.hooks
 from gensemble.checkpoint import latest_checkpoint
 from gensemble.data.toy import toy_modes
 from gensemble.ensemble.adagan import boosting_weights
@@ -159,8 +159,8 @@ def test_bad_ensembles_get_one_line_errors_and_write_nothing(tmp_path, capsys, c
 
 
 def test_unknown_backend_is_a_clear_error():
-    from gensemble.ensemble.executors import set_backend
     from gensemble.errors import ConfigError
+    from gensemble.execution import set_backend
 
     with pytest.raises(ConfigError, match="unknown backend 'slurm'.*local.*loop"):
         set_backend("slurm")
@@ -217,7 +217,7 @@ def assert_identical_runs(a: Path, b: Path) -> None:
 
 def crash_after(monkeypatch, calls: int) -> None:
     """Make the run die (as from Ctrl-C) at the `calls`-th member step."""
-    original, count = gensemble.hooks.RunHooks.__call__, [0]
+    original, count = gensemble.run.hooks.RunHooks.__call__, [0]
 
     def dying(self, member, stats):
         count[0] += 1
@@ -225,7 +225,7 @@ def crash_after(monkeypatch, calls: int) -> None:
             raise KeyboardInterrupt
         original(self, member, stats)
 
-    monkeypatch.setattr(gensemble.hooks.RunHooks, "__call__", dying)
+    monkeypatch.setattr(gensemble.run.hooks.RunHooks, "__call__", dying)
 
 
 @pytest.mark.parametrize("scheme", ["mixture", "multi-discriminator-learned", "swap"])

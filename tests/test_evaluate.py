@@ -10,8 +10,14 @@ import pytest
 import yaml
 
 from gensemble.errors import ConfigError, GensembleError
-from gensemble.evaluate import FLOOR_ROW, evaluate_run, evaluate_samples, kid_subset_size, resolve_features
 from gensemble.evaluation import features as evf
+from gensemble.evaluation.run import (
+    FLOOR_ROW,
+    evaluate_run,
+    evaluate_samples,
+    kid_subset_size,
+    resolve_features,
+)
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
 from gensemble.models import classifier as clf
 from gensemble.run import train_run

@@ -21,7 +21,7 @@ from gensemble.data import load_dataset
 from gensemble.errors import GensembleError
 from gensemble.imageio import load_image
 from gensemble.run import build_ensemble, parse_config, train_run
-from gensemble.train import gan_step
+from gensemble.training.loop import gan_step
 
 from helpers import TINY_TOY, write_config
 

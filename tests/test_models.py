@@ -7,9 +7,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gensemble.data import Dataset
-from gensemble.member import MemberConfig, build_member
 from gensemble.models import model_names
-from gensemble.train import STEPS
+from gensemble.training.loop import STEPS
+from gensemble.training.member import MemberConfig, build_member
 
 CASES = [
     ("mlp-gan", {"g_hidden": 8, "d_hidden": 8}, (2,)),

@@ -12,9 +12,9 @@ from helpers import run_cli, write_config
 
 pytest.importorskip("ray")
 
+from gensemble import execution as executors  # noqa: E402
 from gensemble.checkpoint import load_checkpoint  # noqa: E402
-from gensemble.ensemble import executors  # noqa: E402
-from gensemble.ensemble.ray_backend import (  # noqa: E402
+from gensemble.execution.ray import (  # noqa: E402
     RayExecutor,
     RayUnavailableError,
     import_ray,

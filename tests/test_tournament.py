@@ -12,7 +12,6 @@ import torch
 from gensemble.calibration import IdentityCalibrator
 from gensemble.data import load_dataset
 from gensemble.errors import ConfigError
-from gensemble.member import build_member
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.tournament import (
     Judgements,
@@ -29,6 +28,7 @@ from gensemble.tournament import (
     select_top_k,
     table_from_judgements,
 )
+from gensemble.training.member import build_member
 
 from helpers import run_cli
 

@@ -170,7 +170,7 @@ def toy_job(dataset: str, seed: int, scheme: str, s: BenchSettings, work: Path) 
     from gensemble.data import load_dataset
     from gensemble.metrics import toy_mode_stats
     from gensemble.run import load_run
-    from gensemble.sampling import sample_run
+    from gensemble.run.sample import sample_run
 
     config, m, steps = toy_plan(scheme, s)
     overrides = [f"data.name={dataset}", f"train.steps={steps}"]
@@ -204,7 +204,7 @@ def toy_job(dataset: str, seed: int, scheme: str, s: BenchSettings, work: Path) 
 def stacked_job(s: BenchSettings, work: Path) -> list[dict[str, Any]]:
     """One DCGAN at M × the steps against M independent DCGANs and their fusions: modes of 1000, KL."""
     from gensemble.data import load_dataset
-    from gensemble.evaluate import as_saved_images
+    from gensemble.evaluation.run import as_saved_images
     from gensemble.metrics import get_extractor, label_mode_stats
     from gensemble.run import load_run
 
@@ -253,7 +253,7 @@ FASHION_KEYS = ("fid", "kid", "kid_std", "precision", "recall", "density", "cove
 
 def fashion_job(kind: str, s: BenchSettings, work: Path) -> list[dict[str, Any]]:
     """Train the single DCGAN (M × steps) or the M-member ensemble; score it as `gensemble evaluate` does."""
-    from gensemble.evaluate import FLOOR_ROW, evaluate_run
+    from gensemble.evaluation.run import FLOOR_ROW, evaluate_run
 
     run = work / "fashion" / kind
     if kind == SINGLE:
@@ -306,7 +306,7 @@ def fashion_job(kind: str, s: BenchSettings, work: Path) -> list[dict[str, Any]]
 def fashion_scorer(run: Path, n: int) -> tuple[Any, Any, Callable[[torch.Tensor], dict]]:
     """(ensemble, held-out data, score) with exactly the reference, features and metrics of `evaluate_run`."""
     from gensemble.data import load_dataset
-    from gensemble.evaluate import (
+    from gensemble.evaluation.run import (
         DEFAULT_METRICS,
         REFERENCE_SEED,
         default_feature_cache,
@@ -693,7 +693,7 @@ def render_markdown(result: dict[str, Any], plots: dict[str, str]) -> str:
         "",
         "## 3. fashion-mnist",
         "",
-        f"`gensemble.evaluate.evaluate_run`: n = {s.fashion_n:,} samples per row against the held-out "
+        f"`gensemble.evaluation.run.evaluate_run`: n = {s.fashion_n:,} samples per row against the held-out "
         "evaluation half, 128-d `classifier:fashion-mnist` features; KID ×10³; PRDC with k = 3 (P/R) and 5 "
         f"(D/C). One seed. Ensemble: {s.members} independent DCGANs × {s.fashion_steps} steps; single DCGAN "
         f"(`configs/bench/fashion-dcgan.yaml`): {s.members * s.fashion_steps} steps; batch 64. Members are "

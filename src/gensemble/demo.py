@@ -26,7 +26,7 @@ def say(msg: str) -> None:
 
 def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool = False) -> str:
     """Run the whole pipeline into `out`; return the summary to print (table and report path)."""
-    from gensemble.evaluate import evaluate_run
+    from gensemble.evaluation.run import evaluate_run
     from gensemble.report import report_run
     from gensemble.run import train_run
     from gensemble.tournament import score_run

@@ -1,4 +1,6 @@
-"""Drawing samples from a run. Returns tensors; writing files is `save_samples`'s job alone."""
+"""Samples as tensors with their owners (`Samples`), drawn from a mixture of generators; writing them
+to files is `save_samples`'s job alone. Runs are sampled by `gensemble.run.sample` and
+`gensemble.fusion.files`."""
 
 from __future__ import annotations
 
@@ -62,31 +64,6 @@ def mixture_sample(
     return x[perm], owner[perm]
 
 
-def sample_run(
-    run_dir: str | Path,
-    n: int,
-    seed: int = 0,
-    member: str | None = None,
-    device: str = "cpu",
-    step: int | None = None,
-) -> Samples:
-    """n samples from one member, or from the run's default mixture (its weights, else uniform)."""
-    from gensemble.run import load_run
-
-    if n < 1:
-        raise ConfigError(f"-n must be at least 1, got {n}")
-    ens = load_run(run_dir, device, step)
-    names = [m.name for m in ens.members]
-    gen = torch.Generator().manual_seed(seed)
-    if member is not None:
-        model = ens.member(member).model
-        return Samples(model.sample(n, gen).cpu(), torch.full((n,), names.index(member)), names)
-    weights = ens.state.get("mixture_weights")
-    weights = torch.as_tensor(weights, dtype=torch.float) if weights is not None else torch.ones(len(names))
-    x, ids = mixture_sample([m.model for m in ens.members], weights, n, gen)
-    return Samples(x, ids, names)
-
-
 def save_samples(samples: Samples, path: str | Path, modes: Tensor | None = None) -> Path:
     """PNG: an image grid (or a scatter plot for 2-D points). NPZ: arrays x and member_ids."""
     from gensemble.imageio import save_grid, save_npz
@@ -109,43 +86,3 @@ def save_samples(samples: Samples, path: str | Path, modes: Tensor | None = None
     else:
         save_grid(samples.x, path)
     return path
-
-
-def sample_to_file(
-    run_dir: str | Path,
-    n: int,
-    output: str | Path,
-    seed: int = 0,
-    member: str | None = None,
-    fusion: str | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    device: str = "cpu",
-    step: int | None = None,
-) -> tuple[Path, Samples]:
-    """Sample from a run (a member, its default mixture, or a fusion method), save, return (path, samples)."""
-    from gensemble.imageio import check_output
-
-    check_output(output, (".png", ".npz"))
-    if fusion is not None:
-        from gensemble.fusion import sample_with_fusion
-
-        samples = sample_with_fusion(
-            run_dir, fusion, n, seed=seed, overrides=overrides, device=device, step=step
-        )
-    else:
-        if overrides:
-            raise ConfigError("--set applies to fusion parameters; pass --fusion NAME as well")
-        samples = sample_run(run_dir, n, seed=seed, member=member, device=device, step=step)
-    return save_samples(samples, output, modes=_toy_modes(run_dir)), samples
-
-
-def _toy_modes(run_dir: str | Path) -> Tensor | None:
-    """The true mode centres of a 2-D mixture run, drawn under its scatter plots."""
-    from gensemble.config import load_yaml
-
-    name = load_yaml(Path(run_dir) / "config.yaml").get("data", {}).get("name")
-    if name in ("ring8", "grid25"):
-        from gensemble.data.toy import toy_modes
-
-        return toy_modes(name)[0]
-    return None

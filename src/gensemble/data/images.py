@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gensemble.data import DATASETS, DataConfig, Dataset, Split
+from gensemble.data.base import DATASETS, DataConfig, Dataset, Split
 from gensemble.data.toy import split_generator
 from gensemble.data.transforms import normalize
 from gensemble.errors import DataError, shown

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from gensemble.data import DATASETS, DataConfig, Dataset, Split
+from gensemble.data.base import DATASETS, DataConfig, Dataset, Split
 from gensemble.errors import UnknownNameError
 
 TOY_SIZES = {"train": 50_000, "test": 10_000}

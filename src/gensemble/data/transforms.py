@@ -8,7 +8,7 @@ import dataclasses
 import torch
 import torch.nn.functional as F
 
-from gensemble.data import DataConfig, Dataset, Split
+from gensemble.data.base import DataConfig, Dataset, Split
 from gensemble.errors import DataError
 
 # ITU-R BT.601 luma weights, the same ones Pillow uses for RGB -> L.

@@ -12,100 +12,52 @@ over members, so that a new backend needs no change here.
 
 from __future__ import annotations
 
-import zlib
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+import copy
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from gensemble.config import from_dict, to_dict
+
+# The scheme modules register themselves on import; the registry lists names sorted.
+from gensemble.ensemble import adagan, gap, gman, independent, mgan  # noqa: F401
+from gensemble.ensemble.base import (
+    SCHEMES,
+    MemberTask,
+    NoParams,
+    Scheme,
+    aux_seed,
+    build_aux_discriminator,
+    require_same,
+)
+from gensemble.ensemble.state import AuxRole, Ensemble, check_member_shape
 from gensemble.errors import ConfigError
-from gensemble.registry import Registry
+from gensemble.training.member import build_member
+from gensemble.training.memory import check_memory
 
 if TYPE_CHECKING:
-    from gensemble.data import Dataset
-    from gensemble.hooks import RunHooks
-    from gensemble.member import MemberConfig
-    from gensemble.run import Ensemble, RunConfig
+    from gensemble.run.config import RunConfig
 
-
-@dataclass(frozen=True)
-class NoParams:
-    pass
-
-
-class Scheme:
-    """Base class. Subclasses set `config` (a frozen dataclass) and implement `train`."""
-
-    config: ClassVar[type] = NoParams
-    families: ClassVar[tuple[str, ...]] = ("gan", "vae")  # member families the scheme can train
-    bagging: ClassVar[bool] = False  # whether members' `bootstrap: true` means anything to the scheme
-
-    def __init__(self, params: Any) -> None:
-        self.params = params
-
-    def check(self, cfg: RunConfig) -> None:
-        """Raise a one-line ConfigError naming the first member this scheme cannot use."""
-        scheme = cfg.scheme["name"]
-        for m in cfg.members:
-            if m.family not in self.families:
-                raise ConfigError(
-                    f"scheme {scheme!r} cannot use member {m.name!r}: it is a {m.family.upper()}, "
-                    f"and {scheme} trains only {' and '.join(f.upper() for f in self.families)} members"
-                )
-            if m.bootstrap and not self.bagging:
-                raise ConfigError(
-                    f"scheme {scheme!r} cannot use member {m.name!r} with bootstrap: true; bagging belongs to "
-                    "the 'independent' scheme"
-                )
-
-    def build(self, ens: Ensemble) -> None:
-        """Add auxiliary networks, optimisers and scheme state. Must be deterministic from the config."""
-
-    def train(self, ens: Ensemble, data: Dataset, hooks: RunHooks) -> None:
-        raise NotImplementedError
-
-
-SCHEMES: Registry[type[Scheme]] = Registry("scheme")
-
-
-def require_same(cfg: RunConfig, keys: tuple[str, ...]) -> None:
-    """Coupled schemes share one critic, so its loss and schedule must be the members' common ones."""
-    first = cfg.members[0]
-    for m in cfg.members[1:]:
-        for key in keys:
-            if getattr(m, key) != getattr(first, key):
-                raise ConfigError(
-                    f"scheme {cfg.scheme['name']!r} cannot use member {m.name!r}: its {key} "
-                    f"({getattr(m, key)!r}) differs from member {first.name!r}'s ({getattr(first, key)!r}); "
-                    "the members share their discriminators, so they must agree"
-                )
-
-
-def aux_seed(spec_seed: int, name: str) -> int:
-    """A stable seed per auxiliary network name, so that adding one never shifts another's init."""
-    return (spec_seed * 1_000_003 + zlib.crc32(name.encode())) % 2**62
-
-
-def build_aux_discriminator(
-    ens: Ensemble, spec: MemberConfig, name: str, seed: int | None = None
-) -> tuple[nn.Module, torch.optim.Optimizer]:
-    """A fresh discriminator (and its optimiser) of the GAN family `spec` describes, seeded by its name."""
-    from gensemble.member import build_member
-
-    seed = aux_seed(spec.seed, name) if seed is None else seed
-    donor = build_member(replace(spec, seed=seed, name=name, bootstrap=False), ens.shape, ens.device)
-    return donor.model.D, donor.optimizers["D"]
-
-
-def _load_all() -> None:
-    # Registration side effects; the registry lists names sorted, so the order here does not matter.
-    from gensemble.ensemble import adagan, gap, gman, independent, mgan  # noqa: F401
+__all__ = [
+    "SCHEMES",
+    "AuxRole",
+    "Ensemble",
+    "MemberTask",
+    "NoParams",
+    "Scheme",
+    "aux_seed",
+    "build_aux_discriminator",
+    "build_ensemble",
+    "check_member_shape",
+    "get_scheme",
+    "require_same",
+    "resolve_scheme",
+    "scheme_for",
+    "scheme_names",
+]
 
 
 def get_scheme(name: str) -> type[Scheme]:
-    _load_all()
     return SCHEMES.get(name)
 
 
@@ -131,5 +83,21 @@ def resolve_scheme(cfg: RunConfig) -> dict[str, Any]:
 
 
 def scheme_names() -> list[tuple[str, str]]:
-    _load_all()
     return SCHEMES.describe()
+
+
+def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Ensemble:
+    """Members from their own seeds, then whatever auxiliary networks the scheme adds."""
+    device = torch.device(device)
+    for m in cfg.members:
+        check_member_shape(m, shape, cfg.data.name)
+    check_memory(cfg.members, shape, cfg.train.batch_size, device)
+    members = [build_member(m, shape, device) for m in cfg.members]
+    ens = Ensemble(cfg, members, shape, device)
+    if cfg.train.ema_decay > 0:
+        for m in members:
+            ens.add_aux(
+                f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema"
+            )
+    scheme_for(cfg).build(ens)
+    return ens

@@ -33,14 +33,13 @@ import torch
 from torch import Tensor
 
 from gensemble.config import SEED_RANGE, check_ranges
-from gensemble.ensemble import SCHEMES, Scheme, aux_seed, build_aux_discriminator
-from gensemble.ensemble.executors import MemberTask, get_executor
+from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme, aux_seed, build_aux_discriminator
 from gensemble.errors import ConfigError
 from gensemble.losses import GAN_LOSSES
-from gensemble.member import MemberConfig
 from gensemble.progress import progress
 from gensemble.sampling import mixture_sample
-from gensemble.train import d_phase, sample_batch
+from gensemble.training.loop import d_phase, sample_batch
+from gensemble.training.member import MemberConfig
 
 
 @dataclass(frozen=True)
@@ -116,8 +115,8 @@ class Boosting(Scheme):
             return 1.0
         return 1.0 / (t + 1) if self.params.beta == "uniform" else self.params.beta_constant
 
-    def train(self, ens, data, hooks) -> None:
-        executor, steps = get_executor(), ens.cfg.train.steps
+    def train(self, ens, data, hooks, executor) -> None:
+        steps = ens.cfg.train.steps
         for t, member in enumerate(ens.members):
             if t < ens.state["boost_done"]:
                 continue  # trained and added to the mixture before a resume

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from gensemble.config import check_ranges
-from gensemble.ensemble import SCHEMES, Scheme
-from gensemble.ensemble.executors import MemberTask, get_executor
+from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme
 from gensemble.errors import ConfigError
 
 
@@ -62,8 +61,8 @@ class Swap(Scheme):
         ens.state["swaps"] = 0
         ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks) -> None:
-        k, steps, executor = self.params.swap_every, ens.cfg.train.steps, get_executor()
+    def train(self, ens, data, hooks, executor) -> None:
+        k, steps = self.params.swap_every, ens.cfg.train.steps
         pairs = list(zip(ens.members[::2], ens.members[1::2]))
         while True:
             at = min(m.step for m in ens.members)

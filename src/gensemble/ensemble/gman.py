@@ -25,12 +25,11 @@ import torch
 from torch import Tensor, nn
 
 from gensemble.config import check_ranges
-from gensemble.ensemble import SCHEMES, Scheme, build_aux_discriminator, require_same
-from gensemble.ensemble.batched import net_group, rows, stack_draws, stacked_d_phase
-from gensemble.ensemble.executors import get_executor
+from gensemble.ensemble.base import SCHEMES, Scheme, build_aux_discriminator, require_same
 from gensemble.errors import ConfigError
 from gensemble.losses import build_optimizer
-from gensemble.train import noise, sample_batch
+from gensemble.training.loop import noise, sample_batch
+from gensemble.training.stacked import net_group, rows, stack_draws, stacked_d_phase
 
 
 @dataclass(frozen=True)
@@ -91,8 +90,7 @@ class MultiDiscriminator(Scheme):
         ens.idle.update(f"{m.name}.D" for m in ens.members)
         ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks) -> None:
-        executor = get_executor()
+    def train(self, ens, data, hooks, executor) -> None:
         members, p = ens.members, self.params
         names = [f"gman.D{j}" for j in range(p.discriminators)]
         gens = [m.model.G for m in members]

@@ -7,12 +7,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gensemble.ensemble import SCHEMES, Scheme
-from gensemble.ensemble.executors import MemberTask, get_executor
+from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme
 
 if TYPE_CHECKING:
-    from gensemble.member import Member
-    from gensemble.run import Ensemble
+    from gensemble.ensemble.state import Ensemble
+    from gensemble.training.member import Member
 
 
 def bootstrap_weights(n: int, seed: int) -> torch.Tensor:
@@ -45,7 +44,7 @@ class Independent(Scheme):
     def build(self, ens) -> None:
         ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks) -> None:
+    def train(self, ens, data, hooks, executor) -> None:
         # One task per member; the executor stacks members of one architecture and skips finished ones.
         tasks = []
         for m in ens.members:
@@ -53,4 +52,4 @@ class Independent(Scheme):
             tasks.append(
                 MemberTask(m, ens.cfg.train.steps, None if weights is None else weights.to(data.x.device))
             )
-        get_executor().run(ens, tasks, data, hooks)
+        executor.run(ens, tasks, data, hooks)

@@ -24,12 +24,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from gensemble.config import check_ranges
-from gensemble.ensemble import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
-from gensemble.ensemble.batched import net_group, rows, stack_draws
-from gensemble.ensemble.executors import get_executor
+from gensemble.ensemble.base import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
 from gensemble.errors import ConfigError
 from gensemble.losses import build_optimizer, gradient_penalty
-from gensemble.train import noise, sample_batch
+from gensemble.training.loop import noise, sample_batch
+from gensemble.training.stacked import net_group, rows, stack_draws
 
 
 @dataclass(frozen=True)
@@ -74,8 +73,7 @@ class Mixture(Scheme):
         ens.idle.update(f"{m.name}.D" for m in ens.members)
         ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks) -> None:
-        executor = get_executor()
+    def train(self, ens, data, hooks, executor) -> None:
         members, beta = ens.members, self.params.beta
         gens = [m.model.G for m in members]
         G = net_group(gens, [m.optimizers["G"] for m in members], executor.stacks(gens))

@@ -3,15 +3,13 @@ checkpointed. Built from a RunConfig by `build_ensemble`; run.py moves it to and
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import nn
 
-from gensemble.budget import check_memory
 from gensemble.checkpoint import (
     checked_rng,
     checkpoint_at,
@@ -22,8 +20,10 @@ from gensemble.checkpoint import (
     unflatten_state,
 )
 from gensemble.errors import CheckpointError, ConfigError, shown
-from gensemble.member import Member, MemberConfig, build_member
-from gensemble.runconfig import RunConfig
+from gensemble.training.member import Member, MemberConfig
+
+if TYPE_CHECKING:
+    from gensemble.run.config import RunConfig
 
 # What an auxiliary network is for. `discriminators()` returns the "discriminator" ones: networks
 # that map images to real-vs-fake logits of shape (N,), which scoring and fusion may use.
@@ -157,25 +157,6 @@ class Ensemble:
                 f"checkpoint in {self.run_dir} does not fit this run ({shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 80)}); "
                 "restore it from a backup or retrain"
             ) from None
-
-
-def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Ensemble:
-    """Members from their own seeds, then whatever auxiliary networks the scheme adds."""
-    from gensemble.ensemble import scheme_for
-
-    device = torch.device(device)
-    for m in cfg.members:
-        check_member_shape(m, shape, cfg.data.name)
-    check_memory(cfg.members, shape, cfg.train.batch_size, device)
-    members = [build_member(m, shape, device) for m in cfg.members]
-    ens = Ensemble(cfg, members, shape, device)
-    if cfg.train.ema_decay > 0:
-        for m in members:
-            ens.add_aux(
-                f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema"
-            )
-    scheme_for(cfg).build(ens)
-    return ens
 
 
 def check_member_shape(member: MemberConfig, shape: tuple[int, ...], dataset: str) -> None:

@@ -1,6 +1,6 @@
 """Weight averaging: one generator whose weights are an average over training, not over members.
 
-Two sources, both written during training by gensemble.hooks:
+Two sources, both written during training by gensemble.run.hooks:
 
 * ``ema``: the exponential moving average of a generator's weights ("<member>.G_ema", kept when
   train.ema_decay > 0; Karras et al. 2018 and Yazıcı et al. 2019 show it smooths GAN training).
@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from gensemble.errors import CheckpointError, ConfigError
-from gensemble.fusion import FusionContext, register_fusion
+from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.sampling import Samples
 
 

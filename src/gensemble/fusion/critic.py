@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from gensemble.calibration import PROB_EPS, Calibrator, fit_calibrator, fit_platt
 from gensemble.errors import ConfigError, GensembleError
-from gensemble.fusion import FusionContext, FusionParams, register_fusion
+from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
 from gensemble.fusion.mixture import MixtureSampler
 from gensemble.sampling import Samples
 from gensemble.tournament import all_logits

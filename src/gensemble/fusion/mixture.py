@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from gensemble.errors import ConfigError
-from gensemble.fusion import FusionContext, FusionParams, register_fusion
+from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
 from gensemble.sampling import Samples, mixture_sample
 
 

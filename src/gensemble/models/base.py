@@ -1,11 +1,16 @@
-"""The interface shared by all generative models, and the GAN wrapper that mlp-gan and dcgan use."""
+"""The interface shared by all generative models, the GAN wrapper that mlp-gan and dcgan use, and the
+registry of model families."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
+
+from gensemble.registry import Registry
 
 SAMPLE_CHUNK = 512  # sample in chunks so that large n does not need one giant batch
 
@@ -68,3 +73,16 @@ class GAN(GenerativeModel):
 
     def decode(self, z: Tensor) -> Tensor:
         return self.G(z)
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """How to configure and build one registered model family."""
+
+    config: type  # a frozen dataclass of the family's hyper-parameters
+    build: Callable[[Any, tuple[int, ...]], GenerativeModel]  # (config, data shape) -> model
+    family: Literal["gan", "vae"]
+    doc: str = ""
+
+
+MODELS: Registry[ModelEntry] = Registry("model")

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from gensemble.models import MODELS, ModelEntry
-from gensemble.models.base import GAN
+from gensemble.models.base import GAN, MODELS, ModelEntry
 from gensemble.models.blocks import Norm, Reshape, conv_plan, init_dcgan_weights, maybe_spectral, norm_2d
 
 

@@ -8,8 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from gensemble.models import MODELS, ModelEntry
-from gensemble.models.base import GenerativeModel
+from gensemble.models.base import MODELS, GenerativeModel, ModelEntry
 from gensemble.models.blocks import Norm, Reshape, conv_plan, norm_2d
 
 

@@ -32,8 +32,8 @@ from torch.nn.utils import parametrize
 
 from gensemble.data import Dataset
 from gensemble.losses import GANLoss, gradient_penalty
-from gensemble.member import Member
-from gensemble.train import noise, sample_batch
+from gensemble.training.loop import noise, sample_batch
+from gensemble.training.member import Member
 
 Stats = dict[str, float]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from gensemble.cli import (
+from gensemble.cli.base import (
     COMMANDS,
     DEVICE_HELP,
     EXTRA_PARSERS,

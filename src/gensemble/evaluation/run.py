@@ -28,7 +28,7 @@ from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import ConfigError, GensembleError
-from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluate is the entry point)
+from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluation.run is the entry point)
     CACHE_FORMAT,
     DEFAULT_TOY_METRICS,
     FEATURE_KINDS,

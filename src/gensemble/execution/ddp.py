@@ -2,7 +2,7 @@
 
 Launched by torchrun, one process per CPU share or GPU::
 
-    torchrun --nproc_per_node=2 -m gensemble.distributed CONFIG --out RUN [--resume] [--device cpu|cuda|auto]
+    torchrun --nproc_per_node=2 -m gensemble train --ddp CONFIG --out RUN [--resume] [--device cpu|cuda|auto]
 
 Every process (rank) builds the same members from their seeds and draws every batch, latent code and
 penalty weight from the member's own RNG, keeping only its rows of each batch (`train.Shard`). DDP
@@ -23,10 +23,8 @@ normalises by its own shard and the running statistics are rank 0's (DDP broadca
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
@@ -34,17 +32,18 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gensemble.ensemble.executors import EXECUTORS, Executor, MemberTask, use_backend
+from gensemble.ensemble.base import MemberTask
 from gensemble.errors import ConfigError, GensembleError
-from gensemble.member import Member
-from gensemble.train import Shard, StepHook, TrainConfig, fit_member, resolve_device
+from gensemble.execution.base import EXECUTORS, Executor
+from gensemble.training.loop import Shard, StepHook, TrainConfig, fit_member, resolve_device
+from gensemble.training.member import Member
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
     from gensemble.run import Ensemble
 
 T = TypeVar("T")
-LAUNCH = "torchrun --nproc_per_node=N -m gensemble.distributed CONFIG --out RUN"
+LAUNCH = "torchrun --nproc_per_node=N -m gensemble train --ddp CONFIG --out RUN"
 
 
 @dataclass(frozen=True)
@@ -212,10 +211,9 @@ class DataParallelExecutor(Executor):
         raise ConfigError(f"data-parallel training supports the schemes {', '.join(TASK_SCHEMES)}")
 
 
-# Guarded: `python -m gensemble.distributed` runs this file as __main__ and then imports it again.
 if "ddp" not in EXECUTORS:
     EXECUTORS.register(
-        "ddp", "torchrun processes, each member data-parallel (python -m gensemble.distributed)"
+        "ddp", "torchrun processes, each member data-parallel (torchrun -m gensemble train --ddp)"
     )(lambda address=None: DataParallelExecutor(DistEnv.from_environ().shard))
 
 
@@ -232,72 +230,3 @@ def on_main_rank(env: DistEnv, fn: Callable[[], T]) -> T | None:
     if error[0] is not None:
         raise error[0]
     return result
-
-
-def train_ddp(
-    config: str | Path,
-    out: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    resume: bool = False,
-    device: str | None = None,
-) -> Path:
-    """Train (or resume) a run with every member data-parallel over the processes torchrun started."""
-    from gensemble.checkpoint import clean_stale_temporaries
-    from gensemble.ensemble import scheme_for
-    from gensemble.hooks import RunHooks
-    from gensemble.progress import set_quiet
-    from gensemble.run import (
-        build_ensemble,
-        check_run_dir,
-        load_config,
-        load_train_data,
-        prepare_run_dir,
-        truncate_metrics,
-    )
-
-    env = DistEnv.from_environ()
-    if device is not None:
-        overrides = (*overrides, f"train.device={device}")
-    cfg = load_config(config, overrides)
-    check_ddp_config(cfg, env.world)
-    out = Path(out) if out is not None else Path("runs") / Path(config).stem
-    dev = rank_device(cfg.train.device, env)
-    if not env.is_main:
-        set_quiet(True)
-    start_process_group(env, dev)
-    try:
-        check_run_dir(out, cfg, resume)
-        data = load_train_data(cfg, dev)
-        ens = build_ensemble(cfg, data.shape, dev)
-        ens.run_dir = out
-        if resume and ((out / "latest.json").exists() or any((out / "checkpoints").glob("step-*"))):
-            # Every rank reads the same checkpoint (the run folder must be shared), and fully, before
-            # anything is written: a resume that cannot continue exactly leaves the run as it was.
-            ens.restore()
-        on_main_rank(env, lambda: (prepare_run_dir(out, cfg, resume), clean_stale_temporaries(out)))
-        if resume and env.is_main:
-            truncate_metrics(out, {m.name: m.step for m in ens.members})
-        hooks = RunHooks(ens, out) if env.is_main else None
-        try:
-            with use_backend("ddp"):
-                scheme_for(cfg).train(ens, data, hooks)
-            if env.is_main:
-                ens.save()
-        finally:
-            if hooks is not None:
-                hooks.close()
-        dist.barrier()
-    finally:
-        dist.destroy_process_group()
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m gensemble.distributed ARGS` is `gensemble train --ddp ARGS` (what torchrun runs)."""
-    from gensemble.cli import main as cli_main
-
-    return cli_main(["train", "--ddp", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Runs on disk: train (or resume) a config into a folder, and load a folder back.
 
-The config lives in `gensemble.runconfig`, the in-memory ensemble in `gensemble.ensemble.state`;
+The config lives in `gensemble.run.config`, the in-memory ensemble in `gensemble.ensemble.state`;
 both are re-exported here, where most callers look for them.
 """
 
@@ -18,10 +18,13 @@ from gensemble import threads
 from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
 from gensemble.data import Dataset, load_dataset
-from gensemble.ensemble.state import AuxRole, Ensemble, build_ensemble, check_member_shape
+from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
 from gensemble.errors import CheckpointError, ConfigError, shown
-from gensemble.runconfig import RESUMABLE_KEYS, RunConfig, load_config, parse_config
-from gensemble.train import resolve_device
+from gensemble.execution import make_executor
+from gensemble.run.budget import describe_seconds, estimate_seconds
+from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
+from gensemble.run.hooks import RunHooks
+from gensemble.training.loop import resolve_device
 
 __all__ = [
     "AuxRole",
@@ -115,8 +118,6 @@ LONG_RUN_STEPS = 20_000
 
 
 def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device) -> None:
-    from gensemble.budget import describe_seconds, estimate_seconds
-
     seconds = estimate_seconds(cfg, data, dev)
     print(
         f"[train] estimated time here: about {describe_seconds(seconds)} (members' steps only)",
@@ -133,7 +134,6 @@ def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device) -> None:
 
 def dry_run_estimate(cfg: RunConfig) -> str:
     """A YAML comment with the estimated training time here (best effort: nothing when data is missing)."""
-    from gensemble.budget import describe_seconds, estimate_seconds
     from gensemble.errors import GensembleError
 
     try:
@@ -189,17 +189,18 @@ def train_run(
     resume: bool = False,
     dry_run: bool = False,
     device: str | None = None,
+    backend: str = "local",
+    address: str | None = None,
 ) -> Path | str:
     """Train (or resume) the run a config describes: a YAML path, a dict as the YAML would hold, or a
-    RunConfig. With dry_run, return the resolved YAML instead."""
-    from gensemble.ensemble import scheme_for
-    from gensemble.hooks import RunHooks
-
+    RunConfig. With dry_run, return the resolved YAML instead. `backend` names the executor the
+    scheme trains through (`gensemble list backends`); `address` is a Ray cluster's."""
     if device is not None:
         overrides = (*overrides, f"train.device={device}")
     cfg = as_run_config(config, overrides)
     if dry_run:
         return dump_yaml(cfg) + dry_run_estimate(cfg)
+    executor = make_executor(backend, address)
     if out is None and not isinstance(config, (str, Path)):
         raise ConfigError("train_run needs out= (a run folder) when the config is not a file")
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
@@ -225,7 +226,7 @@ def train_run(
         truncate_metrics(out, {m.name: m.step for m in ens.members})
     hooks = RunHooks(ens, out)
     try:
-        scheme_for(cfg).train(ens, data, hooks)
+        scheme_for(cfg).train(ens, data, hooks, executor)
         ens.save()
     finally:
         hooks.close()

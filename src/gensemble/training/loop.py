@@ -1,7 +1,7 @@
 """Training one member: explicit D and G phases (or one ELBO phase for a VAE), with hooks around.
 
 The step functions are the maths-free core; `fit_member` is the loop; logging, checkpoints and
-TensorBoard are hooks (`gensemble.hooks`) so the loop stays short.
+TensorBoard are hooks (`gensemble.run.hooks`) so the loop stays short.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from gensemble.data import Dataset
 from gensemble.data.transforms import augment
 from gensemble.errors import ConfigError, shown
 from gensemble.losses import GANLoss, elbo, gradient_penalty
-from gensemble.member import Member
 from gensemble.progress import progress
+from gensemble.training.member import Member
 
 # Far beyond any run in the literature (PacGAN's 2-D runs: ~400k steps; BigGAN: batch 2048), so a
 # value above them is a typo (1e12 for 1e5), refused before anything is written.
@@ -213,3 +213,12 @@ def fit_member(
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """ema ← decay·ema + (1 − decay)·net for parameters; buffers (BN statistics) are copied."""
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p.detach(), 1.0 - decay)
+    for be, b in zip(ema.buffers(), net.buffers()):
+        be.copy_(b)

@@ -10,9 +10,10 @@ Schemes hand an executor two kinds of work:
 * `run_lockstep(ens, members, target, round_fn, hooks)`: coupled members (a shared discriminator or
   classifier) that must advance together; `round_fn()` makes one step of each and returns their stats.
 
-Backends are registered in `EXECUTORS` by name and chosen with `set_backend` (the CLI's `--backend`):
+Backends are registered in `EXECUTORS` by name; `make_executor(name)` builds one (the CLI's `--backend`),
+and the run passes it to its scheme:
 
-* "local" (the default): in this process; members of one config train stacked (`batched.py`) where
+* "local" (the default): in this process; members of one config train stacked (`training/stacked.py`) where
   that pays (always on a GPU; on a CPU for networks without convolutions), the others one by one.
 * "batched": like "local", but stacks every group it can, convolutions on a CPU included.
 * "loop": in this process, one member at a time, never stacked; the reference the engine is tested against.
@@ -28,7 +29,7 @@ A remote backend (Ray) subclasses `RemoteExecutor` and implements `map(specs)`, 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,30 +38,18 @@ from torch import Tensor, nn
 
 from gensemble import threads
 from gensemble.data import DataConfig, Dataset
+from gensemble.ensemble.base import MemberTask
 from gensemble.errors import ConfigError
-from gensemble.member import Member, MemberConfig, build_member
 from gensemble.progress import progress
 from gensemble.registry import Registry
-from gensemble.train import StepHook, TrainConfig, fit_member
+from gensemble.training.loop import StepHook, TrainConfig, fit_member
+from gensemble.training.member import Member, MemberConfig, build_member
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble
 
 Stats = dict[str, float]
 Stacking = Literal["auto", "always", "never"]
-
-
-@dataclass
-class MemberTask:
-    """Bring one member to `target_step` (generator updates), on optional per-example data weights."""
-
-    member: Member  # the live member; remote executors ship `export_state(member)` instead
-    target_step: int
-    data_weights: Tensor | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.member.step >= self.target_step
 
 
 # --- hooks, whether they are RunHooks or a plain callable (tests) -------------------------------
@@ -87,7 +76,7 @@ class Executor:
 
     def stacks(self, nets: Sequence[nn.Module]) -> bool:
         """Whether these (identical) networks should train stacked under this executor."""
-        from gensemble.ensemble.batched import stacking_pays
+        from gensemble.training.stacked import stacking_pays
 
         if self.stacking == "auto":
             return stacking_pays(nets)
@@ -152,7 +141,7 @@ class LocalExecutor(Executor):
 
     def groups(self, tasks: list[MemberTask]) -> list[list[MemberTask]]:
         """Tasks that can train as one stacked model, in order of their first member."""
-        from gensemble.ensemble.batched import batch_key
+        from gensemble.training.stacked import batch_key
 
         out: dict[Any, list[MemberTask]] = {}
         for i, t in enumerate(tasks):
@@ -163,7 +152,7 @@ class LocalExecutor(Executor):
         return list(out.values())
 
     def run_stacked(self, ens: Ensemble, group: list[MemberTask], data: Dataset, hooks: StepHook) -> None:
-        from gensemble.ensemble.batched import StackedGAN
+        from gensemble.training.stacked import StackedGAN
 
         members = [t.member for t in group]
         engine = StackedGAN(members)
@@ -249,7 +238,7 @@ def task_spec(ens: Ensemble, task: MemberTask, target_step: int | None = None) -
 def run_task_spec(spec: TaskSpec, data: Dataset | None = None) -> TaskResult:
     """Worker side: rebuild the member from its config, load its state, train it to the target."""
     from gensemble.data import load_dataset
-    from gensemble.hooks import update_ema
+    from gensemble.training.loop import update_ema
 
     device = torch.device(spec.device)
     if data is None:
@@ -345,37 +334,3 @@ EXECUTORS.register("loop", "this process, one member at a time (the reference fo
 EXECUTORS.register("isolated", "the remote-backend path (self-contained task specs), run in this process")(
     lambda address=None: IsolatedExecutor()
 )
-
-_current: Executor | None = None
-
-
-def set_backend(name: str, address: str | None = None) -> Executor:
-    """Choose the executor every scheme uses from now on (the CLI's --backend)."""
-    global _current
-    from gensemble.ensemble import ray_backend  # noqa: F401  (registers "ray"; imports ray only when used)
-
-    try:
-        factory = EXECUTORS.get(name)
-    except Exception as exc:
-        raise ConfigError(f"--backend: {exc}") from None
-    _current = factory(address=address)
-    return _current
-
-
-def get_executor() -> Executor:
-    """The executor chosen by `set_backend`, else "local"."""
-    global _current
-    if _current is None:
-        _current = LocalExecutor("auto", name="local")
-    return _current
-
-
-@contextlib.contextmanager
-def use_backend(name: str) -> Iterator[Executor]:
-    """Run a block under another backend, then restore the previous one (tests, benchmarks)."""
-    global _current
-    previous = _current
-    try:
-        yield set_backend(name)
-    finally:
-        _current = previous

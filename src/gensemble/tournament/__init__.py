@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from gensemble.errors import ConfigError
-from gensemble.tournament_scorings import (  # noqa: F401  (re-exported)
+from gensemble.tournament.scorings import (  # noqa: F401  (re-exported)
     RatingConfig,
     battle_matrix,
     battle_scores,
@@ -390,4 +390,4 @@ def score_run(
     return score(ens, load_dataset(ens.cfg.data, "test"), scoring, n_samples, calibration, seed)
 
 
-from gensemble.tournament_selection import Selection, drop_below, select, select_top_k  # noqa: E402,F401  (re-exported)
+from gensemble.tournament.selection import Selection, drop_below, select, select_top_k  # noqa: E402,F401  (re-exported)

@@ -10,8 +10,8 @@ from typing import Any
 from gensemble.config import apply_overrides, from_dict, load_yaml, to_dict
 from gensemble.data import DataConfig
 from gensemble.errors import ConfigError
-from gensemble.member import MemberConfig
-from gensemble.train import TrainConfig
+from gensemble.training.loop import TrainConfig
+from gensemble.training.member import MemberConfig
 
 # Keys of the one-member shorthand: a config with `model:` at the top level is one member.
 RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every", "threads")

@@ -38,7 +38,8 @@ import numpy as np
 import torch
 
 from gensemble.data import DataConfig, Dataset
-from gensemble.ensemble.executors import (
+from gensemble.errors import ConfigError, GensembleError
+from gensemble.execution.base import (
     EXECUTORS,
     MemberTask,
     RemoteExecutor,
@@ -48,12 +49,11 @@ from gensemble.ensemble.executors import (
     run_task_spec,
     task_spec,
 )
-from gensemble.errors import ConfigError, GensembleError
 from gensemble.progress import progress
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble
-    from gensemble.train import StepHook
+    from gensemble.training.loop import StepHook
 
 INSTALL = "pip install 'gensemble[ray]'"
 

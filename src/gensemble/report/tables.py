@@ -24,7 +24,7 @@ STD_OF = {"kid": "kid_std", "is": "is_std"}  # shown as "mean ± std" in one cel
 
 def evaluation_heading(ev: dict[str, Any]) -> str:
     """Which features, how many samples and which reference produced a table; small n is marked."""
-    from gensemble.evaluate import WARN_N
+    from gensemble.evaluation.run import WARN_N
 
     n = ev.get("n")
     small = isinstance(n, int) and n < WARN_N
@@ -40,10 +40,10 @@ def evaluation_heading(ev: dict[str, Any]) -> str:
 def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
     """An HTML table, rows = floor/members/fusions; the best member or fusion per column in bold.
 
-    Directions come from `gensemble.evaluate.HIGHER_IS_BETTER`; columns without one (density,
+    Directions come from `gensemble.evaluation.run.HIGHER_IS_BETTER`; columns without one (density,
     acceptance rate) and columns where every row ties get no highlight, and the floor never does.
     """
-    from gensemble.evaluate import HIGHER_IS_BETTER, crownable
+    from gensemble.evaluation.run import HIGHER_IS_BETTER, crownable
 
     rows = list(evaluation)
     stds = set(STD_OF.values())

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from gensemble.member import Member
+from gensemble.training.loop import update_ema
+from gensemble.training.member import Member
 
 
 class RunHooks:
@@ -118,12 +119,3 @@ class RunHooks:
         self._metrics.close()
         if self._tb is not None:
             self._tb.close()
-
-
-@torch.no_grad()
-def update_ema(ema: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
-    """ema ← decay·ema + (1 − decay)·net for parameters; buffers (BN statistics) are copied."""
-    for pe, p in zip(ema.parameters(), net.parameters()):
-        pe.lerp_(p.detach(), 1.0 - decay)
-    for be, b in zip(ema.buffers(), net.buffers()):
-        be.copy_(b)

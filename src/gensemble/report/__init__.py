@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from gensemble.report_tables import (
+from gensemble.report.tables import (
     _fmt,
     esc,
     evaluation_heading,

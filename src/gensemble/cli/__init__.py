@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
-import re
 import sys
 import warnings
-from collections.abc import Callable
 
+from gensemble.cli import tools  # noqa: F401  (registers its subcommands)
+from gensemble.cli.base import (
+    COMMANDS,
+    DEVICE_HELP,
+    EXTRA_PARSERS,
+    RUN_HELP,
+    STEP_HELP,
+    command,
+    device_arg,
+    print_json,
+)
 from gensemble.errors import GensembleError, shown
-
-COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
-
-
-def command(name: str) -> Callable:
-    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-        COMMANDS[name] = fn
-        return fn
-
-    return deco
 
 
 @command("train")
@@ -27,7 +25,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from gensemble.run import train_run
 
     if args.ddp and not args.dry_run:
-        from gensemble.distributed import train_ddp
+        from gensemble.run.ddp import train_ddp
 
         if args.backend != "local":
             raise GensembleError("--ddp trains each member data-parallel under torchrun; drop --backend")
@@ -36,12 +34,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     if args.address is not None and args.backend == "local":
         raise GensembleError("--address names a Ray cluster; add --backend ray")
-    if args.backend != "local":
-        from gensemble.ensemble.executors import set_backend
-
-        set_backend(args.backend, address=args.address)
     out = train_run(
-        args.config, args.out, args.set, resume=args.resume, dry_run=args.dry_run, device=args.device
+        args.config,
+        args.out,
+        args.set,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        device=args.device,
+        backend=args.backend,
+        address=args.address,
     )
     print(out if args.dry_run else f"run saved to {out}")
     return 0
@@ -49,7 +50,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @command("sample")
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gensemble.sampling import sample_to_file
+    from gensemble.fusion.files import sample_to_file
 
     path, samples = sample_to_file(
         args.run,
@@ -88,7 +89,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 @command("evaluate")
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gensemble.evaluate import evaluate_run
+    from gensemble.evaluation.run import evaluate_run
 
     result = evaluate_run(
         args.run,
@@ -147,20 +148,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-RUN_HELP = "run folder (written by 'gensemble train')"
-DEVICE_HELP = "cpu, cuda, cuda:N (a GPU by index) or auto (CUDA when present)"
-STEP_HELP = "use the kept checkpoint at this total step instead of the latest"
-
-
-def device_arg(value: str) -> str:
-    """cpu, auto, cuda or cuda:N; checked here so a typo is a usage error, not a crash."""
-    if re.fullmatch(r"cpu|auto|cuda(:\d+)?", value):
-        return value
-    raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or auto, got {value!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    import gensemble.cli_tools  # noqa: F401  (registers its subcommands)
 
     # Choices come from the modules that own the names, never copied here.
     from gensemble.calibration import CALIBRATION_METHODS
@@ -300,10 +288,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# More subcommands (editing, export, configs) live in gensemble.cli_tools and add themselves here.
-EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --quiet is accepted anywhere on the line, not only before the subcommand.
@@ -359,10 +343,6 @@ def take_option(argv: list[str], name: str) -> tuple[list[str], str | None]:
             out.append(a)
         i += 1
     return out, value
-
-
-def print_json(obj: object) -> None:
-    print(json.dumps(obj, indent=2))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,107 @@
+"""What every scheme shares: the Scheme base class and its registry, the unit of training work an
+executor runs (MemberTask), and helpers for auxiliary networks. Scheme modules import from here,
+never from the package, so registering them creates no cycle."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+from torch import nn
+
+from gensemble.errors import ConfigError
+from gensemble.registry import Registry
+from gensemble.training.member import build_member
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from gensemble.data import Dataset
+    from gensemble.ensemble.state import Ensemble
+    from gensemble.execution import Executor
+    from gensemble.run.config import RunConfig
+    from gensemble.run.hooks import RunHooks
+    from gensemble.training.member import Member, MemberConfig
+
+
+@dataclass
+class MemberTask:
+    """Bring one member to `target_step` (generator updates), on optional per-example data weights."""
+
+    member: Member  # the live member; remote executors ship its exported state instead
+    target_step: int
+    data_weights: Tensor | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.member.step >= self.target_step
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+class Scheme:
+    """Base class. Subclasses set `config` (a frozen dataclass) and implement `train`."""
+
+    config: ClassVar[type] = NoParams
+    families: ClassVar[tuple[str, ...]] = ("gan", "vae")  # member families the scheme can train
+    bagging: ClassVar[bool] = False  # whether members' `bootstrap: true` means anything to the scheme
+
+    def __init__(self, params: Any) -> None:
+        self.params = params
+
+    def check(self, cfg: RunConfig) -> None:
+        """Raise a one-line ConfigError naming the first member this scheme cannot use."""
+        scheme = cfg.scheme["name"]
+        for m in cfg.members:
+            if m.family not in self.families:
+                raise ConfigError(
+                    f"scheme {scheme!r} cannot use member {m.name!r}: it is a {m.family.upper()}, "
+                    f"and {scheme} trains only {' and '.join(f.upper() for f in self.families)} members"
+                )
+            if m.bootstrap and not self.bagging:
+                raise ConfigError(
+                    f"scheme {scheme!r} cannot use member {m.name!r} with bootstrap: true; bagging belongs to "
+                    "the 'independent' scheme"
+                )
+
+    def build(self, ens: Ensemble) -> None:
+        """Add auxiliary networks, optimisers and scheme state. Must be deterministic from the config."""
+
+    def train(self, ens: Ensemble, data: Dataset, hooks: RunHooks, executor: Executor) -> None:
+        """Train through `executor` (passed in by the run, so a scheme never picks a backend)."""
+        raise NotImplementedError
+
+
+SCHEMES: Registry[type[Scheme]] = Registry("scheme")
+
+
+def require_same(cfg: RunConfig, keys: tuple[str, ...]) -> None:
+    """Coupled schemes share one critic, so its loss and schedule must be the members' common ones."""
+    first = cfg.members[0]
+    for m in cfg.members[1:]:
+        for key in keys:
+            if getattr(m, key) != getattr(first, key):
+                raise ConfigError(
+                    f"scheme {cfg.scheme['name']!r} cannot use member {m.name!r}: its {key} "
+                    f"({getattr(m, key)!r}) differs from member {first.name!r}'s ({getattr(first, key)!r}); "
+                    "the members share their discriminators, so they must agree"
+                )
+
+
+def aux_seed(spec_seed: int, name: str) -> int:
+    """A stable seed per auxiliary network name, so that adding one never shifts another's init."""
+    return (spec_seed * 1_000_003 + zlib.crc32(name.encode())) % 2**62
+
+
+def build_aux_discriminator(
+    ens: Ensemble, spec: MemberConfig, name: str, seed: int | None = None
+) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """A fresh discriminator (and its optimiser) of the GAN family `spec` describes, seeded by its name."""
+    seed = aux_seed(spec.seed, name) if seed is None else seed
+    donor = build_member(replace(spec, seed=seed, name=name, bootstrap=False), ens.shape, ens.device)
+    return donor.model.D, donor.optimizers["D"]
