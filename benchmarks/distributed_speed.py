@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 import yaml
 
-from gensemble import execution as executors
 from gensemble.checkpoint import load_checkpoint
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
@@ -54,10 +53,10 @@ def write_config(folder: Path, members: int, steps: int) -> Path:
     return path
 
 
-def timed_run(config: Path, out: Path) -> float:
+def timed_run(config: Path, out: Path, backend="loop") -> float:
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
-    train_run(config, out)
+    train_run(config, out, backend=backend)
     return time.perf_counter() - start
 
 
@@ -92,9 +91,8 @@ def main(argv: list[str] | None = None) -> dict:
         config = write_config(work, args.members, args.steps)
         rows = []
         torch.set_num_threads(args.threads)
-        with executors.use_backend("loop"):
-            label = f"local, sequential (loop, {args.threads} torch thread{'s' if args.threads > 1 else ''})"
-            rows.append({"backend": label, "seconds": timed_run(config, work / "loop")})
+        label = f"local, sequential (loop, {args.threads} torch thread{'s' if args.threads > 1 else ''})"
+        rows.append({"backend": label, "seconds": timed_run(config, work / "loop")})
         rows[0]["same_weights"] = True
 
         from gensemble.execution.ray import RayExecutor, import_ray
@@ -103,20 +101,17 @@ def main(argv: list[str] | None = None) -> dict:
         start = time.perf_counter()
         executor = RayExecutor(num_cpus=args.cpus)
         ray_init = time.perf_counter() - start
-        previous = executors._current
-        executors._current = executor
         try:
             for label in ("cold", "warm"):
                 out = work / f"ray-{label}"
                 rows.append(
                     {
                         "backend": f"ray, {args.cpus} CPUs ({label} workers)",
-                        "seconds": timed_run(config, out),
+                        "seconds": timed_run(config, out, executor),
                         "same_weights": same_weights(out, work / "loop"),
                     }
                 )
         finally:
-            executors._current = previous
             ray.shutdown()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -6,7 +6,8 @@ import torch
 from gensemble.checkpoint import latest_checkpoint
 from gensemble.data import Dataset
 from gensemble.data.toy import sample_mixture
-from gensemble.execution import LocalExecutor, MemberTask, use_backend
+from gensemble.ensemble.base import MemberTask
+from gensemble.execution import LocalExecutor
 from gensemble.losses import OptimConfig
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
@@ -156,8 +157,7 @@ def test_schemes_give_the_same_numbers_batched_or_looped(tmp_path, scheme):
     )
     runs = {}
     for backend in ("batched", "loop"):
-        with use_backend(backend):
-            runs[backend] = final_weights(train_run(cfg, tmp_path / backend))
+        runs[backend] = final_weights(train_run(cfg, tmp_path / backend, backend=backend))
     for k, v in runs["loop"].items():
         torch.testing.assert_close(runs["batched"][k], v, atol=1e-5, rtol=1e-4, msg=f"{scheme}: {k}")
 
@@ -172,10 +172,8 @@ def test_isolated_executor_reproduces_local_training_exactly(tmp_path):
             "train": {"steps": 7, "batch_size": 16, "checkpoint_every": 3, "log_every": 2, "ema_decay": 0.9},
         },
     )
-    with use_backend("loop"):
-        loop = final_weights(train_run(cfg, tmp_path / "loop"))
-    with use_backend("isolated"):
-        isolated = final_weights(train_run(cfg, tmp_path / "iso"))
+    loop = final_weights(train_run(cfg, tmp_path / "loop", backend="loop"))
+    isolated = final_weights(train_run(cfg, tmp_path / "iso", backend="isolated"))
     assert loop.keys() == isolated.keys()
     for k in loop:
         assert torch.equal(loop[k], isolated[k]), k

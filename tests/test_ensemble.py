@@ -160,10 +160,10 @@ def test_bad_ensembles_get_one_line_errors_and_write_nothing(tmp_path, capsys, c
 
 def test_unknown_backend_is_a_clear_error():
     from gensemble.errors import ConfigError
-    from gensemble.execution import set_backend
+    from gensemble.execution import make_executor
 
     with pytest.raises(ConfigError, match="unknown backend 'slurm'.*local.*loop"):
-        set_backend("slurm")
+        make_executor("slurm")
 
 
 def test_example_configs_resolve():

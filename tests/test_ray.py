@@ -41,13 +41,20 @@ def ray_session():
 
 @pytest.fixture
 def backend(monkeypatch):
-    """Whatever backend a test picks is dropped afterwards (set_backend is process-wide)."""
-    monkeypatch.setattr(executors, "_current", None)
+    """Records every executor the run builds for "ray", so a test can look at what was submitted."""
+    built = []
+    factory = executors.EXECUTORS.get("ray")
+
+    def recording(address=None):
+        built.append(factory(address=address))
+        return built[-1]
+
+    monkeypatch.setitem(executors.EXECUTORS._items, "ray", recording)
+    return built
 
 
 def train_with(backend_name, cfg, out, **kwargs):
-    with executors.use_backend(backend_name):
-        return train_run(cfg, out, **kwargs)
+    return train_run(cfg, out, backend=backend_name, **kwargs)
 
 
 def assert_same_checkpoint(a, b, exact=True):
@@ -77,7 +84,7 @@ def test_ray_trains_members_in_parallel_as_local_training_does(ray_session, back
     cfg = write_config(tmp_path / "two.yaml", TWO_MEMBERS)
     code, out, err = run_cli(capsys, "train", str(cfg), "--backend", "ray", "--out", str(tmp_path / "ray"))
     assert code == 0, err
-    executor = executors.get_executor()
+    executor = backend[-1]
     assert isinstance(executor, RayExecutor)
     # Both members were sent before either came back (2 CPUs: they ran side by side), in chunks
     # that end at checkpoint steps.
@@ -122,10 +129,15 @@ def test_killed_worker_names_the_member_and_resume_loses_nothing(
     assert saved["m0"]["step"] == 6  # the healthy member trained on and was saved
     assert saved["m1"]["step"] == 3  # the lost one kept its last checkpoint
 
-    monkeypatch.setitem(executors.EXECUTORS._items, "ray", lambda address=None: RayExecutor(address))
+    fresh = []
+    monkeypatch.setitem(
+        executors.EXECUTORS._items,
+        "ray",
+        lambda address=None: fresh.append(RayExecutor(address)) or fresh[-1],
+    )
     code, _, err = run_cli(capsys, "train", str(cfg), "--backend", "ray", "--out", run, "--resume")
     assert code == 0, err
-    assert executors.get_executor().submitted == [("m1", 3, 6)]  # m0 is not retrained; m1 goes on from 3
+    assert fresh[-1].submitted == [("m1", 3, 6)]  # m0 is not retrained; m1 goes on from 3
 
     train_with("loop", cfg, tmp_path / "uninterrupted")
     assert_same_checkpoint(tmp_path / "R", tmp_path / "uninterrupted")

@@ -34,7 +34,7 @@ def list_components(what: str) -> list[tuple[str, str]]:
 
         return METRICS.describe()
     if what == "features":
-        from gensemble.metrics.features import FEATURES
+        from gensemble.metrics import FEATURES
 
         return FEATURES.describe()
     raise ValueError(what)

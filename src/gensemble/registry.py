@@ -47,6 +47,10 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         return sorted(self._items)
 
+    def registered(self) -> list[str]:
+        """Names in the order they were registered (which tables use for their columns)."""
+        return list(self._items)
+
     def describe(self) -> list[tuple[str, str]]:
         """(name, one-line description) pairs, for `gensemble list`."""
         return [(n, self._docs[n]) for n in self.names()]

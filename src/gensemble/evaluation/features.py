@@ -23,7 +23,7 @@ from torch import Tensor
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.errors import ConfigError
 from gensemble.metrics import FeatureOutput
-from gensemble.metrics.features import FeatureExtractor
+from gensemble.metrics.extractor import FeatureExtractor
 
 FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "pixels", "points")
 # On raw 2-D points FID and KID compare only low-order moments (a mean and a 2x2 covariance cannot

@@ -7,25 +7,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from gensemble.metrics.suite import directions
+
 FLOOR_ROW = "real:train-vs-test"
 # Precision (and density) of a collapsed generator is high: it is crowned only with recall above this.
 RECALL_FLOOR = 0.1
 
 # Direction of each key, for marking the best row; None: no direction (density > 1 is not "better").
 HIGHER_IS_BETTER: dict[str, bool | None] = {
-    "fid": False,
-    "kid": False,
-    "kid_std": None,
-    "is": True,
-    "is_std": None,
-    "precision": True,
-    "recall": True,
-    "density": None,
-    "coverage": True,
-    "modes_covered": True,
-    "high_quality": True,
-    "modes_hit": True,
-    "kl": False,
+    **directions(),  # every metric's columns, from the registry
     "acceptance_rate": None,
     "top_share": None,
 }

@@ -51,30 +51,31 @@ from gensemble.evaluation.result import (  # noqa: F401
     evaluation_key,
 )
 from gensemble.metrics import (
+    METRICS,
     FeatureOutput,
+    MetricInputs,
     as_feature_array,
+    compute_metrics,
+    default_metrics,
     feature_stats,
-    frechet_distance,
-    inception_score,
-    kid,
-    label_mode_stats,
-    prdc,
-    toy_mode_stats,
+    metric_names,
 )
-from gensemble.metrics.features import ArrayLike
+from gensemble.metrics.extractor import ArrayLike
+from gensemble.metrics.suite import KID_SUBSET_SIZE, KID_SUBSETS, kid_subset_size  # noqa: F401  (re-exported)
 from gensemble.sampling import DOMINANT_SHARE
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
     from gensemble.run import Ensemble
 
-METRIC_NAMES = ("fid", "kid", "is", "prdc", "modes")
-DEFAULT_METRICS = ("fid", "kid", "prdc", "modes")
+# Names, defaults and sample-size dependence all come from the metric registry (metrics/suite.py).
+METRIC_NAMES = metric_names()
+DEFAULT_METRICS = default_metrics()
 # Below MIN_N samples a row, FID/KID/PRDC are refused (a 5-image FID is noise); below WARN_N they are
 # reported with a warning and marked in the table and the report: FID's bias shrinks like 1/n.
 MIN_N = 50
 WARN_N = 500
-SAMPLE_SIZE_METRICS = ("fid", "kid", "prdc")
+SAMPLE_SIZE_METRICS = tuple(n for n in METRIC_NAMES if METRICS.get(n).sample_size)
 FUSION_PREFIX = "fusion:"
 # The held-out split is halved with this seed, as the fusions halve it (FusionParams.fit_seed = 0):
 # they fit on the first half, every row here is scored on the second.
@@ -83,17 +84,9 @@ FLOOR_SEED = 0  # which training examples form the floor row; fixed so that it i
 MAX_N = 5000
 TOY_N = 2500  # the VEEGAN/PacGAN protocol counts modes on 2,500 samples (docs/metrics.md)
 INCEPTION_N = 500  # ~0.3 s per image on a CPU: 500 images per row is minutes, not hours
-KID_SUBSETS = 100
-KID_SUBSET_SIZE = 1000
 
 
 # --- pure composition of the metrics -----------------------------------------------------------
-def kid_subset_size(n: int) -> int:
-    """1000 (the reference protocol) when n >= 2000, else n // 2: subsets of all n rows would all be
-    the same set and report a KID std of 0."""
-    return max(2, min(KID_SUBSET_SIZE, n // 2))
-
-
 def evaluate_samples(
     real: ArrayLike,
     fake: ArrayLike,
@@ -115,35 +108,16 @@ def evaluate_samples(
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
         raise ConfigError(f"unknown metric {unknown[0]!r}; known metrics: {', '.join(METRIC_NAMES)}")
-    real_arr = as_feature_array(real, "real", min_rows=2)
-    fake_arr = as_feature_array(fake, "fake", min_rows=2)
-    out: dict[str, float] = {}
-    for name in metrics:
-        if name == "fid":
-            mu, sigma = real_stats if real_stats is not None else feature_stats(real_arr)
-            out["fid"] = frechet_distance(mu, sigma, *feature_stats(fake_arr))
-        elif name == "kid":
-            size = kid_subset_size(min(len(real_arr), len(fake_arr)))
-            res = kid(real_arr, fake_arr, subsets=KID_SUBSETS, subset_size=size, seed=seed)
-            out["kid"], out["kid_std"] = res.mean, res.std
-        elif name == "is":
-            n = 0 if fake_probs is None else len(fake_probs)
-            res = inception_score(fake_probs, splits=max(1, min(10, n)))
-            out["is"], out["is_std"] = res.mean, res.std
-        elif name == "prdc":
-            out.update(prdc(real_arr, fake_arr))
-        elif toy_modes is not None:
-            stats = toy_mode_stats(fake_arr, toy_modes[0], toy_modes[1])
-            out["modes_covered"], out["high_quality"] = stats["modes_covered"], stats["high_quality_frac"]
-        elif fake_probs is not None:
-            probs = np.asarray(fake_probs)
-            stats = label_mode_stats(probs.argmax(axis=1), probs.shape[1], real_labels)
-            out["modes_hit"], out["kl"] = stats["modes_hit"], stats["kl"]
-        else:
-            raise GensembleError(
-                "the 'modes' metric needs class probabilities (a classifier) or 2-D mode centres"
-            )
-    return out
+    inputs = MetricInputs(
+        as_feature_array(real, "real", min_rows=2),
+        as_feature_array(fake, "fake", min_rows=2),
+        fake_probs=None if fake_probs is None else np.asarray(fake_probs),
+        real_labels=None if real_labels is None else np.asarray(real_labels),
+        toy_modes=None if toy_modes is None else (np.asarray(toy_modes[0]), float(toy_modes[1])),
+        real_stats=real_stats,
+        seed=seed,
+    )
+    return compute_metrics(tuple(metrics), inputs)
 
 
 def resolve_metrics(metrics: Sequence[str] | str | None) -> tuple[tuple[str, ...], bool]:

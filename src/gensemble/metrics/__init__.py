@@ -1,41 +1,37 @@
-"""Evaluation: feature extractors (images -> (N, D)) and metrics as pure functions of feature arrays.
+"""Evaluation: feature extractors (images -> (N, D)) and metrics as pure functions of feature arrays;
+suite.py registers the metrics `gensemble evaluate` computes, with their directions.
 
 Every metric takes numpy arrays or tensors of shape (N, D) and computes in float64 numpy. See
 docs/metrics.md for the conventions (k for PRDC, the KID kernel, mode-coverage thresholds).
 """
 
-from collections.abc import Callable
-
 from gensemble.metrics import inception  # noqa: F401  (registers the "inception" extractor)
-from gensemble.metrics.features import (
-    FEATURES,
-    ClassifierExtractor,
-    FeatureExtractor,
-    FeatureOutput,
-    as_feature_array,
-    get_extractor,
-)
+from gensemble.metrics.extractor import FEATURES, FeatureExtractor, FeatureOutput, as_feature_array
+from gensemble.metrics.features import ClassifierExtractor, get_extractor
 from gensemble.metrics.fid import feature_stats, fid, frechet_distance
 from gensemble.metrics.inception_score import ISResult, inception_score
 from gensemble.metrics.kid import KIDResult, kid, mmd2_unbiased, polynomial_kernel
 from gensemble.metrics.modes import label_mode_stats, toy_mode_stats
 from gensemble.metrics.prdc import prdc, precision_recall
-from gensemble.registry import Registry
-
-# Metric functions by name, for configs, the CLI and `gensemble list metrics`. Feature-set metrics
-# take (real, fake) feature arrays; inception_score takes probs; the mode statistics take labels/points.
-METRICS: Registry[Callable[..., object]] = Registry("metric")
-METRICS.register("fid")(fid)
-METRICS.register("kid")(kid)
-METRICS.register("prdc")(prdc)
-METRICS.register("precision_recall")(precision_recall)
-METRICS.register("inception_score")(inception_score)
-METRICS.register("toy_modes")(toy_mode_stats)
-METRICS.register("label_modes")(label_mode_stats)
+from gensemble.metrics.suite import (
+    METRICS,
+    Metric,
+    MetricInputs,
+    compute_metrics,
+    default_metrics,
+    directions,
+    metric_names,
+)
 
 __all__ = [
     "FEATURES",
     "METRICS",
+    "Metric",
+    "MetricInputs",
+    "compute_metrics",
+    "default_metrics",
+    "directions",
+    "metric_names",
     "ClassifierExtractor",
     "FeatureExtractor",
     "FeatureOutput",

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from gensemble.errors import GensembleError
-from gensemble.metrics.features import ArrayLike, as_feature_array
+from gensemble.metrics.extractor import ArrayLike, as_feature_array
 
 
 def feature_stats(feats: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from gensemble.errors import GensembleError
-from gensemble.metrics.features import ArrayLike, as_feature_array
+from gensemble.metrics.extractor import ArrayLike, as_feature_array
 
 
 class ISResult(NamedTuple):

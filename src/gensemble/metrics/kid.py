@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gensemble.errors import GensembleError
-from gensemble.metrics.features import ArrayLike, as_feature_array
+from gensemble.metrics.extractor import ArrayLike, as_feature_array
 
 
 class KIDResult(NamedTuple):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from gensemble.errors import GensembleError
-from gensemble.metrics.features import ArrayLike, as_feature_array
+from gensemble.metrics.extractor import ArrayLike, as_feature_array
 
 KL_EPS = 1e-6  # pseudo-probability added to every class of the reference histogram
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from gensemble.errors import GensembleError
-from gensemble.metrics.features import ArrayLike, as_feature_array
+from gensemble.metrics.extractor import ArrayLike, as_feature_array
 
 BLOCK = 2**24  # entries per block of the distance matrix (128 MB of float64), to bound memory
 

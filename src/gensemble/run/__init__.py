@@ -20,7 +20,7 @@ from gensemble.config import dump_yaml, load_yaml, to_dict
 from gensemble.data import Dataset, load_dataset
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
 from gensemble.errors import CheckpointError, ConfigError, shown
-from gensemble.execution import make_executor
+from gensemble.execution import Executor, make_executor
 from gensemble.run.budget import describe_seconds, estimate_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
 from gensemble.run.hooks import RunHooks
@@ -189,18 +189,19 @@ def train_run(
     resume: bool = False,
     dry_run: bool = False,
     device: str | None = None,
-    backend: str = "local",
+    backend: str | Executor = "local",
     address: str | None = None,
 ) -> Path | str:
     """Train (or resume) the run a config describes: a YAML path, a dict as the YAML would hold, or a
-    RunConfig. With dry_run, return the resolved YAML instead. `backend` names the executor the
-    scheme trains through (`gensemble list backends`); `address` is a Ray cluster's."""
+    RunConfig. With dry_run, return the resolved YAML instead. `backend` is the executor the scheme
+    trains through, or its registered name (local, batched, loop, isolated, ray); `address` is a Ray
+    cluster's."""
     if device is not None:
         overrides = (*overrides, f"train.device={device}")
     cfg = as_run_config(config, overrides)
     if dry_run:
         return dump_yaml(cfg) + dry_run_estimate(cfg)
-    executor = make_executor(backend, address)
+    executor = backend if isinstance(backend, Executor) else make_executor(backend, address)
     if out is None and not isinstance(config, (str, Path)):
         raise ConfigError("train_run needs out= (a run folder) when the config is not a file")
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
