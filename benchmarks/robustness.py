@@ -45,7 +45,7 @@ def train(cfg: Path, out: Path, timeout: float | None = None) -> bool:
     cmd = [
         sys.executable,
         "-m",
-        "gensemble.cli",
+        "gensemble",
         "--quiet",
         "train",
         str(cfg),

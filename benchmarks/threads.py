@@ -41,7 +41,7 @@ def steps_per_second(config: Path, seconds: float, threads: str, env_extra: dict
     env = {**os.environ, **env_extra}
     env.pop("GENSEMBLE_THREADS", None)
     cmd = [
-        sys.executable, "-m", "gensemble.cli", "--quiet", "--threads", threads, "train", str(config),
+        sys.executable, "-m", "gensemble", "--quiet", "--threads", threads, "train", str(config),
         "--out", str(out), "--set", "train.steps=100000", "--set", "train.log_every=5",
         "--set", "train.checkpoint_every=100000", "--set", "train.image_every=0",
     ]  # fmt: skip

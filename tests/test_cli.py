@@ -156,7 +156,7 @@ def test_console_script_has_no_traceback_on_error(tmp_path):
     """The real entry point, in a subprocess: exit code 2 and one line on stderr."""
     cfg = write_config(tmp_path / "c.yaml", data={"name": "nope"})
     proc = subprocess.run(
-        [sys.executable, "-m", "gensemble.cli", "train", str(cfg), "--out", str(tmp_path / "R")],
+        [sys.executable, "-m", "gensemble", "train", str(cfg), "--out", str(tmp_path / "R")],
         capture_output=True,
         text=True,
     )

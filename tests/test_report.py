@@ -12,6 +12,7 @@ import pytest
 from gensemble.evaluation.run import evaluate_run
 from gensemble.report import ReportData, render_report, report_run
 from gensemble.run import train_run
+from gensemble.tournament import score_run
 
 from helpers import run_cli
 
@@ -37,8 +38,9 @@ def toy_report(tmp_path_factory):
         "train: {steps: 60, batch_size: 64, log_every: 10}\n"
     )
     run = train_run(cfg, root / "run")
+    score_run(run, n_samples=200)
     evaluate_run(run, n=200, fusions=("uniform", "rejection"))
-    return report_run(run, root / "report.html", n=32)
+    return report_run(run, root / "report.html")
 
 
 def test_report_is_self_contained_and_complete(toy_report):
@@ -86,7 +88,7 @@ def test_best_values_are_highlighted():
 
 def test_report_cli_writes_the_file(toy_report, tmp_path, capsys):
     out = tmp_path / "r.html"
-    code, stdout, _ = run_cli(capsys, "report", str(toy_report.parent / "run"), "-o", str(out), "-n", "16")
+    code, stdout, _ = run_cli(capsys, "report", str(toy_report.parent / "run"), "-o", str(out))
     assert code == 0 and out.is_file() and str(out) in stdout
 
 
@@ -114,3 +116,22 @@ def test_report_in_headless_chromium(toy_report, tmp_path):
     finally:
         driver.quit()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_report_renders_saved_results_without_loading_the_run(toy_report, tmp_path):
+    """The report only reads artefacts: with the checkpoints gone it still shows every part."""
+    run = tmp_path / "run"
+    shutil.copytree(toy_report.parent / "run", run)
+    shutil.rmtree(run / "checkpoints")
+    (run / "latest.json").unlink()
+    page = report_run(run, tmp_path / "r.html").read_text()
+    assert 'class="heatmap"' in page and "<h3>fusion:rejection</h3>" in page and 'id="evaluation"' in page
+
+
+def test_report_names_the_command_for_each_missing_part(tmp_path):
+    run = tmp_path / "bare"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: {name: grid25}\n")
+    page = report_run(run, tmp_path / "r.html").read_text()
+    assert f"gensemble score {run}" in page and f"gensemble evaluate {run} --fusion" in page
+    assert "gensemble complete RUN --heldout 8" in page

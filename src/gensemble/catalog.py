@@ -1,9 +1,9 @@
-"""What is registered: `gensemble list datasets|models|losses|schemes|fusions|metrics|features`."""
+"""What is registered: `gensemble list datasets|models|losses|schemes|fusions|metrics|features|backends`."""
 
 from __future__ import annotations
 
 # The kinds `gensemble list` knows: the one source of its choices.
-CATALOG = ("datasets", "models", "losses", "schemes", "fusions", "metrics", "features")
+CATALOG = ("datasets", "models", "losses", "schemes", "fusions", "metrics", "features", "backends")
 
 
 def list_components(what: str) -> list[tuple[str, str]]:
@@ -37,4 +37,8 @@ def list_components(what: str) -> list[tuple[str, str]]:
         from gensemble.metrics import FEATURES
 
         return FEATURES.describe()
+    if what == "backends":
+        from gensemble.execution import EXECUTORS
+
+        return EXECUTORS.describe()
     raise ValueError(what)

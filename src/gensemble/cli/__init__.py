@@ -123,7 +123,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from gensemble.report import report_run
 
     fusions = tuple(args.fusion) if args.fusion else None
-    path = report_run(args.run, args.output, fusions=fusions, n=args.n, seed=args.seed, device=args.device)
+    path = report_run(args.run, args.output, fusions=fusions)
     print(f"wrote {path}")
     return 0
 
@@ -175,10 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", type=device_arg, default=None, help=DEVICE_HELP)
     t.add_argument(
         "--backend",
-        choices=["local", "batched", "loop", "ray"],
         default="local",
-        help="executor for the members: local (stacks same-config members where that pays), batched "
-        "(always stacks), loop (one at a time), ray",
+        help="executor for the members (gensemble list backends): local (stacks same-config members where "
+        "that pays), batched (always stacks), loop (one at a time), ray",
     )
     t.add_argument(
         "--address", default=None, help="Ray cluster address (auto or HOST:PORT); default: local Ray"
@@ -262,11 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--fusion",
         nargs="*",
         default=None,
-        help="fusions to show (default: those evaluated, else a standard set)",
+        help="fusion grids to show (default: every one the latest evaluation saved)",
     )
-    r.add_argument("-n", type=int, default=64, help="samples per grid")
-    r.add_argument("--seed", type=int, default=0, help="seed of the sample grids")
-    r.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)
 
     d = sub.add_parser("demo", help="the main job end to end on Fashion-MNIST")
     d.add_argument("--out", default="demo-out", help="folder for the run and the report")

@@ -27,7 +27,10 @@ import torch
 from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_text
+from gensemble.data import load_dataset
+from gensemble.data.images import read_image_folder
 from gensemble.errors import ConfigError, GensembleError
+from gensemble.evaluation.artefacts import GRID_N, log_acceptance_rates, save_grids
 from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluation.run is the entry point)
     CACHE_FORMAT,
     DEFAULT_TOY_METRICS,
@@ -50,6 +53,7 @@ from gensemble.evaluation.result import (  # noqa: F401
     crownable,
     evaluation_key,
 )
+from gensemble.fusion import FusionContext, build_fusion, get_fusion, parse_fusion_params
 from gensemble.metrics import (
     METRICS,
     FeatureOutput,
@@ -62,11 +66,13 @@ from gensemble.metrics import (
 )
 from gensemble.metrics.extractor import ArrayLike
 from gensemble.metrics.suite import KID_SUBSET_SIZE, KID_SUBSETS, kid_subset_size  # noqa: F401  (re-exported)
+from gensemble.progress import progress
+from gensemble.run import load_run
 from gensemble.sampling import DOMINANT_SHARE
+from gensemble.tournament import heldout_halves, require_discriminators
 
 if TYPE_CHECKING:
-    from gensemble.data import Dataset
-    from gensemble.run import Ensemble
+    pass
 
 # Names, defaults and sample-size dependence all come from the metric registry (metrics/suite.py).
 METRIC_NAMES = metric_names()
@@ -157,12 +163,6 @@ def evaluate_run(
     RUN/evaluation.json unless `write` is False; real features are cached in `cache_dir`
     (default $GENSEMBLE_CACHE/features or ~/.cache/gensemble/features).
     """
-    from gensemble.data import load_dataset
-    from gensemble.fusion import get_fusion
-    from gensemble.progress import progress
-    from gensemble.run import load_run
-    from gensemble.tournament import heldout_halves, require_discriminators
-
     # Everything that can be checked without loading anything fails first.
     metric_names, explicit = resolve_metrics(metrics)
     check_features_name(features)
@@ -252,6 +252,10 @@ def evaluate_run(
 
     rows: dict[str, dict[str, float]] = {}
     shares: dict[str, dict[str, float]] = {}
+    grids: dict[str, Tensor] = {}
+    # One context for every fusion: the tournament (read from RUN/tournament.json when `score` saved
+    # it), the proposals and the ensemble critic are computed once and shared.
+    ctx = FusionContext.build(ens, heldout, REFERENCE_SEED) if fusion_names else None
     bar = progress(1 + len(ens.members) + len(fusion_names), "evaluate", unit="row")
     try:
         rows[FLOOR_ROW] = score(floor)
@@ -259,11 +263,14 @@ def evaluate_run(
         for member in ens.members:
             x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
             rows[member.name] = score(featurizer(x, member.name))
+            grids[member.name] = x[:GRID_N]
             bar.update(1)
         for name in fusion_names:
-            rows[FUSION_PREFIX + name], shares[FUSION_PREFIX + name] = evaluate_fusion(
-                ens, name, heldout, n, seed, lambda x, d: score(featurizer(x, d))
+            row = FUSION_PREFIX + name
+            rows[row], shares[row], x = evaluate_fusion(
+                ctx, name, n, seed, lambda x, d: score(featurizer(x, d))
             )
+            grids[row] = x[:GRID_N]
             bar.update(1)
     finally:
         bar.close()
@@ -301,12 +308,16 @@ def evaluate_run(
         text = json.dumps(result.to_file_json(), indent=2) + "\n"
         atomic_write_text(Path(run_dir) / "evaluation.json", text)
         atomic_write_text(Path(run_dir) / "evaluations" / f"{evaluation_key(result)}.json", text)
+        save_grids(run_dir, grids, heldout.modes)
+        rates = {
+            r[len(FUSION_PREFIX) :]: v["acceptance_rate"] for r, v in rows.items() if "acceptance_rate" in v
+        }
+        log_acceptance_rates(run_dir, rates, ens.step)
     return result
 
 
 def reference_images(folder: str | Path, shape: tuple[int, ...]) -> Tensor:
     """Every image of a reference folder, resized and converted to the run's (C, H, W)."""
-    from gensemble.data.images import read_image_folder
 
     if len(shape) != 3:
         raise ConfigError("--reference is a folder of images, but this run models 2-D points")
@@ -315,7 +326,6 @@ def reference_images(folder: str | Path, shape: tuple[int, ...]) -> Tensor:
 
 def floor_sample(data_cfg: Any, n: int) -> Tensor:
     """n training examples (all of the split, `limit` ignored), drawn with a fixed seed."""
-    from gensemble.data import load_dataset
 
     train = load_dataset(replace(data_cfg, limit=None), "train")
     if len(train) < n:
@@ -327,17 +337,16 @@ def floor_sample(data_cfg: Any, n: int) -> Tensor:
 
 
 def evaluate_fusion(
-    ens: Ensemble, name: str, heldout: Dataset, n: int, seed: int, score: Any
-) -> dict[str, float]:
-    """One fusion's row: build it on the calibration half of the held-out split, draw n, score them."""
-    from gensemble.fusion import build_fusion, parse_fusion_params
-
+    ctx: FusionContext, name: str, n: int, seed: int, score: Any
+) -> tuple[dict[str, float], dict[str, float], Tensor]:
+    """One fusion's row, its member shares and its samples: build it in `ctx` (on the calibration half
+    of the held-out split), draw n, score them."""
     params = parse_fusion_params(name, {})
     if getattr(params, "fit_seed", REFERENCE_SEED) != REFERENCE_SEED:
         raise GensembleError(
             f"fusion {name!r} would fit on the evaluation half; its fit_seed must be {REFERENCE_SEED}"
         )
-    sampler = build_fusion(ens, name, heldout, params)
+    sampler = build_fusion(ctx.ens, name, ctx.real, params, ctx=ctx)
     samples = sampler.sample(n, torch.Generator().manual_seed(seed))
     row = score(samples.x.cpu(), FUSION_PREFIX + name)
     rate = getattr(sampler, "acceptance_rate", None)
@@ -345,7 +354,7 @@ def evaluate_fusion(
         row["acceptance_rate"] = float(rate)
     shares = samples.shares()
     row["top_share"] = max(shares.values())  # the largest share of one member among kept samples
-    return row, shares
+    return row, shares, samples.x.cpu()
 
 
 __all__ = [

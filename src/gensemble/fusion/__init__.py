@@ -41,6 +41,9 @@ from gensemble.run import Ensemble, load_run
 from gensemble.sampling import Samples
 from gensemble.tournament import require_discriminators
 
+# The fusions the demo evaluates and the report suggests: one of each kind (mixing, selecting, refining).
+STANDARD_FUSIONS = ("uniform", "weighted", "best", "rejection", "vote", "stacked", "mh")
+
 
 def get_fusion(name: str) -> FusionEntry:
     return FUSIONS.get(name)
@@ -66,11 +69,18 @@ def parse_fusion_params(name: str, overrides: list[str] | tuple[str, ...] | dict
     return from_dict(entry.config, raw, "fusion")
 
 
-def build_fusion(ens: Ensemble, name: str, real_heldout: Dataset | Tensor, params: Any = None) -> Sampler:
+def build_fusion(
+    ens: Ensemble,
+    name: str,
+    real_heldout: Dataset | Tensor,
+    params: Any = None,
+    ctx: FusionContext | None = None,
+) -> Sampler:
     """A sampler for fusion method `name` over `ens`. `params`: its config, a dict, or None (defaults).
 
     `real_heldout` is held-out real data; it is halved with `params.fit_seed` (calibration,
-    evaluation) and the methods fit only on the calibration half.
+    evaluation) and the methods fit only on the calibration half. Pass the same `ctx` to build
+    several fusions and they share the tournament, the proposals and the fitted critic.
     """
     entry = get_fusion(name)
     if params is None or isinstance(params, dict):
@@ -82,7 +92,9 @@ def build_fusion(ens: Ensemble, name: str, real_heldout: Dataset | Tensor, param
     if entry.needs_discriminators:
         require_discriminators(ens, f"fusion {name!r}", NO_DISCRIMINATOR_HINT)
     seed = getattr(params, "fit_seed", 0)
-    return entry.build(FusionContext.build(ens, real_heldout, seed), params)
+    if ctx is None or ctx.seed != seed or ctx.ens is not ens:
+        ctx = FusionContext.build(ens, real_heldout, seed)
+    return entry.build(ctx, params)
 
 
 def sample_with_fusion(
@@ -111,6 +123,7 @@ __all__ = [
     "FusionContext",
     "FusionEntry",
     "FusionParams",
+    "STANDARD_FUSIONS",
     "Sampler",
     "build_fusion",
     "fusion_names",

@@ -19,6 +19,7 @@ from gensemble.tournament import (
     Scoring,
     Selection,
     heldout_halves,
+    matching_tournament,
     require_discriminators,
     score,
     select,
@@ -81,14 +82,19 @@ class FusionParams:
 
 @dataclass
 class FusionContext:
-    """The ensemble, its held-out real data (halved: calibration, evaluation) and lazily, its scores."""
+    """The ensemble, its held-out real data (halved: calibration, evaluation) and, lazily and once
+    each, what fusions share: the tournament, the proposal and fit data, the fitted ensemble critic.
+
+    Build one per job and every fusion built from it reuses these (`memo`); a tournament saved by
+    `gensemble score` for this checkpoint and these settings is read instead of recomputed.
+    """
 
     ens: Ensemble
     real: Tensor  # all held-out real data
     cal_real: Tensor  # the half that methods fit on
     eval_real: Tensor  # the half the tournament scores on
     seed: int = 0
-    _tables: dict[tuple, ScoreTable] = field(default_factory=dict)
+    _memo: dict[tuple, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, ens: Ensemble, real_heldout: Dataset | Tensor, seed: int = 0) -> FusionContext:
@@ -96,20 +102,30 @@ class FusionContext:
         cal, ev = heldout_halves(real, seed)
         return cls(ens, real, cal, ev, seed)
 
+    def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """`build()` once per key for the life of this context (fits are deterministic in their key)."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
     @property
     def names(self) -> list[str]:
         return [m.name for m in self.ens.members]
 
     def table(self, params: FusionParams, what: str) -> ScoreTable:
-        """The tournament's ScoreTable (computed once per scoring settings)."""
+        """The tournament's ScoreTable (computed once per scoring settings, or read from the run)."""
         require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
-        key = (params.scoring, params.calibration, params.n_score)
-        if key not in self._tables:
-            # The same seed, so the tournament's calibration half is this context's calibration half.
-            self._tables[key] = score(
-                self.ens, self.real, params.scoring, params.n_score, params.calibration, self.seed
-            )
-        return self._tables[key]
+        key = ("tournament", params.scoring, params.calibration, params.n_score)
+        return self.memo(key, lambda: self._tournament(params))
+
+    def _tournament(self, params: FusionParams) -> ScoreTable:
+        saved = matching_tournament(
+            self.ens.run_dir, self.ens.step, self.seed, params.scoring, params.calibration, params.n_score
+        )
+        if saved is not None:
+            return ScoreTable.from_json(saved)
+        # The same seed, so the tournament's calibration half is this context's calibration half.
+        return score(self.ens, self.real, params.scoring, params.n_score, params.calibration, self.seed)
 
     def selection(self, params: FusionParams, what: str) -> Selection:
         """Generators and discriminators that take part, after top-k and threshold selection."""

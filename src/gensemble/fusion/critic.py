@@ -132,8 +132,22 @@ def proposal_and_fit_data(
     ctx: FusionContext, p: CriticParams, what: str
 ) -> tuple[MixtureSampler, dict, Tensor, Tensor]:
     """The proposal mixture, the judging discriminators (fine-tuned copies if asked), and (real,
-    proposal) data to calibrate critics on."""
+    proposal) data to calibrate critics on; built once per context for the same settings."""
     sel = ctx.selection(p, what)
+    key = ("fit-data", sel.generators, sel.discriminators, p.n_calibration, p.fit_seed)
+    key += (p.finetune_steps, p.finetune_lr, p.finetune_batch)
+    return ctx.memo(key, lambda: _fit_data(ctx, p, sel))
+
+
+def shared_critic(ctx: FusionContext, p: CriticParams, what: str) -> tuple[MixtureSampler, EnsembleCritic]:
+    """The proposal and the calibrated ensemble critic, fitted once per context and shared by every
+    critic fusion with the same selection and calibration."""
+    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, what)
+    key = ("critic", tuple(discs), len(real), p.fit_seed, p.finetune_steps, p.calibration, id(fake))
+    return proposal, ctx.memo(key, lambda: fit_ensemble_critic(discs, real, fake, p.calibration))
+
+
+def _fit_data(ctx: FusionContext, p: CriticParams, sel: Any) -> tuple[MixtureSampler, dict, Tensor, Tensor]:
     proposal = MixtureSampler(ctx.generators(sel.generators), torch.ones(len(sel.generators)), ctx.names)
     discs = ctx.discriminators(sel.discriminators)
     real = ctx.cal_real[: p.n_calibration]
@@ -245,8 +259,7 @@ class DRSSampler(RejectionSampler):
     "discriminator rejection sampling with the calibrated ensemble critic (DRS)",
 )
 def fuse_by_rejection(ctx: FusionContext, p: RejectionParams) -> DRSSampler:
-    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'rejection'")
-    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
+    proposal, critic = shared_critic(ctx, p, "fusion 'rejection'")
     return DRSSampler(proposal, critic.log_ratio, p, "rejection")
 
 
@@ -280,13 +293,11 @@ class VoteSampler(RejectionSampler):
     "vote", VoteParams, True, "each discriminator votes accept/reject; a majority (or quorum) passes"
 )
 def fuse_by_vote(ctx: FusionContext, p: VoteParams) -> VoteSampler:
-    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'vote'")
-    if p.quorum > len(discs):
-        raise ConfigError(
-            f"fusion.quorum={p.quorum} is larger than the number of discriminators ({len(discs)})"
-        )
-    quorum = p.quorum or len(discs) // 2 + 1
-    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
+    proposal, critic = shared_critic(ctx, p, "fusion 'vote'")
+    n_discs = len(critic.discs)
+    if p.quorum > n_discs:
+        raise ConfigError(f"fusion.quorum={p.quorum} is larger than the number of discriminators ({n_discs})")
+    quorum = p.quorum or n_discs // 2 + 1
     return VoteSampler(proposal, critic, quorum, p.threshold, p)
 
 
@@ -414,8 +425,7 @@ class MHSampler:
     "MH-GAN: an independent Metropolis-Hastings chain per output, calibrated ensemble critic",
 )
 def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
-    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'mh'")
-    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
+    proposal, critic = shared_critic(ctx, p, "fusion 'mh'")
     # Chains start on the calibration half: the evaluation half is what `evaluate` scores against.
     return MHSampler(proposal, critic, ctx.cal_real, p)
 

@@ -1,7 +1,8 @@
 """The HTML report: one self-contained file (images inlined as base64 PNG) about a run.
 
-`render_report` is pure assembly from a `ReportData`; `report_run` gathers that data from a run
-folder (samples, tournament, evaluation, loss curves, config) and writes the file atomically.
+`render_report` is pure assembly from a `ReportData`; `report_run` reads that data from what the
+run's commands saved (tournament, evaluation, sample grids, completion, loss curves, config) and
+writes the file atomically. It samples and scores nothing itself.
 Every string that comes from configs, names or metrics is HTML-escaped.
 """
 
@@ -16,6 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from gensemble.checkpoint import atomic_write_text
+from gensemble.errors import CheckpointError
+from gensemble.evaluation.artefacts import read_grids
+from gensemble.fusion import STANDARD_FUSIONS
+from gensemble.imageio import check_output
 from gensemble.report.tables import (
     _fmt,
     esc,
@@ -24,6 +30,7 @@ from gensemble.report.tables import (
     read_evaluation,
     read_evaluation_file,
 )
+from gensemble.tournament.saved import read_tournament
 
 
 @dataclass
@@ -210,114 +217,51 @@ def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
     return curves
 
 
-DEFAULT_FUSIONS = ("uniform", "weighted", "best", "rejection", "vote", "stacked", "mh")
-
-
-def sample_png(x, modes=None, title: str = "") -> bytes:
-    """A PNG of samples: an image grid, or a scatter over the true modes for 2-D points."""
-    if x.dim() == 2:
-        from gensemble.plots import scatter_png
-
-        return scatter_png(x.numpy(), None if modes is None else modes.numpy(), title=title)
-    import io
-
-    from PIL import Image
-
-    from gensemble.imageio import make_grid
-
-    buf = io.BytesIO()
-    Image.fromarray(make_grid(x)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def gather_report(
-    run_dir: str | Path,
-    fusions: tuple[str, ...] | None = None,
-    n: int = 64,
-    seed: int = 0,
-    device: str = "cpu",
-) -> ReportData:
-    """Everything the report shows, computed from a run folder (and its evaluation.json, if any)."""
-    import torch
-
-    from gensemble.data import load_dataset
-    from gensemble.fusion import FusionContext, get_fusion, parse_fusion_params
-    from gensemble.progress import progress
-    from gensemble.run import load_run
-    from gensemble.tournament import score
-
+def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -> ReportData:
+    """Everything the report shows, read from what the run's commands saved: config.yaml,
+    metrics.jsonl, tournament.json (`gensemble score`), evaluation.json, evaluations/ and samples/
+    (`gensemble evaluate`), completion/ (`gensemble complete`). Nothing is sampled or scored here;
+    a missing part is named with the command that produces it. `fusions` limits the fusion grids."""
     run_dir = Path(run_dir)
-    ens = load_run(run_dir, device)
-    heldout = load_dataset(ens.cfg.data, "test")
+    if not (run_dir / "config.yaml").is_file():
+        raise CheckpointError(
+            f"{str(run_dir)!r} is not a run folder (no config.yaml); train one with 'gensemble train'"
+        )
     evaluation = None
     evaluations = [read_evaluation_file(p) for p in sorted((run_dir / "evaluations").glob("*.json"))]
     if (run_dir / "evaluation.json").is_file():
         evaluation = read_evaluation(run_dir / "evaluation.json")
         if not evaluations:  # written before evaluations/ existed
             evaluations = [read_evaluation_file(run_dir / "evaluation.json")]
-    if fusions is None:
-        listed = tuple(k.split(":", 1)[1] for k in (evaluation or {}) if k.startswith("fusion:"))
-        fusions = listed or DEFAULT_FUSIONS
-    has_critics = bool(ens.discriminators())
-    fusions = tuple(f for f in fusions if has_critics or not get_fusion(f).needs_discriminators)
+    samples = read_grids(run_dir)
+    if fusions is not None:
+        shown = {f"fusion:{f}" for f in fusions}
+        samples = {k: v for k, v in samples.items() if not k.startswith("fusion:") or k in shown}
     data = ReportData(
         title=f"gensemble report: {run_dir.name}",
         config_yaml=(run_dir / "config.yaml").read_text(),
+        samples=samples,
+        score=read_tournament(run_dir),
         evaluation=evaluation,
         evaluations=evaluations,
         curves=read_curves(run_dir),
         completion=read_completion(run_dir),
     )
-    bar = progress(len(ens.members) + len(fusions) + 1, "report", unit="part")
-    for m in ens.members:
-        x = m.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
-        data.samples[m.name] = sample_png(x, heldout.modes, m.name)
-        bar.update(1)
-    if has_critics:
-        data.score = score(ens, heldout, seed=seed).to_json()
-    else:
-        data.notes.append("This run has no discriminators, so there is no tournament.")
-    bar.update(1)
-    rates = {}
-    # One context for all fusions: the calibration and tournament they share are fitted once.
-    ctx = FusionContext.build(ens, heldout, seed)
-    for name in fusions:
-        sampler = get_fusion(name).build(ctx, parse_fusion_params(name, {"fit_seed": seed}))
-        x = sampler.sample(n, torch.Generator().manual_seed(seed)).x.cpu()
-        data.samples[f"fusion:{name}"] = sample_png(x, heldout.modes, f"fusion:{name}")
-        if sampler.acceptance_rate is not None:
-            rates[name] = sampler.acceptance_rate
-        bar.update(1)
-    bar.close()
-    log_acceptance_rates(run_dir, rates, ens.step)
+    if data.score is None:
+        data.notes.append(
+            f"No tournament saved: run 'gensemble score {run_dir}' (runs without discriminators have none)."
+        )
+    if not samples:
+        data.notes.append(
+            f"No sample grids saved: run 'gensemble evaluate {run_dir} --fusion {','.join(fusions or STANDARD_FUSIONS)}'."
+        )
     return data
 
 
-def log_acceptance_rates(run_dir: Path, rates: dict[str, float], step: int) -> None:
-    """Acceptance rates of the rejecting fusions go to TensorBoard beside the training scalars."""
-    if not rates:
-        return
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return
-    with SummaryWriter(str(run_dir / "tb")) as tb:
-        for name, rate in rates.items():
-            tb.add_scalar(f"fusion/{name}/acceptance_rate", rate, step)
-
-
 def report_run(
-    run_dir: str | Path,
-    out: str | Path | None = None,
-    fusions: tuple[str, ...] | None = None,
-    n: int = 64,
-    seed: int = 0,
-    device: str = "cpu",
+    run_dir: str | Path, out: str | Path | None = None, fusions: tuple[str, ...] | None = None
 ) -> Path:
-    """Write RUN's self-contained HTML report (default RUN/report.html); returns its path."""
-    from gensemble.checkpoint import atomic_write_text
-    from gensemble.imageio import check_output
-
+    """Write RUN's self-contained HTML report (default RUN/report.html) from its saved artefacts."""
     out = check_output(Path(out) if out is not None else Path(run_dir) / "report.html", (".html", ".htm"))
-    atomic_write_text(out, render_report(gather_report(run_dir, fusions, n, seed, device)))
+    atomic_write_text(out, render_report(gather_report(run_dir, fusions)))
     return out
