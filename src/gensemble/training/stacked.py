@@ -32,6 +32,7 @@ from torch.nn.utils import parametrize
 
 from gensemble.data import Dataset
 from gensemble.losses import GANLoss, gradient_penalty
+from gensemble.training.bmm import mlp_plan, run_plan
 from gensemble.training.loop import noise, sample_batch
 from gensemble.training.member import Member
 
@@ -101,15 +102,21 @@ class StackedNets(NetGroup, nn.Module):
         group = {k: v for k, v in opt.param_groups[0].items() if k in opt.defaults}
         self.optimizer = type(opt)(self.params, **group)
         self._pull_optimizer_state()
+        self.plan = mlp_plan(self.template)
 
     def stacked_buffers(self) -> dict[str, Tensor]:
         return {k: getattr(self, f"buffer{i}") for i, k in enumerate(self.buffer_names)}
 
     def __call__(self, x: Tensor, shared: bool = False) -> Tensor:
+        params = dict(zip(self.names, self.params))
+        if self.plan is not None:
+            # MLPs: explicit batched matmuls over the stacked weights, no vmap dispatch per layer.
+            buffers = self.stacked_buffers()
+            return run_plan(self.plan, params, buffers, x, shared, len(self.members), self.template.training)
+
         def one(params: dict[str, Tensor], buffers: dict[str, Tensor], xi: Tensor) -> Tensor:
             return functional_call(self.template, (params, buffers), (xi,))
 
-        params = dict(zip(self.names, self.params))
         return torch.vmap(one, in_dims=(0, 0, None if shared else 0))(params, self.stacked_buffers(), x)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
