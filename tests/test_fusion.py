@@ -18,7 +18,19 @@ from gensemble.sampling import Samples
 
 from helpers import run_cli
 
-ALL = ["average", "best", "learned-weights", "mh", "rejection", "stacked", "uniform", "vote", "weighted"]
+ALL = [
+    "average",
+    "best",
+    "ddls",
+    "learned-weights",
+    "mh",
+    "rejection",
+    "snapshots",
+    "stacked",
+    "uniform",
+    "vote",
+    "weighted",
+]
 # Small fitting budgets so that each sampler builds in about a second.
 QUICK = {
     "rejection": {"burn_in": 1000, "n_calibration": 1000},
@@ -30,6 +42,8 @@ QUICK = {
     "best": {"n_score": 300},
     "average": {"members": ["m0"]},
     "uniform": {},
+    "ddls": {"n_calibration": 1000, "steps": 5},
+    "snapshots": {"burn_in": 1000, "n_calibration": 1000, "members": ["m1"]},
 }
 
 
@@ -60,7 +74,7 @@ def test_every_method_samples(trio, name):
     assert out.x.shape == (300, 2) and out.member_ids.shape == (300,)
     assert torch.isfinite(out.x).all()
     assert 0 <= int(out.member_ids.min()) and int(out.member_ids.max()) < len(out.members)
-    if name in ("rejection", "stacked", "vote", "mh"):
+    if name in ("rejection", "stacked", "vote", "mh", "snapshots"):
         assert 0.0 < sampler.acceptance_rate <= 1.0
     else:
         assert sampler.acceptance_rate is None
@@ -214,7 +228,7 @@ def all_vae_ensemble():
     return build_ensemble(cfg, data.shape), data
 
 
-@pytest.mark.parametrize("name", ["weighted", "best", "rejection", "vote", "stacked", "mh"])
+@pytest.mark.parametrize("name", ["weighted", "best", "rejection", "vote", "stacked", "mh", "ddls"])
 def test_methods_that_need_discriminators_refuse_an_all_vae_run(name):
     ens, data = all_vae_ensemble()
     with pytest.raises(
@@ -302,3 +316,57 @@ def test_critics_as_trained_refine_a_longer_trained_ensemble(grid25_trio_long):
             build_fusion(ens, name, real).sample(3000, torch.Generator().manual_seed(5)).x
         )
         assert refined > 1.5 * base, (name, base, refined)
+
+
+def test_critic_fusions_in_one_context_share_one_tournament_and_one_critic(trio, monkeypatch):
+    import gensemble.fusion.critic as critic_mod
+    import gensemble.tournament as tournament_mod
+    from gensemble.fusion import FusionContext
+
+    ens, real = trio
+    fits, judged = [], []
+    fit, judge = critic_mod.fit_ensemble_critic, tournament_mod.judge
+    monkeypatch.setattr(critic_mod, "fit_ensemble_critic", lambda *a, **k: fits.append(1) or fit(*a, **k))
+    monkeypatch.setattr(tournament_mod, "judge", lambda *a, **k: judged.append(1) or judge(*a, **k))
+    ctx = FusionContext.build(ens, real, 0)
+    for name in ("rejection", "vote", "mh", "ddls", "weighted", "best"):
+        build_fusion(ens, name, real, {k: v for k, v in QUICK[name].items() if k != "n_score"}, ctx=ctx)
+    assert len(fits) == 1 and len(judged) == 1
+
+
+def test_ddls_moves_latents_towards_what_the_critic_calls_real(trio):
+    """Langevin steps on -log p(z) - d(G(z)) raise the critic's log-ratio of the samples; with 0 steps
+    DDLS is the uniform proposal itself."""
+    ens, real = trio
+    base = build_fusion(ens, "ddls", real, {"n_calibration": 1000, "steps": 0})
+    moved = build_fusion(
+        ens, "ddls", real, {"n_calibration": 1000, "steps": 30, "noise": 0.0, "step_size": 0.05}
+    )
+    x0 = base.sample(500, torch.Generator().manual_seed(3)).x
+    x1 = moved.sample(500, torch.Generator().manual_seed(3)).x
+    uniform = build_fusion(ens, "uniform", real).sample(500, torch.Generator().manual_seed(3))
+    assert x0.shape == uniform.x.shape
+    assert moved.critic.log_ratio(x1).mean() > base.critic.log_ratio(x0).mean() + 0.1
+
+
+def test_ddls_refuses_isotonic_calibration():
+    with pytest.raises(ConfigError, match="platt for ddls"):
+        parse_fusion_params("ddls", {"calibration": "isotonic"})
+
+
+def test_snapshot_ensemble_mixes_the_saved_generators(trio):
+    ens, real = trio
+    mix = build_fusion(ens, "snapshots", real, {"members": ["m1"], "refine": "none"})
+    assert mix.members == ["m1@250", "m1@500", "m1@750", "m1@final"]  # 1000 is the final generator
+    shares = mix.sample(2000, torch.Generator().manual_seed(0)).shares()
+    assert all(0.15 < v < 0.35 for v in shares.values()), shares
+    refined = build_fusion(ens, "snapshots", real, QUICK["snapshots"])
+    out = refined.sample(300, torch.Generator().manual_seed(0))
+    assert out.x.shape == (300, 2) and 0 < refined.acceptance_rate < 1
+
+
+def test_snapshot_ensemble_without_snapshots_says_how_to_get_them():
+    cfg = parse_config({"data": {"name": "grid25"}, "model": {"name": "mlp-gan", "g_hidden": 16}})
+    ens = build_ensemble(cfg, (2,))
+    with pytest.raises(ConfigError, match="no snapshots in this run; train with train.snapshot_every"):
+        build_fusion(ens, "snapshots", torch.randn(100, 2))

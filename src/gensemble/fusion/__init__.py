@@ -8,6 +8,8 @@ each, the index of the member that made it. Samplers that reject proposals repor
 
 * mixture.py: uniform, weighted, learned-weights, best
 * critic.py: rejection (DRS), vote, stacked, mh (MH-GAN); they share one calibrated ensemble critic
+* ddls.py: ddls (Langevin dynamics in each generator's latent space, driven by the ensemble critic)
+* snapshots.py: snapshots (the generators saved along one run, mixed and filtered by its critics)
 * average.py: average (EMA or a soup of snapshots)
 
 Everything a method fits (calibrators, weights, a meta-critic, DRS's bound M) is fitted once, when
@@ -27,7 +29,7 @@ from torch import Tensor
 from gensemble.config import apply_overrides, from_dict
 from gensemble.data import Dataset, load_dataset
 from gensemble.errors import ConfigError
-from gensemble.fusion import average, critic, mixture  # noqa: F401
+from gensemble.fusion import average, critic, ddls, mixture, snapshots  # noqa: F401
 from gensemble.fusion.base import (
     FUSIONS,
     NO_DISCRIMINATOR_HINT,
