@@ -286,3 +286,14 @@ def test_label_mode_stats_real_reference_and_smoothing():
 def test_label_mode_stats_rejects_out_of_range_labels():
     with pytest.raises(GensembleError, match=r"\[0, 10\)"):
         label_mode_stats(np.array([3, 10]), 10)
+
+
+def test_kid_with_precomputed_real_sums_is_the_same_kid():
+    from gensemble.metrics.kid import kid, kid_real_sums
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(300, 16)), rng.normal(0.2, 1.0, size=(200, 16))
+    sums = kid_real_sums(real, len(fake), subsets=20, subset_size=100, seed=3)
+    assert kid(real, fake, subsets=20, subset_size=100, seed=3, real_sums=sums) == kid(
+        real, fake, subsets=20, subset_size=100, seed=3
+    )

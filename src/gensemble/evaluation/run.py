@@ -65,6 +65,7 @@ from gensemble.metrics import (
     metric_names,
 )
 from gensemble.metrics.extractor import ArrayLike
+from gensemble.metrics.kid import kid_real_sums
 from gensemble.metrics.suite import KID_SUBSET_SIZE, KID_SUBSETS, kid_subset_size  # noqa: F401  (re-exported)
 from gensemble.progress import progress
 from gensemble.run import load_run
@@ -102,6 +103,7 @@ def evaluate_samples(
     real_labels: ArrayLike | None = None,
     toy_modes: tuple[ArrayLike, float] | None = None,
     real_stats: tuple[np.ndarray, np.ndarray] | None = None,
+    kid_real_sums: np.ndarray | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
     """Metrics of one fake feature set (N, D) against real features (M, D), as a flat dict.
@@ -109,7 +111,8 @@ def evaluate_samples(
     `fake_probs` (N, classes) are class probabilities for ``is`` and, on labelled images, ``modes``
     (KL against the histogram of `real_labels`, or uniform when None). `toy_modes` = (centres,
     sigma) makes ``modes`` the 2-D mixture statistics of `fake` (raw points). `real_stats` is
-    `feature_stats(real)`, passed to skip recomputing it for every fake set.
+    `feature_stats(real)` and `kid_real_sums` the real half of KID, passed to skip recomputing them
+    for every fake set.
     """
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -121,6 +124,7 @@ def evaluate_samples(
         real_labels=None if real_labels is None else np.asarray(real_labels),
         toy_modes=None if toy_modes is None else (np.asarray(toy_modes[0]), float(toy_modes[1])),
         real_stats=real_stats,
+        kid_real_sums=kid_real_sums,
         seed=seed,
     )
     return compute_metrics(tuple(metrics), inputs)
@@ -235,6 +239,9 @@ def evaluate_run(
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="feature_stats:")  # said once above
             real_stats = feature_stats(real_arr)
+    # Every row has n samples, so KID draws the same real subsets for each: their sums are shared.
+    size = kid_subset_size(min(len(real_arr), n))
+    kid_sums = kid_real_sums(real_arr, n, KID_SUBSETS, size, seed=seed) if "kid" in metric_names else None
 
     def score(feats: FeatureOutput) -> dict[str, float]:
         with warnings.catch_warnings():
@@ -247,6 +254,7 @@ def evaluate_run(
                 real_labels=real_labels,
                 toy_modes=toy,
                 real_stats=real_stats,
+                kid_real_sums=kid_sums if len(feats.features) == n else None,
                 seed=seed,
             )
 

@@ -37,6 +37,7 @@ class MetricInputs:
     real_labels: np.ndarray | None = None  # the reference's predicted labels (KL target); None: uniform
     toy_modes: tuple[np.ndarray, float] | None = None  # (centres, sigma) of a 2-D mixture
     real_stats: tuple[np.ndarray, np.ndarray] | None = None  # feature_stats(real), computed once
+    kid_real_sums: np.ndarray | None = None  # kid_real_sums(real, ...) for this n, computed once
     seed: int = 0
 
 
@@ -85,7 +86,8 @@ def _fid(inp: MetricInputs) -> dict[str, float]:
 )
 def _kid(inp: MetricInputs) -> dict[str, float]:
     size = kid_subset_size(min(len(inp.real), len(inp.fake)))
-    res = kid(inp.real, inp.fake, subsets=KID_SUBSETS, subset_size=size, seed=inp.seed)
+    sums = inp.kid_real_sums
+    res = kid(inp.real, inp.fake, subsets=KID_SUBSETS, subset_size=size, seed=inp.seed, real_sums=sums)
     return {"kid": res.mean, "kid_std": res.std}
 
 
