@@ -1,4 +1,6 @@
-"""Refining a mixture's samples with the ensemble's discriminators: rejection (DRS), vote, stacked, mh.
+"""Refining a mixture's samples with the ensemble's discriminators: what the critic fusions share
+(the ensemble critic, fit data, the rejection loop) and rejection (DRS) and vote; stacked.py, mh.py
+and ddls.py build on it.
 
 All four draw proposals from the uniform mixture of the (selected) generators and judge them with
 critics fitted against that same mixture, which matters: each member's D was trained against its
@@ -20,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gensemble.calibration import PROB_EPS, Calibrator, fit_calibrator, fit_platt
+from gensemble.calibration import Calibrator, fit_calibrator, fit_platt
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
 from gensemble.fusion.mixture import MixtureSampler
@@ -301,143 +303,11 @@ def fuse_by_vote(ctx: FusionContext, p: VoteParams) -> VoteSampler:
     return VoteSampler(proposal, critic, quorum, p.threshold, p)
 
 
-# --- stacked --------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StackedParams(RejectionParams):
-    meta: Literal["logistic", "forest"] = "logistic"  # the meta-critic over all discriminators' logits
-    n_trees: int = 100  # forest: number of trees
-    min_samples_leaf: int = 20  # forest: larger leaves give smoother probabilities, so finite ratios
-
-
-class MetaCritic:
-    """A scikit-learn classifier over every discriminator's logits; its odds are the density ratio."""
-
-    def __init__(self, discs: dict[str, nn.Module], model: Any) -> None:
-        self.discs, self.model = discs, model
-
-    def prob(self, x: Tensor) -> Tensor:
-        feats = all_logits(self.discs, x).T.double().numpy()
-        p = torch.from_numpy(self.model.predict_proba(feats)[:, 1]).float()
-        # A forest may vote unanimously; 1/(2·trees) keeps its log-odds finite.
-        return p.clamp(max(PROB_EPS, 1e-3), 1.0 - max(PROB_EPS, 1e-3))
-
-    def log_ratio(self, x: Tensor) -> Tensor:
-        return torch.logit(self.prob(x))
-
-
-def fit_meta_critic(discs: dict[str, nn.Module], real: Tensor, fake: Tensor, p: StackedParams) -> MetaCritic:
-    """Fit the meta-critic on every discriminator's logits for held-out real (1) and proposals (0)."""
-    import numpy as np
-
-    x = torch.cat([all_logits(discs, real), all_logits(discs, fake)], dim=1).T.double().numpy()
-    y = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
-    if p.meta == "logistic":
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
-    else:
-        from sklearn.ensemble import RandomForestClassifier
-
-        model = RandomForestClassifier(
-            n_estimators=p.n_trees, min_samples_leaf=p.min_samples_leaf, random_state=p.fit_seed, n_jobs=1
-        )
-    return MetaCritic(discs, model.fit(x, y))
-
-
-@register_fusion(
-    "stacked",
-    StackedParams,
-    True,
-    "a meta-critic (logistic or random forest) over all discriminators, used for DRS",
-)
-def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
-    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'stacked'")
-    meta = fit_meta_critic(discs, real, fake, p)
-    return DRSSampler(proposal, meta.log_ratio, p, "stacked")
-
-
-# --- MH-GAN ---------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class MHParams(CriticParams):
-    chain_length: int = 40  # proposals per output (K); the paper uses up to 640
-    init: Literal["real", "proposal"] = "real"  # start each chain at a held-out real example (the paper)
-
-    def validate(self, path: str = "") -> None:
-        super().validate(path)
-        if self.chain_length < 1:
-            raise ConfigError(f"config key '{path}.chain_length' must be at least 1, got {self.chain_length}")
-
-
-class MHSampler:
-    """Independent Metropolis–Hastings (Turner et al. 2019): one chain per output, proposals from the
-    mixture, accepted with probability min(1, r(x') / r(x)) where r = p / (1 − p) is the critic's
-    density ratio. Chains start at a real example, so none needs burn-in; a chain that never moves
-    off it is restarted from a proposal, as in the paper."""
-
-    def __init__(self, proposal: MixtureSampler, critic: EnsembleCritic, real: Tensor, p: MHParams) -> None:
-        self.proposal, self.critic, self.real, self.p = proposal, critic, real, p
-        self.members = proposal.members
-        self.proposed = 0
-        self.accepted = 0
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return self.accepted / self.proposed if self.proposed else None
-
-    def _run(
-        self, x: Tensor, owner: Tensor, log_r: Tensor, n: int, generator: torch.Generator | None
-    ) -> tuple:
-        moved = torch.zeros(n, dtype=torch.bool)
-        for _ in range(self.p.chain_length):
-            prop, prop_owner = self.proposal.draw(n, generator)
-            prop_log_r = self.critic.log_ratio(prop)
-            # min(1, r'/r) in log space; u ~ U(0, 1) from the caller's generator, for reproducibility.
-            ok = torch.log(torch.rand(n, generator=generator).clamp_min(1e-12)) < (prop_log_r - log_r)
-            x[ok], owner[ok], log_r[ok] = prop[ok], prop_owner[ok], prop_log_r[ok]
-            moved |= ok
-            self.proposed += n
-            self.accepted += int(ok.sum())
-        return x, owner, log_r, moved
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> Samples:
-        if self.p.init == "real":
-            idx = torch.randint(len(self.real), (n,), generator=generator)
-            x = self.real[idx].clone().cpu()
-            owner = torch.full((n,), -1, dtype=torch.long)
-        else:
-            x, owner = self.proposal.draw(n, generator)
-        x, owner, log_r, moved = self._run(x, owner, self.critic.log_ratio(x), n, generator)
-        stuck = ~moved if self.p.init == "real" else torch.zeros(n, dtype=torch.bool)
-        if stuck.any():
-            k = int(stuck.sum())
-            x0, o0 = self.proposal.draw(k, generator)
-            x1, o1, _, _ = self._run(x0, o0, self.critic.log_ratio(x0), k, generator)
-            x[stuck], owner[stuck] = x1, o1
-        return Samples(x, owner, list(self.members))
-
-
-@register_fusion(
-    "mh",
-    MHParams,
-    True,
-    "MH-GAN: an independent Metropolis-Hastings chain per output, calibrated ensemble critic",
-)
-def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
-    proposal, critic = shared_critic(ctx, p, "fusion 'mh'")
-    # Chains start on the calibration half: the evaluation half is what `evaluate` scores against.
-    return MHSampler(proposal, critic, ctx.cal_real, p)
-
-
 __all__ = [
     "DRSSampler",
     "EnsembleCritic",
-    "MHSampler",
-    "MetaCritic",
     "RejectionSampler",
     "VoteSampler",
     "drs_acceptance",
     "fit_ensemble_critic",
-    "fit_meta_critic",
 ]
