@@ -18,6 +18,7 @@ from torch import nn
 
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.imageio import check_output
+from gensemble.run import load_run
 
 
 class Decode(nn.Module):
@@ -35,7 +36,6 @@ def export_generator(
     run: str | Path, member: str, output: str | Path, step: int | None = None
 ) -> dict[str, Any]:
     """Trace member `member`'s generator (evaluation mode) to OUTPUT.pt and write OUTPUT.json beside it."""
-    from gensemble.run import load_run
 
     output = check_output(output, (".pt",))
     ens = load_run(run, step=step)

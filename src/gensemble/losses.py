@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gensemble.config import check_ranges
+from gensemble.errors import ConfigError
 from gensemble.registry import Registry
 
 # --- GAN losses -------------------------------------------------------------------------------
@@ -149,8 +151,6 @@ class OptimConfig:
     weight_decay: float = 0.0
 
     def validate(self, path: str = "") -> None:
-        from gensemble.config import check_ranges
-        from gensemble.errors import ConfigError
 
         p = f"{path}." if path else ""
         for key in ("lr", "lr_d"):

@@ -6,6 +6,9 @@ import argparse
 import sys
 import warnings
 
+from gensemble.bench import bench_quality
+from gensemble.calibration import CALIBRATION_METHODS
+from gensemble.catalog import CATALOG, list_components
 from gensemble.cli import tools  # noqa: F401  (registers its subcommands)
 from gensemble.cli.base import (
     COMMANDS,
@@ -17,16 +20,22 @@ from gensemble.cli.base import (
     device_arg,
     print_json,
 )
+from gensemble.demo import run_demo
 from gensemble.errors import GensembleError, shown
+from gensemble.evaluation.run import evaluate_run
+from gensemble.fusion.files import sample_to_file
+from gensemble.progress import set_quiet
+from gensemble.report import report_run
+from gensemble.run import train_run
+from gensemble.run.ddp import train_ddp
+from gensemble.threads import set_threads
+from gensemble.tournament import SCORINGS, score_run
 
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
-    from gensemble.run import train_run
 
     if args.ddp and not args.dry_run:
-        from gensemble.run.ddp import train_ddp
-
         if args.backend != "local":
             raise GensembleError("--ddp trains each member data-parallel under torchrun; drop --backend")
         out = train_ddp(args.config, args.out, args.set, resume=args.resume, device=args.device)
@@ -50,7 +59,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @command("sample")
 def cmd_sample(args: argparse.Namespace) -> int:
-    from gensemble.fusion.files import sample_to_file
 
     path, samples = sample_to_file(
         args.run,
@@ -69,7 +77,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 @command("score")
 def cmd_score(args: argparse.Namespace) -> int:
-    from gensemble.tournament import score_run
 
     table = score_run(
         args.run,
@@ -89,7 +96,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 @command("evaluate")
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gensemble.evaluation.run import evaluate_run
 
     result = evaluate_run(
         args.run,
@@ -111,7 +117,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
-    from gensemble.catalog import list_components
 
     for name, doc in list_components(args.what):
         print(f"{name:<22} {doc}")
@@ -120,7 +125,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
-    from gensemble.report import report_run
 
     fusions = tuple(args.fusion) if args.fusion else None
     path = report_run(args.run, args.output, fusions=fusions)
@@ -130,7 +134,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gensemble.demo import run_demo
 
     summary = run_demo(args.out, inception=args.inception, fast=args.fast)
     print(summary)
@@ -139,7 +142,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 @command("bench")
 def cmd_bench(args: argparse.Namespace) -> int:
-    from gensemble.bench import bench_quality
 
     label = "smoke" if args.smoke else "quick" if args.quick else "full"
     kwargs = {} if args.work is None else {"work": args.work}
@@ -151,9 +153,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
 
     # Choices come from the modules that own the names, never copied here.
-    from gensemble.calibration import CALIBRATION_METHODS
-    from gensemble.catalog import CATALOG
-    from gensemble.tournament import SCORINGS
 
     p = argparse.ArgumentParser(prog="gensemble", description="Ensembles of generative image models.")
     p.add_argument("--quiet", action="store_true", help="one line per stage instead of progress bars")
@@ -290,12 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     quiet = "--quiet" in argv
     argv, thread_arg = take_option(argv, "--threads")
     args = build_parser().parse_args([a for a in argv if a != "--quiet"])
-    from gensemble.progress import set_quiet
 
     set_quiet(quiet)
     try:
-        from gensemble.threads import set_threads
-
         set_threads(thread_arg or "auto", from_user=thread_arg is not None)
         with warnings.catch_warnings():
             # Warnings (a skipped image, a small n, a damaged cache entry) as one line each,

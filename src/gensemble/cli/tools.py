@@ -14,12 +14,14 @@ from gensemble.cli.base import (
     device_arg,
     print_json,
 )
+from gensemble.editing.files import complete_files, complete_heldout, interpolate_files, project_file
 from gensemble.errors import GensembleError
+from gensemble.examples import copy_example, example_configs
+from gensemble.export import export_generator
 
 
 @command("complete")
 def cmd_complete(args: argparse.Namespace) -> int:
-    from gensemble.editing.files import complete_files, complete_heldout
 
     if args.heldout is not None:
         if args.image is not None:
@@ -51,7 +53,6 @@ def cmd_complete(args: argparse.Namespace) -> int:
 
 @command("project")
 def cmd_project(args: argparse.Namespace) -> int:
-    from gensemble.editing.files import project_file
 
     result = project_file(args.run, args.image, device=args.device, n_reference=args.n_reference)
     if args.json:
@@ -69,7 +70,6 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 @command("interpolate")
 def cmd_interpolate(args: argparse.Namespace) -> int:
-    from gensemble.editing.files import interpolate_files
 
     result = interpolate_files(
         args.run, args.source, args.target, args.output, steps=args.steps, device=args.device
@@ -80,7 +80,6 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
 
 @command("export")
 def cmd_export(args: argparse.Namespace) -> int:
-    from gensemble.export import export_generator
 
     result = export_generator(args.run, args.member, args.output, step=args.step)
     print(
@@ -91,7 +90,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 @command("configs")
 def cmd_configs(args: argparse.Namespace) -> int:
-    from gensemble.examples import copy_example, example_configs
 
     if args.action == "list":
         for name, doc in example_configs():

@@ -9,6 +9,8 @@ from typing import Literal
 
 import torch
 
+from gensemble.config import SEED_RANGE, check_ranges
+from gensemble.errors import ConfigError, shown
 from gensemble.registry import Registry
 
 Split = Literal["train", "test"]
@@ -34,8 +36,6 @@ class DataConfig:
     max_pixels: int | None = None
 
     def validate(self, path: str = "") -> None:
-        from gensemble.config import SEED_RANGE, check_ranges
-        from gensemble.errors import ConfigError, shown
 
         p = f"{path}." if path else ""
         if self.channels not in (None, 1, 3):

@@ -17,6 +17,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from gensemble.checkpoint import atomic_write_text
+from gensemble.config import to_dict
+from gensemble.data import load_dataset
 from gensemble.editing.complete import (
     ENSEMBLE,
     Completion,
@@ -29,6 +32,8 @@ from gensemble.editing.complete import (
 )
 from gensemble.editing.latent import SearchConfig, search
 from gensemble.errors import ConfigError, DataError
+from gensemble.fusion.critic import fit_ensemble_critic
+from gensemble.tournament import heldout_halves, pooled_fakes
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble
@@ -49,9 +54,6 @@ class Editor:
 
     @classmethod
     def build(cls, ens: Ensemble, cfg: CompletionConfig = CompletionConfig()) -> Editor:
-        from gensemble.data import load_dataset
-        from gensemble.fusion.critic import fit_ensemble_critic
-        from gensemble.tournament import heldout_halves, pooled_fakes
 
         if len(ens.shape) != 3:
             raise ConfigError(
@@ -137,9 +139,6 @@ def calibration_holes(n: int, height: int, width: int, seed: int = 0) -> Tensor:
 
 def load_or_fit_cost_model(editor: Editor) -> CostModel:
     import json
-
-    from gensemble.checkpoint import atomic_write_text
-    from gensemble.config import to_dict
 
     cfg = editor.cfg
     key = {

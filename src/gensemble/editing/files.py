@@ -10,16 +10,17 @@ import torch
 from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_text
+from gensemble.data.images import read_image_folder
 from gensemble.editing import Editor, completion_quality, image_grid_rows, latent_path
 from gensemble.editing.complete import CompletionConfig
 from gensemble.editing.masks import box_mask, mask_from_image
 from gensemble.errors import ConfigError, DataError, shown
 from gensemble.imageio import check_output, load_image, save_grid, save_image
+from gensemble.run import load_run
 
 
 def read_images(path: str | Path) -> tuple[Tensor, list[Path]]:
     """One image file, or every PNG/JPEG of a folder: (B, C, H, W) in [-1, 1] and their paths."""
-    from gensemble.data.images import read_image_folder
 
     path = Path(path)
     if path.is_dir():
@@ -40,7 +41,6 @@ def hole_for(images: Tensor, mask: str | Path | None, box: str | None) -> Tensor
 
 
 def load_editor(run: str | Path, device: str = "cpu", cfg: CompletionConfig = CompletionConfig()) -> Editor:
-    from gensemble.run import load_run
 
     return Editor.build(load_run(run, device), cfg)
 

@@ -22,8 +22,10 @@ from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.errors import ConfigError
-from gensemble.metrics import FeatureOutput
+from gensemble.metrics import FeatureOutput, get_extractor
 from gensemble.metrics.extractor import FeatureExtractor
+from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES, default_cache_dir, per_channel_source
+from gensemble.progress import progress
 
 FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "pixels", "points")
 # On raw 2-D points FID and KID compare only low-order moments (a mean and a 2x2 covariance cannot
@@ -42,7 +44,6 @@ def as_saved_images(x: Tensor) -> Tensor:
 
 def extract_features(ext: FeatureExtractor, images: Tensor, desc: str) -> FeatureOutput:
     """Features (and probs) of images, batch by batch, with a progress bar."""
-    from gensemble.progress import progress
 
     bs = ext.default_batch_size
     parts: list[FeatureOutput] = []
@@ -79,7 +80,6 @@ def extractor_fingerprint(ext: FeatureExtractor) -> str:
 
 def default_feature_cache() -> Path:
     """$GENSEMBLE_CACHE/features, else ~/.cache/gensemble/features."""
-    from gensemble.models.classifier import default_cache_dir
 
     return default_cache_dir() / "features"
 
@@ -145,7 +145,6 @@ def cached_features(
 # --- what a run is evaluated with -------------------------------------------------------------
 def classifier_datasets() -> list[str]:
     """Datasets with a domain classifier (a training recipe, or another dataset's per channel)."""
-    from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES
 
     return sorted({*RECIPES, *PER_CHANNEL_SOURCES})
 
@@ -199,8 +198,6 @@ def resolve_features(
     device: str = "cpu",
 ) -> tuple[Featurizer, tuple[str, ...], list[str]]:
     """The featurizer for a run's data, the metrics that apply, and notes on any defaults dropped."""
-    from gensemble.metrics import get_extractor
-    from gensemble.models.classifier import per_channel_source
 
     check_features_name(features)
     notes: list[str] = []

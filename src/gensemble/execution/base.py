@@ -37,13 +37,14 @@ import torch
 from torch import Tensor, nn
 
 from gensemble import threads
-from gensemble.data import DataConfig, Dataset
+from gensemble.data import DataConfig, Dataset, load_dataset
 from gensemble.ensemble.base import MemberTask
 from gensemble.errors import ConfigError
 from gensemble.progress import progress
 from gensemble.registry import Registry
-from gensemble.training.loop import StepHook, TrainConfig, fit_member
+from gensemble.training.loop import StepHook, TrainConfig, fit_member, update_ema
 from gensemble.training.member import Member, MemberConfig, build_member
+from gensemble.training.stacked import StackedGAN, batch_key, stacking_pays
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble
@@ -76,7 +77,6 @@ class Executor:
 
     def stacks(self, nets: Sequence[nn.Module]) -> bool:
         """Whether these (identical) networks should train stacked under this executor."""
-        from gensemble.training.stacked import stacking_pays
 
         if self.stacking == "auto":
             return stacking_pays(nets)
@@ -141,7 +141,6 @@ class LocalExecutor(Executor):
 
     def groups(self, tasks: list[MemberTask]) -> list[list[MemberTask]]:
         """Tasks that can train as one stacked model, in order of their first member."""
-        from gensemble.training.stacked import batch_key
 
         out: dict[Any, list[MemberTask]] = {}
         for i, t in enumerate(tasks):
@@ -152,7 +151,6 @@ class LocalExecutor(Executor):
         return list(out.values())
 
     def run_stacked(self, ens: Ensemble, group: list[MemberTask], data: Dataset, hooks: StepHook) -> None:
-        from gensemble.training.stacked import StackedGAN
 
         members = [t.member for t in group]
         engine = StackedGAN(members)
@@ -237,8 +235,6 @@ def task_spec(ens: Ensemble, task: MemberTask, target_step: int | None = None) -
 
 def run_task_spec(spec: TaskSpec, data: Dataset | None = None) -> TaskResult:
     """Worker side: rebuild the member from its config, load its state, train it to the target."""
-    from gensemble.data import load_dataset
-    from gensemble.training.loop import update_ema
 
     device = torch.device(spec.device)
     if data is None:

@@ -49,7 +49,7 @@ from gensemble.execution.base import (
     run_task_spec,
     task_spec,
 )
-from gensemble.progress import progress
+from gensemble.progress import progress, set_quiet
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble
@@ -211,7 +211,6 @@ def train_member_task(spec: TaskSpec, data_ref: list[Any], threads: int) -> Task
     `data_ref` is a one-element list so that Ray hands over the reference, not the data, and the
     worker can keep the data it already holds.
     """
-    from gensemble.progress import set_quiet
 
     set_quiet(True)
     torch.set_num_threads(threads)

@@ -11,6 +11,8 @@ from torch import Tensor
 
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
+from gensemble.metrics.features import get_extractor
+from gensemble.metrics.fid import feature_stats, frechet_distance
 from gensemble.sampling import Samples, mixture_sample
 
 
@@ -114,7 +116,6 @@ def featurize(x: Tensor, features: str, device: torch.device) -> np.ndarray:
     """Samples -> (n, D) float64 features: raw values flattened, or a registered extractor's output."""
     if features == "raw":
         return x.reshape(len(x), -1).double().numpy()
-    from gensemble.metrics.features import get_extractor
 
     return get_extractor(features, str(device)).extract(x).features.astype(np.float64)
 
@@ -173,8 +174,6 @@ def fid_weights(fakes: list[np.ndarray], real: np.ndarray) -> np.ndarray:
     evaluation is one Fréchet distance; weights are softmax(θ), θ found by L-BFGS.
     """
     from scipy.optimize import minimize
-
-    from gensemble.metrics.fid import feature_stats, frechet_distance
 
     mus = [f.mean(0) for f in fakes]
     seconds = [f.T @ f / len(f) for f in fakes]

@@ -12,12 +12,14 @@ import functools
 import torch
 from torch import Tensor
 
+from gensemble.data.transforms import resize, to_channels
 from gensemble.errors import GensembleError
 from gensemble.metrics import inception  # noqa: F401  (registers "inception")
 from gensemble.metrics.extractor import (
     FEATURES,
     FeatureExtractor,
 )
+from gensemble.models.classifier import load_or_train_classifier, per_channel_source
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,7 +42,6 @@ class ClassifierExtractor(FeatureExtractor):
     has_probs = True
 
     def __init__(self, name: str, device: str = "cpu") -> None:
-        from gensemble.models.classifier import load_or_train_classifier, per_channel_source
 
         dataset = name.split(":", 1)[1] if ":" in name else ""
         if not dataset:
@@ -55,7 +56,6 @@ class ClassifierExtractor(FeatureExtractor):
         self.num_classes = cfg.num_classes**3 if self.per_channel else cfg.num_classes
 
     def _prepare(self, images: Tensor, channels: int) -> Tensor:
-        from gensemble.data.transforms import resize, to_channels
 
         x = to_channels(images, channels)
         return resize(x, self.model.config.image_size).to(self.device)

@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
+from gensemble.data import DataConfig, load_dataset
 from gensemble.errors import GensembleError
 
 if TYPE_CHECKING:
@@ -107,7 +108,6 @@ def per_channel_source(dataset: str) -> str | None:
 
 
 def _load_labelled(dataset: str) -> tuple[Dataset, Dataset]:
-    from gensemble.data import DataConfig, load_dataset
 
     train, test = (load_dataset(DataConfig(name=dataset), split) for split in ("train", "test"))
     if train.y is None or not train.is_image or test.y is None or len(test) == 0:

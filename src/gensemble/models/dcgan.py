@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gensemble.config import check_ranges
 from gensemble.models.base import GAN, MODELS, ModelEntry
 from gensemble.models.blocks import Norm, Reshape, conv_plan, init_dcgan_weights, maybe_spectral, norm_2d
 
@@ -26,7 +27,6 @@ class DCGANConfig:
     channels: int | None = None
 
     def validate(self, path: str = "") -> None:
-        from gensemble.config import check_ranges
 
         check_ranges(
             self, path, z_dim=(1, 4096), ngf=(1, 1024), ndf=(1, 1024), image_size=(4, 1024), channels=(1, 3)

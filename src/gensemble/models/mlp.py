@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from gensemble.config import check_ranges
 from gensemble.models.base import GAN, MODELS, ModelEntry
 from gensemble.models.blocks import Norm, Reshape, maybe_spectral, norm_1d
 
@@ -25,7 +26,6 @@ class MLPGANConfig:
     spectral_norm: bool = False
 
     def validate(self, path: str = "") -> None:
-        from gensemble.config import check_ranges
 
         check_ranges(
             self,

@@ -8,6 +8,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble.config import check_ranges
 from gensemble.models.base import MODELS, GenerativeModel, ModelEntry
 from gensemble.models.blocks import Norm, Reshape, conv_plan, norm_2d
 
@@ -23,7 +24,6 @@ class VAEConfig:
     channels: int | None = None
 
     def validate(self, path: str = "") -> None:
-        from gensemble.config import check_ranges
 
         check_ranges(
             self, path, z_dim=(1, 4096), width=(1, 1024), beta=(0, 1e6), image_size=(4, 1024), channels=(1, 3)

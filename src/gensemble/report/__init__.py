@@ -22,6 +22,7 @@ from gensemble.errors import CheckpointError
 from gensemble.evaluation.artefacts import read_grids
 from gensemble.fusion import STANDARD_FUSIONS
 from gensemble.imageio import check_output
+from gensemble.plots import figure_png, plt
 from gensemble.report.tables import (
     _fmt,
     esc,
@@ -55,7 +56,6 @@ def img_tag(png: bytes, alt: str, css: str = "") -> str:
 
 def heatmap_png(score: dict[str, Any]) -> bytes:
     """The M×N tournament matrix as a heatmap, with bars for S(G_i) and S(D_j)."""
-    from gensemble.plots import figure_png, plt
 
     gens, discs = score["generators"], score["discriminators"]
     matrix = np.asarray(score["matrix"], dtype=float)
@@ -92,7 +92,6 @@ def heatmap_png(score: dict[str, Any]) -> bytes:
 
 def curves_png(curves: dict[str, list[dict[str, float]]]) -> bytes:
     """One panel per member: every logged loss against the step."""
-    from gensemble.plots import figure_png, plt
 
     names = list(curves)
     cols = min(4, max(1, len(names)))

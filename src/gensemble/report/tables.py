@@ -8,6 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gensemble.errors import GensembleError, shown
+from gensemble.evaluation.run import HIGHER_IS_BETTER, WARN_N, crownable
+
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
@@ -24,7 +27,6 @@ STD_OF = {"kid": "kid_std", "is": "is_std"}  # shown as "mean ± std" in one cel
 
 def evaluation_heading(ev: dict[str, Any]) -> str:
     """Which features, how many samples and which reference produced a table; small n is marked."""
-    from gensemble.evaluation.run import WARN_N
 
     n = ev.get("n")
     small = isinstance(n, int) and n < WARN_N
@@ -43,7 +45,6 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
     Directions come from `gensemble.evaluation.run.HIGHER_IS_BETTER`; columns without one (density,
     acceptance rate) and columns where every row ties get no highlight, and the floor never does.
     """
-    from gensemble.evaluation.run import HIGHER_IS_BETTER, crownable
 
     rows = list(evaluation)
     stds = set(STD_OF.values())
@@ -86,7 +87,6 @@ def read_evaluation(path: Path) -> dict[str, dict[str, Any]]:
     The report formats numbers; a hand-edited or damaged file must be one clear error, not a crash
     in the middle of rendering.
     """
-    from gensemble.errors import GensembleError, shown
 
     redo = "rerun 'gensemble evaluate RUN' to rewrite it"
     try:

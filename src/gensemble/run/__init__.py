@@ -19,7 +19,7 @@ from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
 from gensemble.data import Dataset, load_dataset
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
-from gensemble.errors import CheckpointError, ConfigError, shown
+from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
 from gensemble.run.budget import describe_seconds, estimate_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
@@ -134,7 +134,6 @@ def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device) -> None:
 
 def dry_run_estimate(cfg: RunConfig) -> str:
     """A YAML comment with the estimated training time here (best effort: nothing when data is missing)."""
-    from gensemble.errors import GensembleError
 
     try:
         dev = resolve_device(cfg.train.device)

@@ -9,6 +9,7 @@ from typing import Any
 
 from gensemble.config import apply_overrides, from_dict, load_yaml, to_dict
 from gensemble.data import DataConfig
+from gensemble.ensemble import resolve_scheme
 from gensemble.errors import ConfigError
 from gensemble.training.loop import TrainConfig
 from gensemble.training.member import MemberConfig
@@ -63,7 +64,6 @@ def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
     scheme = raw.get("scheme", {"name": "independent"})
     raw["scheme"] = {"name": scheme} if isinstance(scheme, str) else scheme
     cfg = from_dict(RunConfig, raw)
-    from gensemble.ensemble import resolve_scheme
 
     cfg = replace(cfg, scheme=resolve_scheme(cfg))
     check_distinct_members(cfg)  # after the scheme's own checks, whose messages are more specific

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from gensemble.checkpoint import atomic_write_bytes
+from gensemble.imageio import make_grid
 from gensemble.training.loop import update_ema
 from gensemble.training.member import Member
 
@@ -96,8 +98,6 @@ class RunHooks:
         """Generator weights at this step, for a uniform "soup" of snapshots (Wortsman et al. 2022)."""
         from safetensors.torch import save
 
-        from gensemble.checkpoint import atomic_write_bytes
-
         state = {
             k: v.detach().cpu().contiguous() for k, v in member.model.generator_net().state_dict().items()
         }
@@ -109,8 +109,6 @@ class RunHooks:
             return
         x = member.model.sample(n, torch.Generator().manual_seed(0))
         if x.dim() == 4:
-            from gensemble.imageio import make_grid
-
             self._tb.add_image(f"{member.name}/samples", make_grid(x.cpu()), member.step, dataformats="HWC")
 
     def close(self) -> None:
