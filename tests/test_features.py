@@ -136,7 +136,9 @@ def test_classifier_extractor_features_probs_and_resize(digits_cache, monkeypatc
 def test_stacked_mnist_extractor_applies_the_digit_classifier_per_channel(monkeypatch):
     torch.manual_seed(0)
     digit_model = clf.DomainClassifier(clf.ClassifierConfig()).eval()
-    monkeypatch.setattr(clf, "load_or_train_classifier", lambda name, *a, **k: digit_model)
+    import gensemble.metrics.features as features_mod
+
+    monkeypatch.setattr(features_mod, "load_or_train_classifier", lambda name, *a, **k: digit_model)
     extractor = get_extractor("classifier:stacked-mnist")
     images = torch.rand(4, 3, 28, 28) * 2 - 1
     out = extractor.extract(images)

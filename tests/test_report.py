@@ -135,3 +135,25 @@ def test_report_names_the_command_for_each_missing_part(tmp_path):
     page = report_run(run, tmp_path / "r.html").read_text()
     assert f"gensemble score {run}" in page and f"gensemble evaluate {run} --fusion" in page
     assert "gensemble complete RUN --heldout 8" in page
+
+
+def test_report_opens_with_whether_the_ensemble_beat_its_best_member():
+    from gensemble.evaluation.result import verdict
+
+    rows = {
+        "real:train-vs-test": {"fid": 0.5},
+        "a": {"fid": 20.0},
+        "b": {"fid": 30.0},
+        "fusion:uniform": {"fid": 17.0},
+        "fusion:mh": {"fid": 25.0},
+    }
+    assert verdict(rows) == (
+        "The fused ensemble beat its best member: fusion:uniform reaches fid 17 against 20 for a, 15.0% better."
+    )
+    rows["fusion:uniform"]["fid"] = 22.0
+    assert verdict(rows).startswith(
+        "The fused ensemble did not beat its best member: the best fusion, fusion:uniform"
+    )
+    assert verdict({"a": {"fid": 1.0}}) is None
+    page = render_report(ReportData(title="t", config_yaml="", evaluation=rows, verdict=verdict(rows)))
+    assert page.index("id='verdict'") < page.index("<h2>Evaluation</h2>")

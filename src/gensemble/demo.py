@@ -41,7 +41,7 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
     Each stage after training reads what the one before saved in the run folder: `score` writes
     tournament.json, `evaluate` reuses it for every fusion (one tournament, one fitted critic) and
     saves evaluation.json and a sample grid per row, and the report only renders those files.
-    Stage times go to OUT/timings.json."""
+    Stage times go to OUT/timings.json, the printed summary to OUT/summary.txt."""
     out = Path(out)
     run_dir = out / "run"
     overrides = FAST_OVERRIDES if fast else []
@@ -92,7 +92,7 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
     after = sum(v for k, v in timings.items() if k != "train")
     timings["after_training"] = round(after, 2)
     atomic_write_text(out / "timings.json", json.dumps(timings, indent=1) + "\n")
-    return "\n".join(
+    summary = "\n".join(
         [
             "Tournament (rows: generators, columns: discriminators):",
             table.format(),
@@ -108,3 +108,5 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
             f"(training {timings['train']:.0f} s, everything after it {after:.0f} s)",
         ]
     )
+    atomic_write_text(out / "summary.txt", summary + "\n")
+    return summary

@@ -120,3 +120,35 @@ def evaluation_key(result: EvalResult) -> str:
     ref = "heldout" if folder is None else "reference-" + hashlib.sha1(str(folder).encode()).hexdigest()[:8]
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", result.features)
     return f"{safe}-n{result.n}-{ref}"
+
+
+def verdict(rows: dict[str, dict[str, Any]], metric: str = "fid") -> str | None:
+    """One sentence: whether the best fusion beat the best member on `metric` (lower is better for
+    fid/kid, higher for the others with a direction), and by how much; None without both kinds."""
+    higher = HIGHER_IS_BETTER.get(metric)
+    if higher is None:
+        return None
+    members = {
+        k: r[metric] for k, r in rows.items() if ":" not in k and isinstance(r.get(metric), (int, float))
+    }
+    fusions = {
+        k: r[metric]
+        for k, r in rows.items()
+        if k.startswith("fusion:") and isinstance(r.get(metric), (int, float))
+    }
+    if not members or not fusions:
+        return None
+    pick = max if higher else min
+    m_name, f_name = pick(members, key=members.get), pick(fusions, key=fusions.get)
+    m, f = members[m_name], fusions[f_name]
+    gain = (f - m) if higher else (m - f)
+    rel = abs(gain) / abs(m) * 100 if m else float("inf")
+    if gain > 0:
+        return (
+            f"The fused ensemble beat its best member: {f_name} reaches {metric} {f:.4g} against "
+            f"{m:.4g} for {m_name}, {rel:.1f}% better."
+        )
+    return (
+        f"The fused ensemble did not beat its best member: the best fusion, {f_name}, reaches {metric} "
+        f"{f:.4g} against {m:.4g} for {m_name}, {rel:.1f}% worse."
+    )

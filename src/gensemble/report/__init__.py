@@ -20,6 +20,7 @@ import numpy as np
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import CheckpointError
 from gensemble.evaluation.artefacts import read_grids
+from gensemble.evaluation.result import verdict
 from gensemble.fusion import STANDARD_FUSIONS
 from gensemble.imageio import check_output
 from gensemble.plots import figure_png, plt
@@ -47,6 +48,7 @@ class ReportData:
     curves: dict[str, list[dict[str, float]]] = field(default_factory=dict)  # member -> metrics.jsonl records
     notes: list[str] = field(default_factory=list)
     completion: tuple[bytes, dict[str, Any]] | None = None  # RUN/completion/panel.png and its summary
+    verdict: str | None = None  # one sentence: did the best fusion beat the best member (latest evaluation)
 
 
 def img_tag(png: bytes, alt: str, css: str = "") -> str:
@@ -132,6 +134,8 @@ def render_report(data: ReportData) -> str:
         f"<h1>{esc(data.title)}</h1>",
         "<p class='muted'>gensemble report — every image is embedded; this file stands alone.</p>",
     ]
+    if data.verdict:
+        parts.append(f"<p id='verdict'><strong>{esc(data.verdict)}</strong></p>")
     for note in data.notes:
         parts.append(f"<p>{esc(note)}</p>")
     if data.evaluations:
@@ -245,6 +249,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         evaluations=evaluations,
         curves=read_curves(run_dir),
         completion=read_completion(run_dir),
+        verdict=verdict(evaluation) if evaluation else None,
     )
     if data.score is None:
         data.notes.append(
