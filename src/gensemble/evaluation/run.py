@@ -31,6 +31,7 @@ from gensemble.data import load_dataset
 from gensemble.data.images import read_image_folder
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation.artefacts import GRID_N, log_acceptance_rates, save_grids
+from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluation.run is the entry point)
     CACHE_FORMAT,
     DEFAULT_TOY_METRICS,
@@ -61,11 +62,9 @@ from gensemble.metrics import (
     as_feature_array,
     compute_metrics,
     default_metrics,
-    feature_stats,
     metric_names,
 )
 from gensemble.metrics.extractor import ArrayLike
-from gensemble.metrics.kid import kid_real_sums
 from gensemble.metrics.suite import KID_SUBSET_SIZE, KID_SUBSETS, kid_subset_size  # noqa: F401  (re-exported)
 from gensemble.progress import progress
 from gensemble.run import load_run
@@ -227,36 +226,14 @@ def evaluate_run(
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_feature_cache()
     label = f"{data_cfg.name}-{data_cfg.image_size or 'native'}px"
 
-    reference = featurizer(eval_half[:n], "reference", (cache, f"{label}-test-eval-n{n}"))
-    floor_x = floor_sample(data_cfg, n)
-    floor = featurizer(floor_x, "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
-    real_arr = as_feature_array(reference.features, "reference features", min_rows=2)
     toy = None if heldout.is_image else (heldout.modes, float(heldout.sigma))
-    real_labels = None if featurizer.uniform_kl or reference.probs is None else reference.labels
-
-    real_stats = None
-    if "fid" in metric_names:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="feature_stats:")  # said once above
-            real_stats = feature_stats(real_arr)
-    # Every row has n samples, so KID draws the same real subsets for each: their sums are shared.
-    size = kid_subset_size(min(len(real_arr), n))
-    kid_sums = kid_real_sums(real_arr, n, KID_SUBSETS, size, seed=seed) if "kid" in metric_names else None
+    evaluator = Evaluator.prepare(
+        featurizer, eval_half[:n], metric_names, seed, toy, (cache, f"{label}-test-eval-n{n}")
+    )
+    floor = featurizer(floor_sample(data_cfg, n), "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
 
     def score(feats: FeatureOutput) -> dict[str, float]:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="feature_stats:")
-            return evaluate_samples(
-                real_arr,
-                feats.features,
-                metric_names,
-                fake_probs=feats.probs,
-                real_labels=real_labels,
-                toy_modes=toy,
-                real_stats=real_stats,
-                kid_real_sums=kid_sums if len(feats.features) == n else None,
-                seed=seed,
-            )
+        return evaluator.score_features(feats)
 
     rows: dict[str, dict[str, float]] = {}
     shares: dict[str, dict[str, float]] = {}
