@@ -6,7 +6,6 @@ import argparse
 import sys
 import warnings
 
-from gensemble.bench import bench_quality
 from gensemble.calibration import CALIBRATION_METHODS
 from gensemble.catalog import CATALOG, list_components
 from gensemble.cli import tools  # noqa: F401  (registers its subcommands)
@@ -140,16 +139,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("bench")
-def cmd_bench(args: argparse.Namespace) -> int:
-
-    label = "smoke" if args.smoke else "quick" if args.quick else "full"
-    kwargs = {} if args.work is None else {"work": args.work}
-    md, js = bench_quality(label, args.out, workers=args.workers, **kwargs)
-    print(f"wrote {md} and {js}")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
 
     # Choices come from the modules that own the names, never copied here.
@@ -269,14 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--inception", action="store_true", help="also compute Inception-feature FID (slow on a CPU)"
     )
     d.add_argument("--fast", action="store_true", help="a much smaller demo, for smoke tests")
-
-    b = sub.add_parser("bench", help="benchmarks that write results under docs/")
-    b.add_argument("what", choices=["quality"], help="quality: single models vs ensembles at equal compute")
-    b.add_argument("--quick", action="store_true", help="a ≤ 5-minute smoke run; writes RESULTS-quick.md")
-    b.add_argument("--smoke", action="store_true", help="an even smaller run, for the test suite")
-    b.add_argument("--out", default="docs", help="folder for RESULTS[-quick].md and results/ (default docs)")
-    b.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
-    b.add_argument("--workers", type=int, default=None, help="processes (default 2, one thread each)")
 
     for extra in EXTRA_PARSERS:
         extra(sub)

@@ -87,10 +87,14 @@ def yaml_roundtrip(cfg: RunConfig) -> Any:
     return yaml.safe_load(dump_yaml(cfg))
 
 
-def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) -> Ensemble:
+def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None, ema: bool = True) -> Ensemble:
     """Rebuild a run's ensemble from config.yaml and restore its latest checkpoint (or the one at
     total step `step`). Warns about members that trained less than the config asks: a stopped run
-    would otherwise mix barely trained members into every sample, score and evaluation."""
+    would otherwise mix barely trained members into every sample, score and evaluation.
+
+    A run that kept an EMA of its generators (train.ema_decay > 0) generates with the EMA weights,
+    as StudioGAN evaluates with G_ema: they average out the last steps' oscillation. `ema=False`
+    keeps the weights as trained."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(
@@ -102,6 +106,9 @@ def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None) 
     ens.run_dir = run_dir
     ens.restore(weights_only=True, step=step)
     for m in ens.members:
+        averaged = ens.aux.get(f"{m.name}.G_ema")
+        if ema and averaged is not None:
+            m.model.generator_net().load_state_dict(averaged.state_dict())
         m.model.eval()
     short = [f"{m.name} ({m.step}/{cfg.train.steps})" for m in ens.members if m.step < cfg.train.steps]
     if short:

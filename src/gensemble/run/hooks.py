@@ -95,12 +95,13 @@ class RunHooks:
                 self._tb.add_scalar(f"{name}/{k}", v, step)
 
     def snapshot(self, member: Member) -> None:
-        """Generator weights at this step, for a uniform "soup" of snapshots (Wortsman et al. 2022)."""
+        """Generator weights at this step, for a uniform "soup" of snapshots (Wortsman et al. 2022) or a
+        snapshot ensemble; the EMA weights where the run keeps them, since those are what it samples."""
         from safetensors.torch import save
 
-        state = {
-            k: v.detach().cpu().contiguous() for k, v in member.model.generator_net().state_dict().items()
-        }
+        net = self.ens.aux.get(f"{member.name}.G_ema")
+        net = member.model.generator_net() if net is None else net
+        state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         path = self.run_dir / "snapshots" / member.name / f"step-{member.step:08d}.safetensors"
         atomic_write_bytes(path, save(state))
 

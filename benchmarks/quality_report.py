@@ -1,0 +1,288 @@
+"""The quality benchmark's summaries, goals, Inception rows and RESULTS.md (pure functions of the records,
+except `inception_rows`, which re-draws the top Fashion-MNIST rows' samples and scores them)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gensemble.data import load_dataset
+from gensemble.evaluation.run import REFERENCE_SEED
+from gensemble.fusion import FusionContext, build_fusion
+from gensemble.run import load_run
+
+NUMERIC = (
+    "modes_covered",
+    "high_quality",
+    "modes_hit",
+    "kl",
+    "fid",
+    "kid",
+    "precision",
+    "recall",
+    "density",
+    "coverage",
+    "gen_updates",
+    "train_s",
+    "build_s",
+    "s_per_1000",
+    "proposals_per_kept",
+    "top_share",
+    "inception_fid",
+    "inception_kid",
+)
+GOALS = {
+    "grid25": {"modes": 25, "hq": 0.90},
+    "ring8": {"modes": 8, "hq": 0.95},
+    "stacked_mnist": {"modes": 990, "kl": 0.10},
+    "fashion_cut": 0.15,
+}
+DOMINANT = 0.9  # a fusion keeping this share of one member's samples has lost the ensemble's diversity
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def summarise(records: list[dict[str, Any]], section: str) -> list[dict[str, Any]]:
+    """One row per (dataset, method), in first-seen order: mean and std over seeds of every number."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in records:
+        if r["section"] == section and r["method"] != "member":
+            groups.setdefault((r["dataset"], r["method"]), []).append(r)
+    out = []
+    for (dataset, method), rows in groups.items():
+        ok = [r for r in rows if "error" not in r]
+        row: dict[str, Any] = {
+            "dataset": dataset,
+            "method": method,
+            "kind": rows[0].get("kind"),
+            "seeds": len(ok),
+        }
+        if len(ok) < len(rows):
+            row["errors"] = sorted({r["error"] for r in rows if "error" in r})
+        for key in NUMERIC:
+            vals = [float(r[key]) for r in ok if isinstance(r.get(key), (int, float))]
+            if vals:
+                row[key], row[f"{key}_std"] = mean_std(vals)
+        for key in ("members", "note", "shares", "features", "n"):
+            if ok and key in ok[0]:
+                row[key] = ok[0][key]
+        out.append(row)
+    return out
+
+
+def _goal(name: str, target: str, measured: str, met: bool, **extra: Any) -> dict[str, Any]:
+    return {"name": name, "target": target, "measured": measured, "met": bool(met), **extra}
+
+
+def toy_goal(rows: list[dict[str, Any]], dataset: str, modes: int, hq: float) -> dict[str, Any] | None:
+    cands = [
+        r for r in rows if r["dataset"] == dataset and r.get("kind") == "ensemble" and "high_quality" in r
+    ]
+    if not cands:
+        return None
+
+    def meets(r: dict[str, Any]) -> bool:
+        return r["modes_covered"] >= modes - 1e-9 and r["high_quality"] >= hq
+
+    best = max(cands, key=lambda r: (meets(r), r["modes_covered"], r["high_quality"]))
+    measured = (
+        f"{best['modes_covered']:.1f} modes, {100 * best['high_quality']:.1f}% HQ "
+        f"({best['method']}, mean of {best['seeds']} seeds)"
+    )
+    return _goal(
+        dataset, f"{modes}/{modes} modes, >= {100 * hq:.0f}% HQ", measured, meets(best), best=best["method"]
+    )
+
+
+def stacked_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    cands = [r for r in rows if r.get("kind") == "ensemble" and "modes_hit" in r]
+    if not cands:
+        return None
+    best = max(cands, key=lambda r: (r["modes_hit"], -r["kl"]))
+    g = GOALS["stacked_mnist"]
+    met = best["modes_hit"] >= g["modes"] and best["kl"] <= g["kl"]
+    measured = f"{best['modes_hit']:.0f} modes, KL {best['kl']:.3f} ({best['method']})"
+    return _goal(
+        "stacked_mnist", f">= {g['modes']} modes, KL <= {g['kl']}", measured, met, best=best["method"]
+    )
+
+
+def fashion_goal(rows: list[dict[str, Any]], name: str, single_method: str) -> dict[str, Any] | None:
+    fusions = [r for r in rows if r.get("kind") == "ensemble" and "fid" in r]
+    single = next((r for r in rows if r["method"] == single_method and "fid" in r), None)
+    if not fusions or single is None:
+        return None
+    best = min(fusions, key=lambda r: r["fid"])
+    cut = 1 - best["fid"] / single["fid"]
+    measured = (
+        f"FID {best['fid']:.2f} ({best['method']}) vs {single['fid']:.2f} ({single_method}): "
+        f"{100 * cut:.1f}% lower"
+    )
+    inc_best, inc_single = best.get("inception_fid"), single.get("inception_fid")
+    inc_cut = None if inc_best is None or inc_single is None else 1 - inc_best / inc_single
+    if inc_cut is not None:
+        measured += f"; Inception FID {inc_best:.1f} vs {inc_single:.1f}: {100 * inc_cut:.1f}% lower"
+    met = cut >= GOALS["fashion_cut"] and inc_cut is not None and inc_cut >= GOALS["fashion_cut"]
+    return _goal(
+        name,
+        "best fusion FID >= 15% below the single model (classifier, confirmed on Inception)",
+        measured,
+        met,
+        best=best["method"],
+    )
+
+
+def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The issue's five goals, each {"name", "target", "measured", "met"}; a goal whose section did not
+    run is reported as not met, with 'not run'."""
+    toy, stacked, fashion = summary.get("toy", []), summary.get("stacked", []), summary.get("fashion", [])
+    found = [
+        toy_goal(toy, "grid25", **GOALS["grid25"]),
+        toy_goal(toy, "ring8", **GOALS["ring8"]),
+        stacked_goal(stacked),
+        fashion_goal(fashion, "fashion_equal_updates", "single (equal updates)"),
+        fashion_goal(fashion, "fashion_equal_wallclock", "single (equal wall-clock)"),
+    ]
+    names = ["grid25", "ring8", "stacked_mnist", "fashion_equal_updates", "fashion_equal_wallclock"]
+    return [g or _goal(n, "-", "not run", False) for g, n in zip(found, names)]
+
+
+def inception_rows(
+    records: list[dict[str, Any]], work: Path, n: int, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
+    """Inception-feature FID/KID (n samples a row) for the top Fashion-MNIST rows: the best ensemble
+    fusion by classifier FID and the single models of both axes. Samples are re-drawn with the same
+    seeds, so they are the samples the classifier rows scored (at n = the section's n)."""
+    from quality_jobs import ENSEMBLE_LABELS, image_scorer, snapshot_model_row
+
+    fashion = [r for r in records if r["section"] == "fashion" and "fid" in r]
+    if not fashion:
+        return []
+    score, _ = image_scorer("fashion-mnist", n, features="inception")
+    out = []
+    fusions = [r for r in fashion if r.get("kind") == "ensemble"]
+    best = min(fusions, key=lambda r: r["fid"]) if fusions else None
+    picks = [r for r in fashion if r["method"].startswith("single (")] + ([best] if best else [])
+    for r in picks:
+        seed = r["seed"]
+        start_label = f"{r['method']} (seed {seed})"
+        if r["method"] == "single (equal wall-clock)" and r.get("note") is None:
+            x_score = snapshot_model_row(
+                work / f"fashion-mnist-s{seed}-single", r["gen_updates"], n, seed, score
+            )
+        elif r["method"].startswith("single ("):
+            ens = load_run(work / f"fashion-mnist-s{seed}-single")
+            x_score = score(ens.members[0].model.sample(n, torch.Generator().manual_seed(seed)).cpu())
+        else:
+            run = work / f"fashion-mnist-s{seed}-ensemble"
+            ens = load_run(run)
+            heldout = load_dataset(ens.cfg.data, "test")
+            spec = ENSEMBLE_LABELS[r["method"].removeprefix("ensemble + ")]
+            sampler = build_fusion(
+                ens, spec.name, heldout, spec.params, ctx=FusionContext.build(ens, heldout, REFERENCE_SEED)
+            )
+            x_score = score(sampler.sample(n, torch.Generator().manual_seed(seed)).x.cpu())
+        log(f"inception: {start_label} FID {x_score['fid']:.2f}")
+        r["inception_fid"], r["inception_kid"] = x_score["fid"], x_score["kid"]
+        out.append(
+            {
+                "section": "fashion-inception",
+                "dataset": "fashion-mnist",
+                "seed": seed,
+                "method": r["method"],
+                "n": n,
+            }
+            | {f"inception_{k}": v for k, v in x_score.items()}
+        )
+    return out
+
+
+# --- RESULTS.md ------------------------------------------------------------------------------------
+def fmt(row: dict[str, Any], key: str, scale: float = 1.0, digits: int = 1) -> str:
+    if key not in row:
+        return "-"
+    v, sd = scale * row[key], scale * row.get(f"{key}_std", 0.0)
+    return f"{v:.{digits}f} ± {sd:.{digits}f}" if row.get("seeds", 1) > 1 else f"{v:.{digits}f}"
+
+
+def shares_text(row: dict[str, Any]) -> str:
+    shares = row.get("shares")
+    if not shares:
+        return "-"
+    top = max(shares, key=shares.get)
+    text = f"{100 * row.get('top_share', shares[top]):.0f}% ({top})"
+    return text + (" — diversity lost" if row.get("top_share", 0) >= DOMINANT and len(shares) > 1 else "")
+
+
+def table(rows: list[dict[str, Any]], cols: list[tuple[str, str, Callable[[dict], str]]]) -> list[str]:
+    lines = ["| " + " | ".join(c[0] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append("| " + " | ".join(c[2](r) for c in cols) + " |")
+    return lines
+
+
+def render_markdown(result: dict[str, Any]) -> str:
+    from quality_text import HEADER, RECIPES_TEXT  # prose kept apart from the code that fills it
+
+    s = result["summary"]
+    lines = [HEADER.format(**result), "", "## Goals", ""]
+    lines += ["| goal | target | measured | met |", "|---|---|---|---|"]
+    for g in result["goals"]:
+        lines.append(
+            f"| {g['name']} | {g['target']} | {g['measured']} | {'**yes**' if g['met'] else '**no**'} |"
+        )
+    met = sum(g["met"] for g in result["goals"])
+    lines += ["", f"**{met} of {len(result['goals'])} goals met.**", ""]
+    cost = [
+        ("s / 1000 samples", lambda r: fmt(r, "s_per_1000", digits=2)),
+        ("proposals per kept", lambda r: fmt(r, "proposals_per_kept", digits=1)),
+        ("top member share", shares_text),
+    ]
+    common = [
+        ("method", lambda r: r["method"]),
+        ("generator updates", lambda r: f"{r.get('gen_updates', 0):.0f}"),
+        ("train s", lambda r: fmt(r, "train_s", digits=0)),
+    ]
+    if "toy" in s:
+        for dataset in ("grid25", "ring8"):
+            rows = [r for r in s["toy"] if r["dataset"] == dataset]
+            if rows:
+                lines += [f"## {dataset}", ""]
+                cols = [(a, "", f) for a, f in common[:1]]
+                cols += [
+                    ("modes", "", lambda r: fmt(r, "modes_covered")),
+                    ("HQ %", "", lambda r: fmt(r, "high_quality", 100)),
+                ]
+                cols += [("seeds", "", lambda r: str(r["seeds"]))] + [
+                    (a, "", f) for a, f in common[1:] + cost
+                ]
+                lines += table(rows, cols) + [""]
+    if "stacked" in s:
+        lines += ["## stacked-mnist", ""]
+        cols = [(a, "", f) for a, f in common[:1]]
+        cols += [
+            ("modes (of 1000)", "", lambda r: fmt(r, "modes_hit", digits=0)),
+            ("KL", "", lambda r: fmt(r, "kl", digits=3)),
+        ]
+        cols += [(a, "", f) for a, f in common[1:] + cost]
+        lines += table(s["stacked"], cols) + [""]
+    if "fashion" in s:
+        lines += ["## fashion-mnist", ""]
+        cols = [(a, "", f) for a, f in common[:1]]
+        cols += [
+            ("FID (classifier)", "", lambda r: fmt(r, "fid", digits=2)),
+            ("KID", "", lambda r: fmt(r, "kid", digits=4)),
+            ("precision", "", lambda r: fmt(r, "precision", digits=3)),
+            ("recall", "", lambda r: fmt(r, "recall", digits=3)),
+            ("FID (Inception)", "", lambda r: f"{r['inception_fid']:.1f}" if "inception_fid" in r else "-"),
+        ]
+        cols += [(a, "", f) for a, f in common[1:] + cost]
+        lines += table(s["fashion"], cols) + [""]
+    lines += [RECIPES_TEXT, ""]
+    return "\n".join(lines)

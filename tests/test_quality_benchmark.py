@@ -1,0 +1,70 @@
+"""The quality benchmark's goal logic (benchmarks/quality_report.py): pure functions of summary rows.
+The benchmark itself runs in CI as `make bench-quick` (benchmarks/quality.py --quick)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from quality_report import evaluate_goals, summarise  # noqa: E402
+
+NAMES = ["grid25", "ring8", "stacked_mnist", "fashion_equal_updates", "fashion_equal_wallclock"]
+
+
+def toy(dataset, method, kind, modes, hq, seeds=5):
+    return {
+        "dataset": dataset,
+        "method": method,
+        "kind": kind,
+        "modes_covered": modes,
+        "high_quality": hq,
+        "seeds": seeds,
+    }
+
+
+def test_goals_have_the_five_names_and_fields_even_when_nothing_ran():
+    goals = evaluate_goals({})
+    assert [g["name"] for g in goals] == NAMES
+    assert all(set(g) >= {"name", "target", "measured", "met"} and g["met"] is False for g in goals)
+
+
+def test_grid25_needs_every_mode_and_ninety_percent_from_an_ensemble_row():
+    rows = [
+        toy("grid25", "single (equal updates)", "single", 25.0, 0.97),  # not an ensemble: never counts
+        toy("grid25", "ensemble + uniform", "ensemble", 25.0, 0.80),
+        toy("grid25", "ensemble + rejection", "ensemble", 24.8, 0.95),
+    ]
+    g = evaluate_goals({"toy": rows})[0]
+    assert g["met"] is False and "ensemble + uniform" in g["measured"]
+    rows.append(toy("grid25", "ensemble + top-3 + rejection", "ensemble", 25.0, 0.93))
+    g = evaluate_goals({"toy": rows})[0]
+    assert g["met"] is True and g["best"] == "ensemble + top-3 + rejection"
+
+
+def test_fashion_goal_needs_the_inception_confirmation():
+    rows = [
+        {"dataset": "fashion-mnist", "method": "single (equal updates)", "kind": "single", "fid": 20.0},
+        {"dataset": "fashion-mnist", "method": "ensemble + mh", "kind": "ensemble", "fid": 16.0},
+    ]
+    g = evaluate_goals({"fashion": rows})[3]
+    assert g["name"] == "fashion_equal_updates" and g["met"] is False  # 20% lower, but no Inception rows
+    rows[0]["inception_fid"], rows[1]["inception_fid"] = 50.0, 44.0
+    assert evaluate_goals({"fashion": rows})[3]["met"] is False  # Inception: only 12% lower
+    rows[1]["inception_fid"] = 40.0
+    assert evaluate_goals({"fashion": rows})[3]["met"] is True
+
+
+def test_summary_averages_over_seeds_and_leaves_members_out():
+    records = [
+        {
+            "section": "toy",
+            "dataset": "ring8",
+            "method": "ensemble + mh",
+            "kind": "ensemble",
+            "high_quality": h,
+            "modes_covered": 8.0,
+        }
+        for h in (0.9, 1.0)
+    ] + [{"section": "toy", "dataset": "ring8", "method": "member", "kind": "member", "high_quality": 0.1}]
+    (row,) = summarise(records, "toy")
+    assert row["seeds"] == 2 and abs(row["high_quality"] - 0.95) < 1e-12 and row["high_quality_std"] > 0
