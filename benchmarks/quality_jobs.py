@@ -57,7 +57,10 @@ ENSEMBLE_FUSIONS = (
     FusionSpec("top-3 + rejection", "rejection", {"top_k": 3}),
     FusionSpec("top-3 + mh", "mh", {"top_k": 3}),
 )
-ENSEMBLE_LABELS = {f.label: f for f in (*ENSEMBLE_FUSIONS, *CRITIC_FUSIONS)}
+ENSEMBLE_LABELS = {
+    f.label: f
+    for f in (*ENSEMBLE_FUSIONS, *CRITIC_FUSIONS, FusionSpec("top-2 + rejection", "rejection", {"top_k": 2}))
+}
 
 
 def recipe(name: str, members: int, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -193,7 +196,10 @@ def compare_job(
     (plain,) = member_rows(single_run, n, seed, score)
     rows.append(single_base | {"method": "single (equal updates)", "kind": "single"} | plain)
     for r in fusion_rows(single_run, s.single_fusions, n, seed, score):
-        rows.append(single_base | {"method": f"single + {r['fusion']}", "kind": "single + critic"} | r)
+        # The single run's snapshots form an ensemble of their own (free: no extra training); the
+        # other fusions of one model are critic sampling, not ensembling.
+        kind = "ensemble (snapshots)" if r["fusion"] == "snapshots" else "single + critic"
+        rows.append(single_base | {"method": f"single + {r['fusion']}", "kind": kind} | r)
     # Equal wall-clock: the single model's state after the seconds the ensemble took to train.
     per_step = single_s / (m * steps)
     wall_steps = int(ens_s / per_step)

@@ -76,14 +76,17 @@ def summarise(records: list[dict[str, Any]], section: str) -> list[dict[str, Any
     return out
 
 
+def is_ensemble(row: dict[str, Any]) -> bool:
+    """Rows of a fused ensemble: of M members, or of one run's snapshots (a free ensemble)."""
+    return str(row.get("kind", "")).startswith("ensemble")
+
+
 def _goal(name: str, target: str, measured: str, met: bool, **extra: Any) -> dict[str, Any]:
     return {"name": name, "target": target, "measured": measured, "met": bool(met), **extra}
 
 
 def toy_goal(rows: list[dict[str, Any]], dataset: str, modes: int, hq: float) -> dict[str, Any] | None:
-    cands = [
-        r for r in rows if r["dataset"] == dataset and r.get("kind") == "ensemble" and "high_quality" in r
-    ]
+    cands = [r for r in rows if r["dataset"] == dataset and is_ensemble(r) and "high_quality" in r]
     if not cands:
         return None
 
@@ -101,7 +104,7 @@ def toy_goal(rows: list[dict[str, Any]], dataset: str, modes: int, hq: float) ->
 
 
 def stacked_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    cands = [r for r in rows if r.get("kind") == "ensemble" and "modes_hit" in r]
+    cands = [r for r in rows if is_ensemble(r) and "modes_hit" in r]
     if not cands:
         return None
     best = max(cands, key=lambda r: (r["modes_hit"], -r["kl"]))
@@ -114,7 +117,7 @@ def stacked_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def fashion_goal(rows: list[dict[str, Any]], name: str, single_method: str) -> dict[str, Any] | None:
-    fusions = [r for r in rows if r.get("kind") == "ensemble" and "fid" in r]
+    fusions = [r for r in rows if is_ensemble(r) and "fid" in r]
     single = next((r for r in rows if r["method"] == single_method and "fid" in r), None)
     if not fusions or single is None:
         return None
@@ -166,7 +169,7 @@ def inception_rows(
         return []
     score, _ = image_scorer("fashion-mnist", n, features="inception")
     out = []
-    fusions = [r for r in fashion if r.get("kind") == "ensemble"]
+    fusions = [r for r in fashion if is_ensemble(r)]
     best = min(fusions, key=lambda r: r["fid"]) if fusions else None
     picks = [r for r in fashion if r["method"].startswith("single (")] + ([best] if best else [])
     for r in picks:
@@ -180,10 +183,11 @@ def inception_rows(
             ens = load_run(work / f"fashion-mnist-s{seed}-single")
             x_score = score(ens.members[0].model.sample(n, torch.Generator().manual_seed(seed)).cpu())
         else:
-            run = work / f"fashion-mnist-s{seed}-ensemble"
+            single = r["method"].startswith("single + ")
+            run = work / f"fashion-mnist-s{seed}-{'single' if single else 'ensemble'}"
             ens = load_run(run)
             heldout = load_dataset(ens.cfg.data, "test")
-            spec = ENSEMBLE_LABELS[r["method"].removeprefix("ensemble + ")]
+            spec = ENSEMBLE_LABELS[r["method"].split(" + ", 1)[1]]
             sampler = build_fusion(
                 ens, spec.name, heldout, spec.params, ctx=FusionContext.build(ens, heldout, REFERENCE_SEED)
             )

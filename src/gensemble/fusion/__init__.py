@@ -44,8 +44,9 @@ from gensemble.run import Ensemble, load_run
 from gensemble.sampling import Samples
 from gensemble.tournament import require_discriminators
 
-# The fusions the demo evaluates and the report suggests: one of each kind (mixing, selecting, refining).
-STANDARD_FUSIONS = ("uniform", "weighted", "best", "rejection", "vote", "stacked", "mh")
+# The fusions the report suggests: one of each kind (a mixture, a weighted mixture, a selection,
+# rejection and MCMC with the critics).
+STANDARD_FUSIONS = ("uniform", "weighted", "best", "rejection", "mh")
 
 
 def get_fusion(name: str) -> FusionEntry:

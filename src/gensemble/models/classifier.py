@@ -59,11 +59,14 @@ class TrainRecipe:
     batch_size: int = 128
     lr: float = 2e-3
     augment: bool = False  # small random affine jitter; lifts mnist-5k (4.5k images) past 97%
+    width: int = 32  # ClassifierConfig.width: channels of the first conv
 
 
 RECIPES = {
     "fashion-mnist": TrainRecipe(epochs=3),
-    "mnist-5k": TrainRecipe(epochs=12, augment=True),
+    # The stacked-MNIST labeller (applied per channel): 1.5x wider and longer-trained than the
+    # first version (width 32, 12 epochs, 98.4% held out), so mode counts depend less on the labeller.
+    "mnist-5k": TrainRecipe(epochs=16, augment=True, width=48),
     "digits": TrainRecipe(epochs=20, batch_size=64),
 }
 
@@ -196,6 +199,7 @@ def _train(dataset: str, epochs: int | None, seed: int) -> tuple[DomainClassifie
     if epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=epochs)
     config = ClassifierConfig(
+        width=recipe.width,
         in_channels=train.x.shape[1],
         image_size=train.x.shape[-1],
         num_classes=int(train.num_classes or int(train.y.max()) + 1),
@@ -286,7 +290,11 @@ def load_or_train_classifier(
                 raise GensembleError(
                     f"classifier cache {str(folder)!r} was trained on different {dataset} data"
                 )
-            if epochs is None or meta.get("recipe", {}).get("epochs") == epochs:
+            wanted = dataclasses.asdict(RECIPES.get(dataset, TrainRecipe()))
+            saved = {"width": 32, **meta.get("recipe", {})}  # caches from before `width` were 32 wide
+            if epochs is None and saved == wanted:
+                return model
+            if epochs is not None and meta.get("recipe", {}).get("epochs") == epochs:
                 return model
         except GensembleError as exc:
             warnings.warn(f"{exc}; retraining", stacklevel=2)
