@@ -1,4 +1,5 @@
-"""`gensemble demo --fast` end to end, through the command line: every stage runs, each reads what the one before saved, and the
+"""`gensemble demo --fast` end to end, through the command line (about 3 minutes, so marked slow: CI
+runs it as its own step, `pytest -m slow tests/test_demo.py`, after the default suite): every stage runs, each reads what the one before saved, and the
 tournament is computed exactly once for the whole demo (score saves it; fusions and report reuse it)."""
 
 import json
@@ -7,6 +8,9 @@ import pytest
 
 import gensemble.tournament as tournament
 from gensemble.cli import main
+
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +34,7 @@ def test_fast_demo_writes_every_artefact(fast_demo):
     for name in ("tournament.json", "evaluation.json", "samples/index.json", "completion/completion.json"):
         assert (run / name).is_file(), name
     page = (out / "report.html").read_text()
-    assert 'class="heatmap"' in page and "<h3>fusion:rejection</h3>" in page and 'id="completion"' in page
+    assert 'class="heatmap"' in page and "<h3>fusion:rejection</h3>" in page and "id='completion'" in page
     assert "No tournament saved" not in page and "No sample grids saved" not in page
     assert "report:" in summary and "fusion:uniform" in summary
 
