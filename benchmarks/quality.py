@@ -221,8 +221,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[quality {time.perf_counter() - start:6.0f}s] {msg}", flush=True)
 
     records: list[dict[str, Any]] = []
+    saved = work / "records.json"
+    done = json.loads(saved.read_text()) if args.resume and saved.exists() else {}
     for name in sections:
-        records += run_section(name, preset[name], work / name, log)
+        if name in done:
+            log(f"{name}: {len(done[name])} records from {saved} (--resume)")
+        else:
+            done[name] = run_section(name, preset[name], work / name, log)
+            saved.write_text(json.dumps(done, default=str))  # a crash later loses no finished section
+        records += done[name]
     if "fashion" in sections:
         records += inception_rows(records, work / "fashion" / "fashion", INCEPTION_N[label], log)
     summary = {name: summarise(records, name) for name in sections}

@@ -9,7 +9,6 @@ import pytest
 import gensemble.tournament as tournament
 from gensemble.cli import main
 
-
 pytestmark = pytest.mark.slow
 
 

@@ -290,9 +290,10 @@ def load_or_train_classifier(
                 raise GensembleError(
                     f"classifier cache {str(folder)!r} was trained on different {dataset} data"
                 )
-            wanted = dataclasses.asdict(RECIPES.get(dataset, TrainRecipe()))
-            saved = {"width": 32, **meta.get("recipe", {})}  # caches from before `width` were 32 wide
-            if epochs is None and saved == wanted:
+            # A cache of another width is another labeller (the recipe changed): retrain. Caches from
+            # before `width` existed were 32 wide.
+            same_net = meta.get("recipe", {}).get("width", 32) == RECIPES.get(dataset, TrainRecipe()).width
+            if epochs is None and same_net:
                 return model
             if epochs is not None and meta.get("recipe", {}).get("epochs") == epochs:
                 return model

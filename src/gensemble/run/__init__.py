@@ -87,14 +87,17 @@ def yaml_roundtrip(cfg: RunConfig) -> Any:
     return yaml.safe_load(dump_yaml(cfg))
 
 
-def load_run(run_dir: str | Path, device: str = "cpu", step: int | None = None, ema: bool = True) -> Ensemble:
+def load_run(
+    run_dir: str | Path, device: str = "cpu", step: int | None = None, ema: bool = False
+) -> Ensemble:
     """Rebuild a run's ensemble from config.yaml and restore its latest checkpoint (or the one at
     total step `step`). Warns about members that trained less than the config asks: a stopped run
     would otherwise mix barely trained members into every sample, score and evaluation.
 
-    A run that kept an EMA of its generators (train.ema_decay > 0) generates with the EMA weights,
-    as StudioGAN evaluates with G_ema: they average out the last steps' oscillation. `ema=False`
-    keeps the weights as trained."""
+    With `ema`, members of a run that kept an EMA of its generators (train.ema_decay > 0) generate
+    with the EMA weights, as StudioGAN can evaluate with G_ema. It is off by default: in the
+    benchmark's pilots (docs/RESULTS.md) the EMA was worse than the weights as trained at every
+    budget tried, and the discriminators were trained against the latter."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(

@@ -96,11 +96,10 @@ class RunHooks:
 
     def snapshot(self, member: Member) -> None:
         """Generator weights at this step, for a uniform "soup" of snapshots (Wortsman et al. 2022) or a
-        snapshot ensemble; the EMA weights where the run keeps them, since those are what it samples."""
+        snapshot ensemble."""
         from safetensors.torch import save
 
-        net = self.ens.aux.get(f"{member.name}.G_ema")
-        net = member.model.generator_net() if net is None else net
+        net = member.model.generator_net()
         state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         path = self.run_dir / "snapshots" / member.name / f"step-{member.step:08d}.safetensors"
         atomic_write_bytes(path, save(state))
