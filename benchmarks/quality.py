@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sections", default="toy,stacked,fashion", help="comma-separated: toy, stacked, fashion"
     )
+    ap.add_argument("--resume", action="store_true", help="reuse the sections already finished in --work")
     ap.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     ap.add_argument(
         "--out", default=str(ROOT / "docs"), help="docs folder to write RESULTS.md and results/ into"
