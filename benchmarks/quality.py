@@ -205,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--sections", default="toy,stacked,fashion", help="comma-separated: toy, stacked, fashion"
     )
+    ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the saved JSON")
     ap.add_argument("--resume", action="store_true", help="reuse the sections already finished in --work")
     ap.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     ap.add_argument(
@@ -212,6 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     label = "quick" if args.quick else "full"
+    suffix = "-quick" if args.quick else ""
+    out = Path(args.out)
+    if args.render:
+        # Re-render RESULTS.md (and the goals) from the saved JSON, without training anything.
+        result = json.loads((out / "results" / f"quality{suffix}.json").read_text())
+        result["goals"] = evaluate_goals(result["summary"])
+        (out / "results" / f"quality{suffix}.json").write_text(
+            json.dumps(result, indent=1, default=str) + "\n"
+        )
+        (out / f"RESULTS{suffix}.md").write_text(render_markdown(result))
+        return 0
     preset = QUICK if args.quick else FULL
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     work = Path(args.work or ROOT / "runs" / f"bench-quality-{label}")
@@ -244,8 +256,6 @@ def main(argv: list[str] | None = None) -> int:
         "summary": summary,
         "records": records,
     }
-    out = Path(args.out)
-    suffix = "-quick" if args.quick else ""
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "results" / f"quality{suffix}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     (out / f"RESULTS{suffix}.md").write_text(render_markdown(result))
