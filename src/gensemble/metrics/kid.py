@@ -39,11 +39,13 @@ def polynomial_kernel(
 
 def mmd2_unbiased(k_xx: np.ndarray, k_yy: np.ndarray, k_xy: np.ndarray) -> float:
     """Unbiased MMD² from the three m x m Gram matrices (diagonals of k_xx and k_yy excluded)."""
-    m = k_xx.shape[0]
-    sum_xx = k_xx.sum() - np.trace(k_xx)
-    sum_yy = k_yy.sum() - np.trace(k_yy)
+    return mmd2_from_sums(off_diagonal_sum(k_xx), off_diagonal_sum(k_yy), float(k_xy.sum()), k_xx.shape[0])
+
+
+def mmd2_from_sums(sum_xx: float, sum_yy: float, sum_xy: float, m: int) -> float:
+    """Unbiased MMD² from the off-diagonal within-set kernel sums and the full cross sum of m rows each."""
     # x_i and y_j are independent for every (i, j), so the cross term keeps its diagonal and stays unbiased.
-    return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m))
+    return float((sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * sum_xy / (m * m))
 
 
 def kid_subsets(
@@ -111,7 +113,6 @@ def kid(
             else real_sums[i]
         )
         sum_yy = off_diagonal_sum(polynomial_kernel(ys, ys, degree, gamma, coef0))
-        k_xy = polynomial_kernel(xs, ys, degree, gamma, coef0)
-        # x_i and y_j are independent for every (i, j), so the cross term keeps its diagonal and stays unbiased.
-        estimates[i] = (sum_xx + sum_yy) / (m * (m - 1)) - 2.0 * k_xy.sum() / (m * m)
+        sum_xy = float(polynomial_kernel(xs, ys, degree, gamma, coef0).sum())
+        estimates[i] = mmd2_from_sums(sum_xx, sum_yy, sum_xy, m)
     return KIDResult(float(estimates.mean()), float(estimates.std()))
