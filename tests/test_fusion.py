@@ -12,6 +12,7 @@ from gensemble.errors import ConfigError, GensembleError, UnknownNameError
 from gensemble.fusion import build_fusion, fusion_names, parse_fusion_params
 from gensemble.fusion.average import average_state_dicts
 from gensemble.fusion.critic import drs_acceptance
+from gensemble.fusion.ddls import energy, langevin
 from gensemble.fusion.mixture import median_bandwidths, mmd_weights, softmax_weights
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.sampling import Samples
@@ -86,19 +87,20 @@ def test_every_method_samples(trio, name):
 def test_critic_fusion_beats_the_uniform_mixture_on_grid25(trio, name):
     """The issue's claim: refining with the discriminators raises the share of high-quality samples.
 
-    The trio is young (1000 steps; uniform sits near 2 %). Its discriminators as they are already
-    help (measured: 1.9 % -> 3.6-4.9 %); fine-tuned on the calibration half of the held-out data
-    first (DRS's remedy for a sub-optimal D) they help much more (-> 6.7-9.6 %).
+    The trio is young (1000 steps; uniform sits near 2.75 %). Its discriminators as they are barely
+    help (measured: 2.5-4.5 %); judges fine-tuned 500 steps on the calibration half of the held-out
+    data against samples pooled from every member help much more (measured: 15.2-15.8 %).
     """
     ens, real = trio
     base = high_quality_frac(
         build_fusion(ens, "uniform", real).sample(2000, torch.Generator().manual_seed(11)).x
     )
-    as_is = high_quality_frac(build_fusion(ens, name, real).sample(2000, torch.Generator().manual_seed(11)).x)
-    tuned = build_fusion(ens, name, real, {"finetune_steps": 250, "finetune_lr": 3e-3})
+    as_is = high_quality_frac(
+        build_fusion(ens, name, real, {"judges": "raw"}).sample(2000, torch.Generator().manual_seed(11)).x
+    )
+    tuned = build_fusion(ens, name, real, {"judge_steps": 500})
     refined = high_quality_frac(tuned.sample(2000, torch.Generator().manual_seed(11)).x)
-    assert as_is > base + 0.005, (name, base, as_is)
-    assert refined > 2.0 * base and refined - base > 0.02, (name, base, refined)
+    assert refined > 2.0 * max(base, as_is) and refined - base > 0.05, (name, base, as_is, refined)
 
 
 def test_selection_restricts_the_members(trio):
@@ -334,19 +336,21 @@ def test_critic_fusions_in_one_context_share_one_tournament_and_one_critic(trio,
     assert len(fits) == 1 and len(judged) == 1
 
 
-def test_ddls_moves_latents_towards_what_the_critic_calls_real(trio):
-    """Langevin steps on -log p(z) - d(G(z)) raise the critic's log-ratio of the samples; with 0 steps
-    DDLS is the uniform proposal itself."""
+def test_ddls_moves_latents_down_its_energy(trio):
+    """Langevin steps without noise descend E(z) = ½‖z‖² − d(G(z)) (the critic's log-ratio plus the
+    prior); with 0 steps DDLS is the uniform proposal itself."""
     ens, real = trio
     base = build_fusion(ens, "ddls", real, {"n_calibration": 1000, "steps": 0})
-    moved = build_fusion(
-        ens, "ddls", real, {"n_calibration": 1000, "steps": 30, "noise": 0.0, "step_size": 0.05}
-    )
     x0 = base.sample(500, torch.Generator().manual_seed(3)).x
-    x1 = moved.sample(500, torch.Generator().manual_seed(3)).x
     uniform = build_fusion(ens, "uniform", real).sample(500, torch.Generator().manual_seed(3))
     assert x0.shape == uniform.x.shape
-    assert moved.critic.log_ratio(x1).mean() > base.critic.log_ratio(x0).mean() + 0.1
+    p = parse_fusion_params("ddls", {"n_calibration": 1000, "steps": 30, "noise": 0.0, "step_size": 0.05})
+    model = next(iter(ens.generators().values())).eval()
+    z0 = model.latent(500, torch.Generator().manual_seed(3))
+    z1 = langevin(model, base.critic, z0, p, None)
+    with torch.enable_grad():
+        e0, e1 = energy(model, base.critic, z0).mean(), energy(model, base.critic, z1).mean()
+    assert e1 < e0 - 0.1, (float(e0), float(e1))
 
 
 def test_ddls_refuses_isotonic_calibration():

@@ -28,6 +28,7 @@ from gensemble.tournament import (
     select_top_k,
     table_from_judgements,
 )
+from gensemble.tournament.judges import JudgeConfig
 from gensemble.training.member import build_member
 
 from helpers import run_cli
@@ -163,10 +164,40 @@ def test_the_tournament_ranks_a_broken_member_last(grid25_trio):
     for scoring in ("matrix", "elo", "glicko"):
         t = table_from_judgements(j, scoring)
         assert t.generator_ranking()[-1] == "broken", (scoring, t.generator_scores)
-    # Its untrained discriminator separates nothing: last among the discriminators, at chance.
+    # As trained, its untrained discriminator separates nothing: last among the judges, at chance.
+    raw = table_from_judgements(judge(ens, load_dataset(ens.cfg.data, "test"), judges=JudgeConfig("raw")))
+    assert raw.discriminator_ranking()[-1] == "broken.D"
+    assert raw.discriminator_scores[-1] == pytest.approx(0.5, abs=0.1)
+    # Fine-tuned against samples pooled from every generator, the same network becomes a judge.
+    tuned = table_from_judgements(j)
+    assert tuned.extra["judges"]["kind"] == "finetuned"
+    assert tuned.discriminator_scores[-1] > raw.discriminator_scores[-1] + 0.1
+
+
+def test_judges_rank_members_of_clearly_different_quality(grid25_trio):
+    """Every judge kind puts an untrained generator last; the feature judge needs no discriminator."""
+    ens = load_run(grid25_trio)
+    add_broken_member(ens)
+    real = load_dataset(ens.cfg.data, "test")
+    for kind in ("finetuned", "features"):
+        t = table_from_judgements(judge(ens, real, n_samples=500, judges=JudgeConfig(kind, steps=100)))
+        assert t.generator_ranking()[-1] == "broken", (kind, t.generator_scores)
+    feats = table_from_judgements(judge(ens, real, n_samples=500, judges=JudgeConfig("features", steps=100)))
+    assert feats.discriminators == ("features",)
+
+
+def test_self_judgement_off_leaves_out_each_members_own_judge(grid25_trio):
+    ens = load_run(grid25_trio)
+    j = judge(
+        ens,
+        load_dataset(ens.cfg.data, "test"),
+        n_samples=300,
+        judges=JudgeConfig("raw", self_judgement=False),
+    )
+    counted = j.counted()
+    assert not counted.diagonal().any() and counted.sum() == 6
     t = table_from_judgements(j)
-    assert t.discriminator_ranking()[-1] == "broken.D"
-    assert t.discriminator_scores[-1] == pytest.approx(0.5, abs=0.1)
+    np.testing.assert_allclose(t.generator_scores[0], t.matrix[0, 1:].mean())
 
 
 def tiny_image_ensemble(families: list[str]):

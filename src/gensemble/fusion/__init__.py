@@ -93,7 +93,7 @@ def build_fusion(
         raise ConfigError(
             f"fusion {name!r} takes {entry.config.__name__} params, got {type(params).__name__}"
         )
-    if entry.needs_discriminators:
+    if entry.needs_discriminators and params.needs_discriminators:
         require_discriminators(ens, f"fusion {name!r}", NO_DISCRIMINATOR_HINT)
     seed = getattr(params, "fit_seed", 0)
     if ctx is None or ctx.seed != seed or ctx.ens is not ens:

@@ -19,11 +19,13 @@ from gensemble.tournament import (
     Scoring,
     Selection,
     heldout_halves,
+    make_judges,
     matching_tournament,
     require_discriminators,
     score,
     select,
 )
+from gensemble.tournament.judges import JudgeConfig, JudgeKind, judge_names, judge_split
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -61,9 +63,25 @@ class FusionParams:
     calibration: CalibrationMethod = "platt"  # how each discriminator is calibrated
     n_score: int = 2000  # samples per generator (and held-out real) for the tournament
     fit_seed: int = 0  # seed of everything fitted when the sampler is built
+    # The judges of the tournament and of every critic method (gensemble.tournament.judges): copies of
+    # the discriminators fine-tuned against samples pooled from every generator, a feature classifier,
+    # or the discriminators as trained.
+    judges: JudgeKind = "finetuned"
+    judge_steps: int = 200
+    self_judgement: bool = True  # whether a member's own judge counts towards its generator's S(G)
+
+    @property
+    def judge_config(self) -> JudgeConfig:
+        return JudgeConfig(self.judges, self.judge_steps, self_judgement=self.self_judgement)
+
+    @property
+    def needs_discriminators(self) -> bool:
+        """Whether the judges are made from the members' discriminators (a feature judge is not)."""
+        return self.judges != "features"
 
     def validate(self, path: str = "") -> None:
         p = f"{path}." if path else ""
+        self.judge_config.validate(path)
         for key in ("top_k", "top_k_discriminators"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"config key '{p}{key}' must be non-negative, got {getattr(self, key)}")
@@ -112,25 +130,57 @@ class FusionContext:
     def names(self) -> list[str]:
         return [m.name for m in self.ens.members]
 
-    def table(self, params: FusionParams, what: str) -> ScoreTable:
-        """The tournament's ScoreTable (computed once per scoring settings, or read from the run)."""
-        require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
-        key = ("tournament", params.scoring, params.calibration, params.n_score)
-        return self.memo(key, lambda: self._tournament(params))
+    @property
+    def check_real(self) -> Tensor:
+        """The calibration half's second part: what judges are calibrated on and choices are made on
+        (the first part trains the judges; the evaluation half is never used to fit or choose)."""
+        return judge_split(self.cal_real)[1]
 
-    def _tournament(self, params: FusionParams) -> ScoreTable:
+    def judges(self, params: FusionParams, what: str = "judging") -> dict[str, Any]:
+        """The fitted judges (name -> network x -> logit), fitted once per context and judge settings."""
+        cfg = params.judge_config
+        if params.needs_discriminators:
+            require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
+        key = ("judges", cfg.kind, cfg.steps, cfg.lr, cfg.batch)
+        return self.memo(key, lambda: make_judges(self.ens, self.cal_real, cfg, self.seed))
+
+    def judges_named(
+        self, params: FusionParams, names: tuple[str, ...] | list[str], what: str
+    ) -> dict[str, Any]:
+        judges = self.judges(params, what)
+        return {n: judges[n] for n in names}
+
+    def table(self, params: FusionParams, what: str) -> ScoreTable:
+        """The tournament's ScoreTable (computed once per scoring and judge settings, or read from the run)."""
+        if params.needs_discriminators:
+            require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
+        cfg = params.judge_config
+        key = ("tournament", params.scoring, params.calibration, params.n_score, *cfg.record().values())
+        return self.memo(key, lambda: self._tournament(params, what))
+
+    def _tournament(self, params: FusionParams, what: str) -> ScoreTable:
+        cfg = params.judge_config
         saved = matching_tournament(
-            self.ens.run_dir, self.ens.step, self.seed, params.scoring, params.calibration, params.n_score
+            self.ens.run_dir,
+            self.ens.step,
+            self.seed,
+            params.scoring,
+            params.calibration,
+            params.n_score,
+            cfg.record(),
         )
         if saved is not None:
             return ScoreTable.from_json(saved)
         # The same seed, so the tournament's calibration half is this context's calibration half.
-        return score(self.ens, self.real, params.scoring, params.n_score, params.calibration, self.seed)
+        fitted = self.judges(params, what)
+        return score(
+            self.ens, self.real, params.scoring, params.n_score, params.calibration, self.seed, cfg, fitted
+        )
 
     def selection(self, params: FusionParams, what: str) -> Selection:
-        """Generators and discriminators that take part, after top-k and threshold selection."""
+        """Generators and judges that take part, after top-k and threshold selection."""
         if not params.selects:
-            return Selection(tuple(self.names), tuple(self.ens.discriminators()))
+            return Selection(tuple(self.names), judge_names(params.judges, self.ens.discriminators()))
         table = self.table(params, f"{what} with selection (top_k / min_score)")
         return select(
             table, params.top_k, params.top_k_discriminators, params.min_score, params.min_discriminator_score
@@ -139,10 +189,6 @@ class FusionContext:
     def generators(self, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
         gens = self.ens.generators()
         return {n: gens[n] for n in names}
-
-    def discriminators(self, names: tuple[str, ...] | list[str]) -> dict[str, Any]:
-        discs = self.ens.discriminators()
-        return {n: discs[n] for n in names}
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,10 @@ towards ½ wherever they disagree). Its odds p / (1 - p) estimate the density ra
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gensemble.calibration import Calibrator, fit_calibrator, fit_platt
@@ -34,30 +32,13 @@ from gensemble.tournament import all_logits
 class CriticParams(FusionParams):
     """Shared by the critic methods."""
 
-    n_calibration: int = 5000  # held-out real examples (and as many proposals) the critics are fitted on
+    n_calibration: int = 5000  # held-out real examples (and as many proposals) the critics are calibrated on
     batch_size: int = 1000  # proposals drawn and judged at a time
     max_proposals: int = 200  # give up after this many proposals per requested sample
-    # Train copies of the discriminators further, with cross-entropy on held-out real data against
-    # proposals (the generators frozen), before calibrating them: DRS's fix for a D that is no
-    # density-ratio estimator of the mixture. Uses the first half of the calibration data.
-    finetune_steps: int = 0
-    finetune_lr: float = 1e-3
-    finetune_batch: int = 256
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
-        if self.finetune_steps < 0:
-            raise ConfigError(
-                f"config key '{path}.finetune_steps' must be non-negative, got {self.finetune_steps}"
-            )
-        if self.finetune_lr <= 0:
-            raise ConfigError(f"config key '{path}.finetune_lr' must be positive, got {self.finetune_lr}")
-        for key, low in (
-            ("n_calibration", 10),
-            ("batch_size", 1),
-            ("max_proposals", 1),
-            ("finetune_batch", 1),
-        ):
+        for key, low in (("n_calibration", 10), ("batch_size", 1), ("max_proposals", 1)):
             if getattr(self, key) < low:
                 raise ConfigError(
                     f"config key '{path}.{key}' must be at least {low}, got {getattr(self, key)}"
@@ -106,58 +87,33 @@ def fit_ensemble_critic(
     return EnsembleCritic(discs, cals, fit_platt(avg_logit(real_logits), avg_logit(fake_logits)))
 
 
-def finetune_discriminators(
-    discs: dict[str, nn.Module], real: Tensor, proposal: MixtureSampler, p: CriticParams
-) -> dict[str, nn.Module]:
-    """Copies of the discriminators trained further to tell `real` from fresh proposals (the run's own
-    networks are left untouched). Every copy sees the same batches."""
-    gen = torch.Generator().manual_seed(p.fit_seed + 3)
-    copies = {k: copy.deepcopy(d).requires_grad_(True).train() for k, d in discs.items()}
-    opts = {
-        k: torch.optim.Adam(d.parameters(), lr=p.finetune_lr, betas=(0.5, 0.999)) for k, d in copies.items()
-    }
-    labels = torch.cat([torch.ones(p.finetune_batch), torch.zeros(p.finetune_batch)])
-    for _ in range(p.finetune_steps):
-        idx = torch.randint(len(real), (p.finetune_batch,), generator=gen)
-        fake, _ = proposal.draw(p.finetune_batch, gen)
-        batch = torch.cat([real[idx].cpu(), fake])
-        for k, d in copies.items():
-            device = next(d.parameters()).device
-            loss = F.binary_cross_entropy_with_logits(d(batch.to(device)).reshape(-1), labels.to(device))
-            opts[k].zero_grad(set_to_none=True)
-            loss.backward()
-            opts[k].step()
-    return {k: d.eval().requires_grad_(False) for k, d in copies.items()}
-
-
 def proposal_and_fit_data(
     ctx: FusionContext, p: CriticParams, what: str
 ) -> tuple[MixtureSampler, dict, Tensor, Tensor]:
-    """The proposal mixture, the judging discriminators (fine-tuned copies if asked), and (real,
-    proposal) data to calibrate critics on; built once per context for the same settings."""
+    """The proposal mixture, the judges (fitted once per context), and (real, proposal) data to
+    calibrate critics on; built once per context for the same settings."""
     sel = ctx.selection(p, what)
     key = ("fit-data", sel.generators, sel.discriminators, p.n_calibration, p.fit_seed)
-    key += (p.finetune_steps, p.finetune_lr, p.finetune_batch)
-    return ctx.memo(key, lambda: _fit_data(ctx, p, sel))
+    key += tuple(p.judge_config.record().values())
+    return ctx.memo(key, lambda: _fit_data(ctx, p, sel, what))
 
 
 def shared_critic(ctx: FusionContext, p: CriticParams, what: str) -> tuple[MixtureSampler, EnsembleCritic]:
     """The proposal and the calibrated ensemble critic, fitted once per context and shared by every
     critic fusion with the same selection and calibration."""
     proposal, discs, real, fake = proposal_and_fit_data(ctx, p, what)
-    key = ("critic", tuple(discs), len(real), p.fit_seed, p.finetune_steps, p.calibration, id(fake))
+    key = ("critic", tuple(discs), len(real), p.fit_seed, p.calibration, id(fake))
     return proposal, ctx.memo(key, lambda: fit_ensemble_critic(discs, real, fake, p.calibration))
 
 
-def _fit_data(ctx: FusionContext, p: CriticParams, sel: Any) -> tuple[MixtureSampler, dict, Tensor, Tensor]:
+def _fit_data(
+    ctx: FusionContext, p: CriticParams, sel: Any, what: str
+) -> tuple[MixtureSampler, dict, Tensor, Tensor]:
     proposal = MixtureSampler(ctx.generators(sel.generators), torch.ones(len(sel.generators)), ctx.names)
-    discs = ctx.discriminators(sel.discriminators)
-    real = ctx.cal_real[: p.n_calibration]
-    if p.finetune_steps:
-        # Fine-tune on one half, calibrate on the other: calibration on the training data is over-confident.
-        half = len(real) // 2
-        discs = finetune_discriminators(discs, real[:half], proposal, p)
-        real = real[half:]
+    discs = ctx.judges_named(p, sel.discriminators, what)
+    # Calibrated on the part of the calibration half the judges were not trained on: calibration on
+    # their training data would be over-confident.
+    real = ctx.check_real[: p.n_calibration]
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
     return proposal, discs, real, fake
 

@@ -25,6 +25,7 @@ from gensemble.fusion.average import snapshot_files
 from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.fusion.critic import DRSSampler, RejectionParams, fit_ensemble_critic
 from gensemble.fusion.mixture import MixtureSampler
+from gensemble.tournament import make_judges
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,11 @@ def fuse_snapshots(ctx: FusionContext, p: SnapshotParams) -> MixtureSampler | DR
     proposal = MixtureSampler(gens, torch.ones(len(gens)), list(gens))
     if p.refine == "none":
         return proposal
-    discs = ctx.discriminators(list(ctx.ens.discriminators()))
-    real = ctx.cal_real[: p.n_calibration]
+    # Judges made for this mixture: fine-tuned (or a feature judge) against the snapshots' samples.
+    cfg = p.judge_config
+    key = ("snapshot-judges", tuple(gens), *cfg.record().values())
+    discs = ctx.memo(key, lambda: make_judges(ctx.ens, ctx.cal_real, cfg, ctx.seed, generators=gens))
+    real = ctx.check_real[: p.n_calibration]
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
     critic = fit_ensemble_critic(discs, real, fake, p.calibration)
     return DRSSampler(proposal, critic.log_ratio, p, "snapshots")

@@ -105,6 +105,11 @@ class DomainClassifier(nn.Module):
         return self.logits_and_features(x)[0]
 
 
+def has_classifier(dataset: str) -> bool:
+    """Whether `dataset` has a domain classifier (a training recipe, or another dataset's per channel)."""
+    return dataset in RECIPES or dataset in PER_CHANNEL_SOURCES
+
+
 def per_channel_source(dataset: str) -> str | None:
     """The dataset whose classifier `dataset` applies per channel (stacked-mnist -> mnist-5k), else None."""
     return PER_CHANNEL_SOURCES.get(dataset)

@@ -32,7 +32,7 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -44,6 +44,7 @@ from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from gensemble.data import Dataset, load_dataset
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
+from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
 from gensemble.tournament.scorings import (  # noqa: F401  (re-exported)
     RatingConfig,
     battle_matrix,
@@ -138,18 +139,98 @@ def require_discriminators(ens: Ensemble, what: str, hint: str | None = None) ->
 # --- judgements: the one stage that runs networks --------------------------------------------------
 @dataclass
 class Judgements:
-    """Every discriminator's raw logits and calibrated probabilities on held-out real data and on a
-    fixed sample set from every generator."""
+    """Every judge's raw logits and calibrated probabilities on held-out real data and on a fixed
+    sample set from every generator."""
 
     generators: tuple[str, ...]
-    discriminators: tuple[str, ...]
-    owners: tuple[str | None, ...]  # member of each discriminator, None for shared critics
+    discriminators: tuple[str, ...]  # the judges' names
+    owners: tuple[str | None, ...]  # member of each judge, None for shared critics and feature judges
     real_logits: Tensor  # (N, R)
     fake_logits: Tensor  # (M, N, S)
     real_probs: Tensor  # (N, R), calibrated
     fake_probs: Tensor  # (M, N, S), calibrated
     calibrators: dict[str, Calibrator]
     calibration: str
+    judges: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def counted(self) -> np.ndarray:
+        """(M, N) which judgements count towards S(G): all, or all but a member's own judge of its
+        generators (and their snapshots, "member@step") when self-judgement is off."""
+        mask = np.ones((len(self.generators), len(self.discriminators)), dtype=bool)
+        if not self.judges.self_judgement:
+            for i, g in enumerate(self.generators):
+                for k, owner in enumerate(self.owners):
+                    mask[i, k] = owner is None or owner != g.split("@", 1)[0]
+            mask[mask.sum(axis=1) == 0] = True  # a generator judged only by its own D keeps it
+        return mask
+
+
+def make_judges(
+    ens: Ensemble,
+    cal_real: Tensor,
+    judges: JudgeConfig,
+    seed: int = 0,
+    generators: dict[str, Any] | None = None,
+) -> dict[str, nn.Module]:
+    """The ensemble's judges, fitted as `judges` says on the judges' share of the calibration half
+    against samples pooled from every generator (or from `generators`)."""
+    discs = {} if judges.kind == "features" else require_discriminators(ens, "scoring")
+    train_real, _ = judge_split(cal_real)
+    return fit_judges(discs, generators or ens.generators(), train_real, judges, ens.cfg.data.name, seed)
+
+
+def judge_population(
+    generators: dict[str, Any],
+    judges: dict[str, nn.Module],
+    owners: tuple[str | None, ...],
+    cal_real: Tensor,
+    eval_real: Tensor,
+    n_samples: int = 2000,
+    calibration: CalibrationMethod = "platt",
+    seed: int = 0,
+    config: JudgeConfig = JudgeConfig(),
+) -> Judgements:
+    """Calibrate every judge on its share of the calibration half against samples pooled from every
+    generator, then let each judge every generator on fresh samples and the evaluation half."""
+    if n_samples < 2:
+        raise ConfigError(f"n_samples must be at least 2, got {n_samples}")
+    _, calib_real = judge_split(cal_real)
+    calib_real, eval_real = calib_real[:n_samples], eval_real[:n_samples]
+    cal_fake = pooled_fakes(generators, len(calib_real), seed + 1)
+    calibrators = {
+        name: fit_calibrator(
+            discriminator_logits(d, calib_real), discriminator_logits(d, cal_fake), calibration
+        )
+        for name, d in judges.items()
+    }
+    real_logits = all_logits(judges, eval_real)
+    # Fresh samples (another seed) for scoring: the calibrators never saw them.
+    fake_logits = torch.stack(
+        [
+            all_logits(judges, draw(g, n_samples, seed + 104_729 * (i + 1)))
+            for i, g in enumerate(generators.values())
+        ]
+    )
+    cals = list(calibrators.values())
+    real_probs = torch.stack([c.predict_proba(real_logits[j]) for j, c in enumerate(cals)])
+    fake_probs = torch.stack(
+        [
+            torch.stack([c.predict_proba(fake_logits[i, j]) for j, c in enumerate(cals)])
+            for i in range(len(generators))
+        ]
+    )
+    return Judgements(
+        generators=tuple(generators),
+        discriminators=tuple(judges),
+        owners=owners,
+        real_logits=real_logits,
+        fake_logits=fake_logits,
+        real_probs=real_probs,
+        fake_probs=fake_probs,
+        calibrators=calibrators,
+        calibration=calibration,
+        judges=config,
+    )
 
 
 def judge(
@@ -158,45 +239,16 @@ def judge(
     n_samples: int = 2000,
     calibration: CalibrationMethod = "platt",
     seed: int = 0,
+    judges: JudgeConfig = JudgeConfig(),
+    fitted: dict[str, nn.Module] | None = None,
 ) -> Judgements:
-    """Calibrate every discriminator on the calibration half, then let each judge every generator."""
-    if n_samples < 2:
-        raise ConfigError(f"n_samples must be at least 2, got {n_samples}")
-    discs = require_discriminators(ens, "scoring")
-    gens = ens.generators()
+    """Fit the judges (or take `fitted` ones), calibrate them, then let each judge every generator."""
     cal_real, eval_real = heldout_halves(real_data, seed)
-    cal_real, eval_real = cal_real[:n_samples], eval_real[:n_samples]
-    cal_fake = pooled_fakes(gens, len(cal_real), seed + 1)
-    calibrators = {
-        name: fit_calibrator(
-            discriminator_logits(d, cal_real), discriminator_logits(d, cal_fake), calibration
-        )
-        for name, d in discs.items()
-    }
-    real_logits = all_logits(discs, eval_real)
-    # Fresh samples (another seed) for scoring: the calibrators never saw them.
-    fake_logits = torch.stack(
-        [all_logits(discs, draw(g, n_samples, seed + 104_729 * (i + 1))) for i, g in enumerate(gens.values())]
-    )
-    cals = list(calibrators.values())
-    real_probs = torch.stack([c.predict_proba(real_logits[j]) for j, c in enumerate(cals)])
-    fake_probs = torch.stack(
-        [
-            torch.stack([c.predict_proba(fake_logits[i, j]) for j, c in enumerate(cals)])
-            for i in range(len(gens))
-        ]
-    )
+    nets = fitted if fitted is not None else make_judges(ens, cal_real, judges, seed)
     names = [m.name for m in ens.members]
-    return Judgements(
-        generators=tuple(gens),
-        discriminators=tuple(discs),
-        owners=tuple(owner_of(d, names) for d in discs),
-        real_logits=real_logits,
-        fake_logits=fake_logits,
-        real_probs=real_probs,
-        fake_probs=fake_probs,
-        calibrators=calibrators,
-        calibration=calibration,
+    owners = tuple(owner_of(d, names) for d in nets)
+    return judge_population(
+        ens.generators(), nets, owners, cal_real, eval_real, n_samples, calibration, seed, judges
     )
 
 
@@ -234,16 +286,18 @@ def table_from_judgements(
     if scoring not in SCORINGS:
         raise ConfigError(f"unknown scoring {scoring!r}; known: {', '.join(SCORINGS)}")
     matrix, auc = score_matrix(j)
-    g_scores, d_scores = matrix.mean(axis=1), auc.mean(axis=0)
-    extra: dict[str, Any] = {}
+    counted = j.counted()
+    g_scores = (matrix * counted).sum(axis=1) / counted.sum(axis=1)
+    d_scores = auc.mean(axis=0)
+    extra: dict[str, Any] = {"judges": j.judges.record()}
     if scoring == "battle":
         margins, r_test = battle_matrix(j)
         g_scores = battle_scores(margins, draw_margin)
-        extra = {"battle_margins": margins, "battle_r_test": r_test}
+        extra |= {"battle_margins": margins, "battle_r_test": r_test}
     elif scoring in ("elo", "glicko"):
         ratings = rate(play_games(j, rating.rounds, rating.games, seed, rating.outcome), scoring, rating)
         g_scores, d_scores = ratings["rows"][:-1], ratings["cols"]
-        extra = {"real_rating": float(ratings["rows"][-1])}
+        extra |= {"real_rating": float(ratings["rows"][-1])}
         if scoring == "glicko":
             extra |= {"generator_rd": ratings["rows_rd"][:-1], "discriminator_rd": ratings["cols_rd"]}
     return ScoreTable(
@@ -269,8 +323,10 @@ def score(
     n_samples: int = 2000,
     calibration: CalibrationMethod = "platt",
     seed: int = 0,
+    judges: JudgeConfig = JudgeConfig(),
+    fitted: dict[str, nn.Module] | None = None,
 ) -> ScoreTable:
-    """Every discriminator scores every generator on held-out real data; see the module docstring."""
+    """Every judge scores every generator on held-out real data; see the module docstring."""
     n_real = len(as_tensor(real_data))
     if n_real < MIN_REAL_FOR_SCORING:
         warnings.warn(
@@ -278,7 +334,8 @@ def score(
             f"probabilities are rough below {MIN_REAL_FOR_SCORING}: hold out more (data.test_fraction)",
             stacklevel=2,
         )
-    table = table_from_judgements(judge(ensemble, real_data, n_samples, calibration, seed), scoring, seed)
+    judgements = judge(ensemble, real_data, n_samples, calibration, seed, judges, fitted)
+    table = table_from_judgements(judgements, scoring, seed)
     table.extra["n_real"] = n_real  # held-out real images, halved into calibration and scoring
     return table
 
@@ -294,11 +351,12 @@ def score_run(
     seed: int = 0,
     device: str = "cpu",
     step: int | None = None,
+    judges: JudgeConfig = JudgeConfig(),
 ) -> ScoreTable:
     """Load a run (its latest checkpoint, or the one at `step`), score it against its dataset's
     held-out ("test") split, and save the table as RUN/tournament.json for fusions and the report."""
     ens = load_run(run_dir, device, step)
-    table = score(ens, load_dataset(ens.cfg.data, "test"), scoring, n_samples, calibration, seed)
+    table = score(ens, load_dataset(ens.cfg.data, "test"), scoring, n_samples, calibration, seed, judges)
     write_tournament(run_dir, table.to_json(), ens.step, seed)
     return table
 

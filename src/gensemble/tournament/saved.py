@@ -33,9 +33,15 @@ def read_tournament(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def matching_tournament(
-    run_dir: str | Path | None, step: int, seed: int, scoring: str, calibration: str, n_samples: int
+    run_dir: str | Path | None,
+    step: int,
+    seed: int,
+    scoring: str,
+    calibration: str,
+    n_samples: int,
+    judges: dict[str, Any],
 ) -> dict[str, Any] | None:
-    """The saved tournament if it was computed for exactly this checkpoint and these settings."""
+    """The saved tournament if it was computed for exactly this checkpoint, these settings and judges."""
     if run_dir is None:
         return None
     saved = read_tournament(run_dir)
@@ -47,5 +53,6 @@ def matching_tournament(
         "scoring": scoring,
         "calibration": calibration,
         "n_samples": n_samples,
+        "judges": judges,
     }
     return saved if all(saved.get(k) == v for k, v in wanted.items()) else None

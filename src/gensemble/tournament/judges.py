@@ -1,0 +1,190 @@
+"""Judges: the networks that decide how real a sample looks, for the tournament and every critic fusion.
+
+A member's own discriminator is a poor judge of the *ensemble*: it was trained only against its own
+generator, so it has never seen another member's artefacts, a VAE's blur or a collapsed GAN, and
+its generator was trained to fool exactly it. Judges are therefore fitted for the job, once per
+fusion context, on the first half of the calibration half of the held-out data (the second half
+calibrates them; the evaluation half is never touched):
+
+* ``finetuned`` (the default): copies of every discriminator trained further, with cross-entropy,
+  on held-out real images against samples pooled from **every** generator (DRS, Azadi et al. 2019,
+  fine-tunes D the same way before rejecting). Each judge keeps its member's name.
+* ``features``: one small two-sample classifier (an MLP) on frozen features, real against pooled
+  samples: the domain classifier's features where the dataset has one, the raw values otherwise (2-D
+  toys). It needs no member's D, so it also judges VAEs and generators whose D is gone.
+* ``raw``: the discriminators as trained (the seed's tournament; kept to show what the others fix).
+
+`docs/RESULTS.md` ("Judges") measures how each ranks a population of generators against FID.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gensemble.errors import ConfigError
+from gensemble.metrics.features import get_extractor
+from gensemble.models.classifier import has_classifier
+
+JudgeKind = Literal["raw", "finetuned", "features"]
+JUDGE_KINDS: tuple[str, ...] = ("raw", "finetuned", "features")
+FEATURE_JUDGE = "features"  # the name the feature judge goes by in tables
+POOL_CAP = 10_000  # generated samples drawn once for fine-tuning (reused across steps)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How the judges are made. Recorded in tournament.json; a saved table is reused only for equal ones."""
+
+    kind: JudgeKind = "finetuned"
+    steps: int = 200  # finetuned: Adam steps per discriminator copy; features: MLP steps × 5
+    lr: float = 1e-3
+    batch: int = 256  # real images per step (and as many pooled samples)
+    # Whether a member's own judge counts towards its generator's S(G). A generator is trained to fool
+    # exactly its own D, so a raw D rates its own G too highly; fine-tuned judges have seen every member.
+    self_judgement: bool = True
+
+    def validate(self, path: str = "") -> None:
+        p = f"{path}." if path else ""
+        if self.kind not in JUDGE_KINDS:
+            raise ConfigError(
+                f"config key '{p}judges' must be one of {', '.join(JUDGE_KINDS)}, got {self.kind!r}"
+            )
+        if not 1 <= self.steps <= 100_000:
+            raise ConfigError(f"config key '{p}judge_steps' must be in [1, 100000], got {self.steps}")
+        if not 0 < self.lr < 1:
+            raise ConfigError(f"config key '{p}judge_lr' must be in (0, 1), got {self.lr}")
+        if self.batch < 2:
+            raise ConfigError(f"config key '{p}judge_batch' must be at least 2, got {self.batch}")
+
+    def record(self) -> dict[str, Any]:
+        """What tournament.json records about its judges."""
+        return asdict(self)
+
+
+def judge_split(cal_real: Tensor) -> tuple[Tensor, Tensor]:
+    """The calibration half split again: (what judges are trained on, what they are calibrated on)."""
+    half = len(cal_real) // 2
+    return cal_real[:half], cal_real[half:]
+
+
+def feature_source(dataset: str) -> str:
+    """The frozen features a feature judge uses: the dataset's domain classifier, else raw values."""
+    return f"classifier:{dataset}" if has_classifier(dataset) else "raw"
+
+
+class FeatureJudge(nn.Module):
+    """logit P(real | x) from an MLP on frozen, standardised features of x."""
+
+    def __init__(self, featurize: Callable[[Tensor], Tensor], mean: Tensor, std: Tensor, hidden: int = 128):
+        super().__init__()
+        self.featurize = featurize
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+        dim = mean.numel()
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, hidden),
+            nn.LeakyReLU(0.2),
+            nn.Linear(hidden, 1),
+        )
+
+    def from_features(self, f: Tensor) -> Tensor:
+        return self.mlp((f - self.mean) / self.std).reshape(-1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.from_features(self.featurize(x.float()))
+
+
+def featurizer(source: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:
+    """x -> features as a differentiable torch function (DDLS takes gradients through it)."""
+    if source == "raw":
+        return lambda x: x.reshape(len(x), -1)
+    extractor = get_extractor(source, device)
+    return lambda x: extractor._forward(x)[0]
+
+
+def _features(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int = 1000) -> Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(x[i : i + batch]).float().cpu() for i in range(0, len(x), batch)])
+
+
+def fit_feature_judge(real: Tensor, fake: Tensor, source: str, cfg: JudgeConfig, seed: int) -> FeatureJudge:
+    """A two-sample MLP classifier on frozen features, real (label 1) against pooled samples (0)."""
+    fn = featurizer(source)
+    fr, ff = _features(fn, real), _features(fn, fake)
+    both = torch.cat([fr, ff])
+    torch.manual_seed(seed + 11)  # the MLP's initialisation
+    judge = FeatureJudge(fn, both.mean(0), both.std(0).clamp_min(1e-6))
+    opt = torch.optim.Adam(judge.mlp.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(seed + 13)
+    labels = torch.cat([torch.ones(cfg.batch), torch.zeros(cfg.batch)])
+    judge.train()
+    # Features are precomputed, so a step costs only the MLP: take more of them than a D would.
+    for _ in range(cfg.steps * 5):
+        xr = fr[torch.randint(len(fr), (cfg.batch,), generator=gen)]
+        xf = ff[torch.randint(len(ff), (cfg.batch,), generator=gen)]
+        loss = F.binary_cross_entropy_with_logits(judge.from_features(torch.cat([xr, xf])), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return judge.eval().requires_grad_(False)
+
+
+def finetune_copies(
+    discs: dict[str, nn.Module], real: Tensor, fake: Tensor, cfg: JudgeConfig, seed: int
+) -> dict[str, nn.Module]:
+    """Copies of the discriminators trained further to tell `real` from `fake` (the run's own
+    networks are left untouched). Every copy sees the same batches."""
+    gen = torch.Generator().manual_seed(seed + 3)
+    copies = {k: copy.deepcopy(d).requires_grad_(True).train() for k, d in discs.items()}
+    opts = {k: torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) for k, d in copies.items()}
+    labels = torch.cat([torch.ones(cfg.batch), torch.zeros(cfg.batch)])
+    for _ in range(cfg.steps):
+        xr = real[torch.randint(len(real), (cfg.batch,), generator=gen)]
+        xf = fake[torch.randint(len(fake), (cfg.batch,), generator=gen)]
+        batch = torch.cat([xr.cpu(), xf])
+        for k, d in copies.items():
+            device = next(d.parameters()).device
+            loss = F.binary_cross_entropy_with_logits(d(batch.to(device)).reshape(-1), labels.to(device))
+            opts[k].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[k].step()
+    return {k: d.eval().requires_grad_(False) for k, d in copies.items()}
+
+
+def pool_of(generators: dict[str, Any], n: int, seed: int) -> Tensor:
+    """About n samples split evenly over every generator, drawn once with a fixed seed."""
+    k = max(1, -(-n // len(generators)))
+    gen = torch.Generator().manual_seed(seed + 17)
+    return torch.cat([g.sample(k, gen).float().cpu() for g in generators.values()])
+
+
+def fit_judges(
+    discs: dict[str, nn.Module],
+    generators: dict[str, Any],
+    real: Tensor,
+    cfg: JudgeConfig,
+    dataset: str,
+    seed: int = 0,
+) -> dict[str, nn.Module]:
+    """name -> a network x -> logit(real), made as `cfg.kind` says, from `real` (the judges' half of
+    the calibration data) against samples pooled from every generator."""
+    if cfg.kind == "raw":
+        return dict(discs)
+    fake = pool_of(generators, min(POOL_CAP, max(len(real) * 2, cfg.batch)), seed)
+    if cfg.kind == "features":
+        return {FEATURE_JUDGE: fit_feature_judge(real, fake, feature_source(dataset), cfg, seed)}
+    return finetune_copies(discs, real, fake, cfg, seed)
+
+
+def judge_names(kind: str, discs: dict[str, nn.Module]) -> tuple[str, ...]:
+    """The names the judges of `kind` will have, known without fitting them."""
+    return (FEATURE_JUDGE,) if kind == "features" else tuple(discs)
