@@ -182,6 +182,22 @@ def test_fusion_rows_report_acceptance_rate(digits_run, tmp_path):
     assert 0 < rate <= 1 and "acceptance_rate" not in result.rows["m0"]
 
 
+def test_evaluate_takes_fusion_settings(digits_run, tmp_path, capsys):
+    """--set fusion.KEY=VALUE reaches the fusion (here DRS's γ percentile changes its acceptance)."""
+    kw = {"metrics": "fid", "n": 50, "fusions": ["rejection"], "cache_dir": tmp_path, "write": False}
+    loose = evaluate_run(digits_run, fusion_settings=["fusion.gamma_percentile=10"], **kw)
+    tight = evaluate_run(digits_run, fusion_settings={"rejection": {"gamma_percentile": 95}}, **kw)
+    assert (
+        loose.rows["fusion:rejection"]["acceptance_rate"] > tight.rows["fusion:rejection"]["acceptance_rate"]
+    )
+    assert loose.info["fusion_settings"] == ["fusion.gamma_percentile=10"]
+    code, out, err = run_cli(
+        capsys, "evaluate", str(digits_run), "-n", "50", "--metrics", "fid", "--fusion", "uniform",
+        "--set", "fusion.gamma_percentile=80",
+    )  # fmt: skip
+    assert code == 2 and "no fusion among uniform has a parameter 'gamma_percentile'" in err
+
+
 def test_cli_table_and_json(digits_run, tmp_path, capsys):
     code, out, _ = run_cli(
         capsys, "evaluate", str(digits_run), "-n", "50", "--json", "--metrics", "fid,modes"

@@ -9,17 +9,26 @@ import torch
 from gensemble.data import load_dataset
 from gensemble.data.toy import toy_modes
 from gensemble.errors import ConfigError, GensembleError, UnknownNameError
-from gensemble.fusion import build_fusion, fusion_names, parse_fusion_params
+from gensemble.fusion import (
+    FusionContext,
+    build_fusion,
+    fusion_names,
+    parse_fusion_params,
+    parse_fusion_settings,
+)
+from gensemble.fusion.auto import shift_for
 from gensemble.fusion.average import average_state_dicts
 from gensemble.fusion.critic import drs_acceptance
 from gensemble.fusion.ddls import energy, langevin
 from gensemble.fusion.mixture import median_bandwidths, mmd_weights, softmax_weights
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.sampling import Samples
+from gensemble.tournament.judges import judge_split
 
 from helpers import run_cli
 
 ALL = [
+    "auto",
     "average",
     "best",
     "ddls",
@@ -43,6 +52,7 @@ QUICK = {
     "best": {"n_score": 300},
     "average": {"members": ["m0"]},
     "uniform": {},
+    "auto": {"burn_in": 500, "n_calibration": 1000, "n_choose": 300, "pool": 4, "gamma_percentiles": [80]},
     "ddls": {"n_calibration": 1000, "steps": 5},
     "snapshots": {"burn_in": 1000, "n_calibration": 1000, "members": ["m1"]},
 }
@@ -75,7 +85,9 @@ def test_every_method_samples(trio, name):
     assert out.x.shape == (300, 2) and out.member_ids.shape == (300,)
     assert torch.isfinite(out.x).all()
     assert 0 <= int(out.member_ids.min()) and int(out.member_ids.max()) < len(out.members)
-    if name in ("rejection", "stacked", "vote", "mh", "snapshots"):
+    if name in ("rejection", "stacked", "vote", "mh", "snapshots") or (
+        name == "auto" and sampler.choice["gamma_percentile"] is not None
+    ):
         assert 0.0 < sampler.acceptance_rate <= 1.0
     else:
         assert sampler.acceptance_rate is None
@@ -257,7 +269,7 @@ def test_parse_fusion_params():
         parse_fusion_params("uniform", ["train.steps=1"])
     with pytest.raises(ConfigError, match="'fusion.temperature' must be positive"):
         parse_fusion_params("weighted", ["fusion.temperature=0"])
-    with pytest.raises(UnknownNameError, match="known fusion methods: average, best"):
+    with pytest.raises(UnknownNameError, match="known fusion methods: auto, average, best"):
         parse_fusion_params("nope")
 
 
@@ -374,3 +386,37 @@ def test_snapshot_ensemble_without_snapshots_says_how_to_get_them():
     ens = build_ensemble(cfg, (2,))
     with pytest.raises(ConfigError, match="no snapshots in this run; train with train.snapshot_every"):
         build_fusion(ens, "snapshots", torch.randn(100, 2))
+
+
+def test_auto_chooses_on_held_out_data_and_is_never_worse_than_the_best_member_there(trio):
+    ens, real = trio
+    p = {"burn_in": 500, "n_calibration": 1000, "n_choose": 400, "pool": 4, "judge_steps": 300}
+    sampler = build_fusion(ens, "auto", real, p)
+    c = sampler.choice
+    scored = {k: v for k, v in c["candidates"].items() if v is not None}
+    # Every member alone is a candidate, the choice is the lowest, so it is at most the best member.
+    assert {"m0", "m1", "m2", "uniform", "learned-weights"} <= set(scored)
+    assert c["fid_choice"] == min(scored.values()) <= c["best_member_fid_choice"]
+    assert c["best_member_fid_choice"] == min(scored[m] for m in ("m0", "m1", "m2"))
+    assert c["chosen"] in scored and c["n_choose"] == 400 and "held-out" in c["why"]
+    # The choice quarter is disjoint from what the critics are calibrated on and the judges train on.
+    ctx = FusionContext.build(ens, real, 0)
+    assert len(ctx.choose_real) + len(ctx.calib_real) + len(judge_split(ctx.cal_real)[0]) == len(ctx.cal_real)
+    out = sampler.sample(200, torch.Generator().manual_seed(1))
+    assert set(out.shares()) <= set(c["weights"])
+
+
+def test_weighted_drs_correction_is_zero_for_the_uniform_mixture():
+    np.testing.assert_allclose(shift_for(np.full(4, 0.25)), 0.0)
+    s = shift_for(np.array([0.5, 0.5, 0.0]))
+    assert s[0] == pytest.approx(-np.log(1.5)) and s[2] == -np.inf
+
+
+def test_fusion_settings_apply_to_the_fusions_that_have_the_key():
+    got = parse_fusion_settings(["uniform", "rejection"], ["fusion.gamma_percentile=80"])
+    assert got["rejection"].gamma_percentile == 80 and not hasattr(got["uniform"], "gamma_percentile")
+    with pytest.raises(ConfigError, match="no fusion among uniform has a parameter 'gamma_percentile'"):
+        parse_fusion_settings(["uniform"], ["fusion.gamma_percentile=80"])
+    with pytest.raises(ConfigError, match="needs a fusion"):
+        parse_fusion_settings([], ["fusion.top_k=2"])
+    assert parse_fusion_settings(["best"], {"best": {"top_k": 2}})["best"].top_k == 2

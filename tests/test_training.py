@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from gensemble.errors import ConfigError
 from gensemble.training.bmm import mlp_plan, run_plan
-from gensemble.training.loop import update_ema
+from gensemble.training.loop import TrainConfig, update_ema
 
 
 def test_update_ema_moves_weights_and_copies_buffers():
@@ -52,3 +53,17 @@ def test_bmm_plan_matches_separate_networks(training):
 def test_unsupported_layers_fall_back_to_vmap():
     assert mlp_plan(nn.Sequential(nn.Conv2d(1, 2, 3))) is None
     assert mlp_plan(nn.Linear(2, 2)) is None
+
+
+def test_ema_half_life_ramps_up_as_stylegan2_ada_does():
+    """β = ½^(batch / min(half-life, ramp × images seen)): early updates forget the initialisation."""
+    cfg = TrainConfig(batch_size=64, ema_halflife_kimg=10, ema_rampup=0.05)
+    assert cfg.keeps_ema and TrainConfig().keeps_ema is False
+    # After 100 steps (6,400 images) the half-life is 320 images, five batches: β = ½^(1/5).
+    assert cfg.ema_beta(100) == pytest.approx(0.5 ** (64 / 320))
+    # Once ramp × images seen passes 10,000 images the half-life stays there.
+    assert cfg.ema_beta(10_000) == pytest.approx(0.5 ** (64 / 10_000))
+    assert cfg.ema_beta(1) < cfg.ema_beta(100) < cfg.ema_beta(10_000)
+    assert TrainConfig(ema_decay=0.999).ema_beta(5) == 0.999
+    with pytest.raises(ConfigError, match="not both"):
+        TrainConfig(ema_decay=0.9, ema_halflife_kimg=1).validate()

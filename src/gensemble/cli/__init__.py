@@ -106,6 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         step=args.step,
         reference=args.reference,
+        fusion_settings=args.set,
     )
     if args.json:
         print_json(result.to_json())
@@ -225,6 +226,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME",
         help="also evaluate these fusion methods (see 'gensemble list fusions')",
+    )
+    ev.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="fusion.KEY=VALUE",
+        help="a fusion parameter, applied to each --fusion that has it (e.g. fusion.gamma_percentile=80)",
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the generated samples")
     ev.add_argument("--device", type=device_arg, default="cpu", help=DEVICE_HELP)

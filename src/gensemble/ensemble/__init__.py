@@ -94,7 +94,7 @@ def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device 
     check_memory(cfg.members, shape, cfg.train.batch_size, device)
     members = [build_member(m, shape, device) for m in cfg.members]
     ens = Ensemble(cfg, members, shape, device)
-    if cfg.train.ema_decay > 0:
+    if cfg.train.keeps_ema:
         for m in members:
             ens.add_aux(
                 f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema"

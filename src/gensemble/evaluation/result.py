@@ -139,7 +139,9 @@ def verdict(rows: dict[str, dict[str, Any]], metric: str = "fid") -> str | None:
     if not members or not fusions:
         return None
     pick = max if higher else min
-    m_name, f_name = pick(members, key=members.get), pick(fusions, key=fusions.get)
+    # `auto` chose itself on held-out data, so it leads; otherwise the best fusion evaluated.
+    m_name = pick(members, key=members.get)
+    f_name = "fusion:auto" if "fusion:auto" in fusions else pick(fusions, key=fusions.get)
     m, f = members[m_name], fusions[f_name]
     gain = (f - m) if higher else (m - f)
     rel = abs(gain) / abs(m) * 100 if m else float("inf")

@@ -54,7 +54,13 @@ from gensemble.evaluation.result import (  # noqa: F401
     crownable,
     evaluation_key,
 )
-from gensemble.fusion import FusionContext, build_fusion, get_fusion, parse_fusion_params
+from gensemble.fusion import (
+    FusionContext,
+    build_fusion,
+    get_fusion,
+    parse_fusion_params,
+    parse_fusion_settings,
+)
 from gensemble.metrics import (
     METRICS,
     FeatureOutput,
@@ -156,6 +162,7 @@ def evaluate_run(
     write: bool = True,
     step: int | None = None,
     reference: str | Path | None = None,
+    fusion_settings: Sequence[str] | dict[str, dict[str, Any]] = (),
 ) -> EvalResult:
     """Evaluate every member and every requested fusion of a run, and the real floor, in one table.
 
@@ -164,7 +171,8 @@ def evaluate_run(
     "inception", or for 2-D toys "points" (the default there). `n`: samples per row, default
     min(held-out evaluation half, 5000); 2500 for 2-D toys; 500 for inception. Writes
     RUN/evaluation.json unless `write` is False; real features are cached in `cache_dir`
-    (default $GENSEMBLE_CACHE/features or ~/.cache/gensemble/features).
+    (default $GENSEMBLE_CACHE/features or ~/.cache/gensemble/features). `fusion_settings`:
+    "fusion.KEY=VALUE" items, applied to each fusion that has KEY, or {fusion: {KEY: VALUE}}.
     """
     # Everything that can be checked without loading anything fails first.
     metric_names, explicit = resolve_metrics(metrics)
@@ -174,15 +182,14 @@ def evaluate_run(
     # "--fusion a,b --fusion c" and ["a", "b"] alike; repeated names are evaluated once.
     fusions = (fusions,) if isinstance(fusions, str) else fusions
     fusion_names = [name for name in dict.fromkeys(p.strip() for f in fusions for p in f.split(",")) if name]
-    for name in fusion_names:
-        get_fusion(name)
+    settings = parse_fusion_settings(fusion_names, fusion_settings)
 
     start = time.perf_counter()
     ens = load_run(run_dir, device, step)
     data_cfg = ens.cfg.data
     heldout = load_dataset(data_cfg, "test")
     for name in fusion_names:
-        if get_fusion(name).needs_discriminators:
+        if get_fusion(name).needs_discriminators and getattr(settings[name], "needs_discriminators", True):
             require_discriminators(ens, f"fusion {name!r}")
     if reference is not None:
         eval_half = reference_images(reference, heldout.x.shape[1:])
@@ -238,6 +245,7 @@ def evaluate_run(
     rows: dict[str, dict[str, float]] = {}
     shares: dict[str, dict[str, float]] = {}
     grids: dict[str, Tensor] = {}
+    choices: dict[str, dict[str, Any]] = {}
     # One context for every fusion: the tournament (read from RUN/tournament.json when `score` saved
     # it), the proposals and the ensemble critic are computed once and shared.
     ctx = FusionContext.build(ens, heldout, REFERENCE_SEED) if fusion_names else None
@@ -252,9 +260,11 @@ def evaluate_run(
             bar.update(1)
         for name in fusion_names:
             row = FUSION_PREFIX + name
-            rows[row], shares[row], x = evaluate_fusion(
-                ctx, name, n, seed, lambda x, d: score(featurizer(x, d))
+            rows[row], shares[row], x, choice = evaluate_fusion(
+                ctx, name, n, seed, lambda x, d: score(featurizer(x, d)), settings[name]
             )
+            if choice is not None:
+                choices[row] = choice
             grids[row] = x[:GRID_N]
             bar.update(1)
     finally:
@@ -263,6 +273,10 @@ def evaluate_run(
     info: dict[str, Any] = {"dataset": data_cfg.name, "seconds": round(time.perf_counter() - start, 1)}
     if reference is not None:
         info["reference_folder"] = str(reference)
+    if choices:
+        info["choices"] = choices  # what `auto` chose on held-out data, and every candidate's FID there
+    if fusion_settings:
+        info["fusion_settings"] = fusion_settings if isinstance(fusion_settings, dict) else list(fusion_settings)
     if shares:
         info["member_shares"] = {row: {k: round(v, 4) for k, v in s.items()} for row, s in shares.items()}
         for row, s in shares.items():
@@ -322,11 +336,12 @@ def floor_sample(data_cfg: Any, n: int) -> Tensor:
 
 
 def evaluate_fusion(
-    ctx: FusionContext, name: str, n: int, seed: int, score: Any
-) -> tuple[dict[str, float], dict[str, float], Tensor]:
-    """One fusion's row, its member shares and its samples: build it in `ctx` (on the calibration half
-    of the held-out split), draw n, score them."""
-    params = parse_fusion_params(name, {})
+    ctx: FusionContext, name: str, n: int, seed: int, score: Any, params: Any = None
+) -> tuple[dict[str, float], dict[str, float], Tensor, dict[str, Any] | None]:
+    """One fusion's row, its member shares, its samples and what it chose (`auto`; else None): build
+    it in `ctx` (on the calibration half of the held-out split) with `params` (default: its
+    defaults), draw n, score them."""
+    params = parse_fusion_params(name, {}) if params is None else params
     if getattr(params, "fit_seed", REFERENCE_SEED) != REFERENCE_SEED:
         raise GensembleError(
             f"fusion {name!r} would fit on the evaluation half; its fit_seed must be {REFERENCE_SEED}"
@@ -339,7 +354,7 @@ def evaluate_fusion(
         row["acceptance_rate"] = float(rate)
     shares = samples.shares()
     row["top_share"] = max(shares.values())  # the largest share of one member among kept samples
-    return row, shares, samples.x.cpu()
+    return row, shares, samples.x.cpu(), getattr(sampler, "choice", None)
 
 
 __all__ = [

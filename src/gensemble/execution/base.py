@@ -250,7 +250,7 @@ def run_task_spec(spec: TaskSpec, data: Dataset | None = None) -> TaskResult:
 
     def on_step(m: Member, stats: Stats) -> None:
         if ema is not None:
-            update_ema(ema, m.model.generator_net(), spec.train.ema_decay)
+            update_ema(ema, m.model.generator_net(), spec.train.ema_beta(m.step))
         if m.step % spec.train.log_every == 0 or m.step == spec.train.steps:
             logs.append((m.step, stats))
 

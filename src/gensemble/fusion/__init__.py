@@ -20,6 +20,7 @@ drawn with `fit_seed`; the sampling seed only changes which samples come out. Se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from torch import Tensor
 from gensemble.config import apply_overrides, from_dict
 from gensemble.data import Dataset, load_dataset
 from gensemble.errors import ConfigError
-from gensemble.fusion import average, critic, ddls, mh, mixture, snapshots, stacked  # noqa: F401
+from gensemble.fusion import auto, average, critic, ddls, mh, mixture, snapshots, stacked  # noqa: F401
 from gensemble.fusion.base import (
     FUSIONS,
     NO_DISCRIMINATOR_HINT,
@@ -71,6 +72,35 @@ def parse_fusion_params(name: str, overrides: list[str] | tuple[str, ...] | dict
     if not isinstance(raw, dict):
         raise ConfigError("--set fusion=... must name a key, as in fusion.KEY=VALUE")
     return from_dict(entry.config, raw, "fusion")
+
+
+def parse_fusion_settings(
+    names: Sequence[str], overrides: Sequence[str] | dict[str, dict[str, Any]] = ()
+) -> dict[str, Any]:
+    """Each named fusion's typed params: `--set fusion.KEY=VALUE` items apply to every named fusion
+    whose parameters have KEY (a key none of them has is an error); a dict gives each its own."""
+    if isinstance(overrides, dict):
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise ConfigError(
+                f"fusion settings given for {unknown[0]!r}, which is not among the fusions evaluated"
+            )
+        return {n: parse_fusion_params(n, overrides.get(n, {})) for n in names}
+    for item in overrides:
+        if not item.startswith("fusion."):
+            raise ConfigError(f"--set with --fusion takes fusion.KEY=VALUE, got {item!r}")
+    raw = apply_overrides({}, list(overrides)).get("fusion", {})
+    if not isinstance(raw, dict):
+        raise ConfigError("--set fusion=... must name a key, as in fusion.KEY=VALUE")
+    if raw and not names:
+        raise ConfigError("--set fusion.KEY=VALUE needs a fusion to apply to: add --fusion NAME")
+    fields = {n: set(get_fusion(n).config.__dataclass_fields__) for n in names}
+    for key in raw:
+        if not any(key in f for f in fields.values()):
+            raise ConfigError(
+                f"no fusion among {', '.join(names)} has a parameter {key!r}; see docs/fusion.md for each one's keys"
+            )
+    return {n: parse_fusion_params(n, {k: v for k, v in raw.items() if k in fields[n]}) for n in names}
 
 
 def build_fusion(
@@ -133,6 +163,7 @@ __all__ = [
     "fusion_names",
     "get_fusion",
     "parse_fusion_params",
+    "parse_fusion_settings",
     "register_fusion",
     "sample_with_fusion",
 ]

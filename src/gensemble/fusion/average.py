@@ -3,7 +3,7 @@
 Two sources, both written during training by gensemble.run.hooks:
 
 * ``ema``: the exponential moving average of a generator's weights ("<member>.G_ema", kept when
-  train.ema_decay > 0; Karras et al. 2018 and Yazıcı et al. 2019 show it smooths GAN training).
+  train.ema_halflife_kimg or train.ema_decay > 0; Karras et al. 2018 and Yazıcı et al. 2019 show it smooths GAN training).
 * ``snapshots``: a uniform "soup" of the generator's snapshots (RUN/snapshots/<member>/step-*.
   safetensors, kept when train.snapshot_every > 0; Wortsman et al. 2022).
 
@@ -101,13 +101,13 @@ def ingredients(ens: Any, names: list[str], p: AverageParams) -> tuple[list[dict
         if not source:
             raise ConfigError(
                 f"fusion 'average' found neither EMA weights nor snapshots for {', '.join(names)}; "
-                "train with train.ema_decay (e.g. 0.999) or train.snapshot_every (e.g. 500)"
+                "train with train.ema_halflife_kimg (e.g. 10), train.ema_decay (e.g. 0.999) or train.snapshot_every (e.g. 500)"
             )
     if source == "ema":
         if not has_ema:
             raise ConfigError(
                 f"fusion 'average' with source=ema needs EMA weights, but {', '.join(names)} kept none; "
-                "train with train.ema_decay > 0 (e.g. 0.999)"
+                "train with train.ema_halflife_kimg > 0 (e.g. 10) or train.ema_decay > 0 (e.g. 0.999)"
             )
         states = [{k: v.detach().cpu() for k, v in ens.aux[f"{n}.G_ema"].state_dict().items()} for n in names]
         return states, f"{'+'.join(names)}:ema"

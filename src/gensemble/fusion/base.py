@@ -130,11 +130,20 @@ class FusionContext:
     def names(self) -> list[str]:
         return [m.name for m in self.ens.members]
 
+    # The calibration half is used in three parts, so that nothing is chosen on the data it was fitted
+    # on: the first half trains the judges, then a quarter calibrates the critics and a quarter is
+    # where `auto` compares its candidates. The evaluation half is never used to fit or to choose.
     @property
-    def check_real(self) -> Tensor:
-        """The calibration half's second part: what judges are calibrated on and choices are made on
-        (the first part trains the judges; the evaluation half is never used to fit or choose)."""
-        return judge_split(self.cal_real)[1]
+    def calib_real(self) -> Tensor:
+        """Where critics are calibrated (the judges never trained on it)."""
+        rest = judge_split(self.cal_real)[1]
+        return rest[: len(rest) // 2]
+
+    @property
+    def choose_real(self) -> Tensor:
+        """Where `auto` compares its candidates (no judge trained and no critic calibrated on it)."""
+        rest = judge_split(self.cal_real)[1]
+        return rest[len(rest) // 2 :]
 
     def judges(self, params: FusionParams, what: str = "judging") -> dict[str, Any]:
         """The fitted judges (name -> network x -> logit), fitted once per context and judge settings."""

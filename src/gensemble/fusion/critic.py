@@ -113,7 +113,7 @@ def _fit_data(
     discs = ctx.judges_named(p, sel.discriminators, what)
     # Calibrated on the part of the calibration half the judges were not trained on: calibration on
     # their training data would be over-confident.
-    real = ctx.check_real[: p.n_calibration]
+    real = ctx.calib_real[: p.n_calibration]
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
     return proposal, discs, real, fake
 
@@ -140,6 +140,10 @@ class RejectionSampler:
     def accept(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    def accept_from(self, x: Tensor, owner: Tensor, generator: torch.Generator | None) -> Tensor:
+        """`accept` for samples whose member ids are known (a method may correct for its member)."""
+        return self.accept(x, generator)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Samples:
         xs, ids, kept, tried = [], [], 0, 0
         while kept < n:
@@ -149,7 +153,7 @@ class RejectionSampler:
                     "the critics reject nearly everything: loosen the method's parameters or raise fusion.max_proposals"
                 )
             x, owner = self.proposal.draw(self.batch_size, generator)
-            keep = self.accept(x, generator)
+            keep = self.accept_from(x, owner, generator)
             tried += len(x)
             kept += int(keep.sum())
             xs.append(x[keep])

@@ -88,4 +88,4 @@ class MHSampler:
 def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
     proposal, critic = shared_critic(ctx, p, "fusion 'mh'")
     # Chains start on the calibration half: the evaluation half is what `evaluate` scores against.
-    return MHSampler(proposal, critic, ctx.check_real, p)
+    return MHSampler(proposal, critic, ctx.calib_real, p)

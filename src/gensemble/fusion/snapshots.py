@@ -84,7 +84,7 @@ def fuse_snapshots(ctx: FusionContext, p: SnapshotParams) -> MixtureSampler | DR
     cfg = p.judge_config
     key = ("snapshot-judges", tuple(gens), *cfg.record().values())
     discs = ctx.memo(key, lambda: make_judges(ctx.ens, ctx.cal_real, cfg, ctx.seed, generators=gens))
-    real = ctx.check_real[: p.n_calibration]
+    real = ctx.calib_real[: p.n_calibration]
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
     critic = fit_ensemble_critic(discs, real, fake, p.calibration)
     return DRSSampler(proposal, critic.log_ratio, p, "snapshots")

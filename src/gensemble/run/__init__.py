@@ -94,7 +94,7 @@ def load_run(
     total step `step`). Warns about members that trained less than the config asks: a stopped run
     would otherwise mix barely trained members into every sample, score and evaluation.
 
-    With `ema`, members of a run that kept an EMA of its generators (train.ema_decay > 0) generate
+    With `ema`, members of a run that kept an EMA of its generators (train.ema_halflife_kimg or train.ema_decay > 0) generate
     with the EMA weights, as StudioGAN can evaluate with G_ema. It is off by default: in the
     benchmark's pilots (docs/RESULTS.md) the EMA was worse than the weights as trained at every
     budget tried, and the discriminators were trained against the latter."""

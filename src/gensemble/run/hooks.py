@@ -40,7 +40,7 @@ class RunHooks:
         step = member.step
         ema = self.ens.aux.get(f"{member.name}.G_ema")
         if ema is not None:
-            update_ema(ema, member.model.generator_net(), self.cfg.ema_decay)
+            update_ema(ema, member.model.generator_net(), self.cfg.ema_beta(step))
         if self.cfg.snapshot_every and step % self.cfg.snapshot_every == 0:
             self.snapshot(member)
         if step % self.cfg.log_every == 0 or step == self.cfg.steps:
@@ -80,7 +80,7 @@ class RunHooks:
         """
         c = self.cfg
         return (
-            c.ema_decay > 0
+            c.keeps_ema
             or step % c.checkpoint_every == 0
             or bool(c.snapshot_every and step % c.snapshot_every == 0)
             or bool(c.image_every and step % c.image_every == 0)

@@ -35,7 +35,11 @@ class TrainConfig:
     checkpoint_every: int = 500
     log_every: int = 50
     image_every: int = 0  # TensorBoard sample grids every N steps (0: only at the end)
-    ema_decay: float = 0.0  # keep an EMA of each generator's weights (e.g. 0.999; 0 = off), for `average`
+    ema_decay: float = 0.0  # keep an EMA of each generator's weights at this fixed decay (0 = off)
+    # The EMA as StyleGAN2-ADA keeps it: a half-life of this many thousand images, ramped up as
+    # min(half-life, ema_rampup × images seen) so the initialisation is forgotten early (0 = off).
+    ema_halflife_kimg: float = 0.0
+    ema_rampup: float = 0.05
     snapshot_every: int = 0  # save each generator's weights every N steps, for a "soup" (0 = off)
     threads: int | None = None  # PyTorch CPU threads; None: measured and adapted while training (--threads)
     device: str = "cpu"  # cpu, cuda, cuda:N (a GPU by index) or auto
@@ -59,6 +63,26 @@ class TrainConfig:
             )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"config key '{p}ema_decay' must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.ema_halflife_kimg <= 1e6:
+            raise ConfigError(f"config key '{p}ema_halflife_kimg' must be in [0, 1e6], got {self.ema_halflife_kimg}")
+        if not 0.0 <= self.ema_rampup <= 1.0:
+            raise ConfigError(f"config key '{p}ema_rampup' must be in [0, 1], got {self.ema_rampup}")
+        if self.ema_decay > 0 and self.ema_halflife_kimg > 0:
+            raise ConfigError(f"set one of '{p}ema_decay' and '{p}ema_halflife_kimg', not both")
+
+    @property
+    def keeps_ema(self) -> bool:
+        return self.ema_decay > 0 or self.ema_halflife_kimg > 0
+
+    def ema_beta(self, step: int) -> float:
+        """The EMA decay after `step` generator updates: fixed, or StyleGAN2-ADA's ramped half-life
+        (training/training_loop.py, "Update G_ema"): β = ½^(batch / min(half-life, ramp × images seen))."""
+        if self.ema_halflife_kimg <= 0:
+            return self.ema_decay
+        nimg = self.ema_halflife_kimg * 1000.0
+        if self.ema_rampup > 0:
+            nimg = min(nimg, step * self.batch_size * self.ema_rampup)
+        return 0.5 ** (self.batch_size / max(nimg, 1e-8))
 
 
 def resolve_device(name: str) -> torch.device:
