@@ -18,6 +18,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,8 @@ from gensemble.fusion.snapshots import SnapshotParams, snapshot_generators
 from gensemble.run import load_run, train_run
 from gensemble.tournament import SCORINGS, heldout_halves, judge_population, owner_of, table_from_judgements
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
+
+from _common import write_marked_table
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "runs" / "bench-judges"
@@ -133,10 +136,11 @@ def seeded(config: Path, s: int) -> dict:
     """The config with every member's seed moved by 10·s: ensembles that differ only in seed."""
     raw = yaml.safe_load(config.read_text())
     raw["members"] = [{**m, "seed": int(m.get("seed", i)) + 10 * s} for i, m in enumerate(raw["members"])]
+    raw["train"] = {**raw.get("train", {}), "threads": 1}  # leaves a core for whatever else runs
     return raw
 
 
-def best_section(config: str, seeds: int, kind: str) -> dict:
+def best_section(config: str, seeds: int, kind: str, save: Callable[[dict], None]) -> dict:
     """`best` (the top of the default tournament) over ensembles that differ only in seed. The FID
     noise is the spread of one generator's FID over 3 sampling seeds (n = N_EVAL), twice its std."""
     out = []
@@ -163,6 +167,7 @@ def best_section(config: str, seeds: int, kind: str) -> dict:
             f"noise ±{noise:.2f}",
             flush=True,
         )
+        save({"judges": kind, "ensembles": out})  # each finished seed is kept
     return {"judges": kind, "ensembles": out}
 
 
@@ -170,7 +175,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("fashion", "toy", "best"), action="append")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the JSON")
     args = ap.parse_args(argv)
+    if args.render:
+        result = json.loads(OUT.read_text())
+        result["goals"] = goals(result)
+        OUT.write_text(json.dumps(result, indent=1) + "\n")
+        write_marked_table(
+            ROOT / "docs" / "RESULTS.md", render(result), "<!-- judges:begin -->", "<!-- judges:end -->"
+        )
+        print(render(result))
+        return 0
     sections = args.only or ["fashion", "toy", "best"]
     result = json.loads(OUT.read_text()) if OUT.exists() else {}
     started = time.perf_counter()
@@ -185,12 +200,64 @@ def main(argv: list[str] | None = None) -> int:
             OUT.write_text(json.dumps(result, indent=1) + "\n")
     if "best" in sections:
         print("best over seeds (the demo ensemble at 600 steps)", flush=True)
-        result["best"] = best_section("demo-600.yaml", args.seeds, "finetuned")
+
+        def save(best: dict) -> None:
+            result["best"] = best
+            OUT.write_text(json.dumps(result, indent=1) + "\n")
+
+        result["best"] = best_section("demo-600.yaml", args.seeds, "finetuned", save)
     result["goals"] = goals(result)
     result["seconds"] = round(time.perf_counter() - started, 1)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
+    write_marked_table(
+        ROOT / "docs" / "RESULTS.md", render(result), "<!-- judges:begin -->", "<!-- judges:end -->"
+    )
     print(json.dumps(result["goals"], indent=1))
     return 0
+
+
+def render(result: dict) -> str:
+    """The RESULTS.md section: one table per population, then the `best` check and the goals."""
+    lines = []
+    for key, title in (("fashion", "Fashion-MNIST (classifier features)"), ("toy", "grid25 (raw points)")):
+        sec = result.get(key)
+        if not sec:
+            continue
+        gens = sec["generators"]
+        lines += [f"**{title}**: {len(gens)} generators; FID-best {sec['fid_best']}.", ""]
+        cols = [k for k in KEPT if any(k in v for v in gens.values())]
+        lines += ["| generator | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        lines += [f"| {g} | " + " | ".join(f"{v[c]:.4g}" for c in cols) + " |" for g, v in gens.items()]
+        lines += [
+            "",
+            "| judges | self-judgement | scoring | Spearman(S, −FID) | Spearman(S, −KID) | Spearman(S, HQ) | `best` picks | fit s |",
+        ]
+        lines += ["|---|---|---|---|---|---|---|---|"]
+        for r in sec["rows"]:
+            hq = "–" if r.get("spearman_hq") is None else f"{r['spearman_hq']:+.3f}"
+            lines.append(
+                f"| {r['judges']} | {'on' if r['self_judgement'] else 'off'} | {r['scoring']} | {r['spearman_fid']:+.3f} | "
+                f"{r['spearman_kid']:+.3f} | {hq} | {r['best_pick']}{' (FID-best)' if r['pick_is_fid_best'] else ''} | {r['fit_s']} |"
+            )
+        lines.append("")
+    if "best" in result:
+        lines += ["**`best` over ensembles that differ only in seed** (default judges):", ""]
+        lines += [
+            "| seed | `best` picks (FID) | FID-best (FID) | noise (2σ over 3 sampling seeds) |",
+            "|---|---|---|---|",
+        ]
+        for e in result["best"]["ensembles"]:
+            f = e["fids"]
+            lines.append(
+                f"| {e['seed']} | {e['pick']} ({f[e['pick']]:.2f}) | {e['fid_best']} ({f[e['fid_best']]:.2f}) | ±{e['noise']:.2f} |"
+            )
+        lines.append("")
+    lines += ["| goal | target | measured | met |", "|---|---|---|---|"]
+    lines += [
+        f"| {g['name']} | {g['target']} | {g['measured']} | {'yes' if g['met'] else 'no'} |"
+        for g in result.get("goals", [])
+    ]
+    return "\n".join(lines)
 
 
 def goals(result: dict) -> list[dict]:

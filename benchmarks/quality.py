@@ -39,6 +39,8 @@ from quality_report import evaluate_goals, inception_rows, render_markdown, summ
 
 from gensemble.progress import set_quiet  # noqa: E402
 
+from _common import write_results_doc
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -222,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "results" / f"quality{suffix}.json").write_text(
             json.dumps(result, indent=1, default=str) + "\n"
         )
-        (out / f"RESULTS{suffix}.md").write_text(render_markdown(result))
+        write_results_doc(out / f"RESULTS{suffix}.md", render_markdown(result))
         return 0
     preset = QUICK if args.quick else FULL
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
@@ -258,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     (out / "results").mkdir(parents=True, exist_ok=True)
     (out / "results" / f"quality{suffix}.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
-    (out / f"RESULTS{suffix}.md").write_text(render_markdown(result))
+    write_results_doc(out / f"RESULTS{suffix}.md", render_markdown(result))
     for g in result["goals"]:
         print(f"{g['name']:<26} target {g['target']:<40} measured {g['measured']:<50} met: {g['met']}")
     log(f"done: {out / f'RESULTS{suffix}.md'}")

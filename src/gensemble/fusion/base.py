@@ -137,13 +137,13 @@ class FusionContext:
     def calib_real(self) -> Tensor:
         """Where critics are calibrated (the judges never trained on it)."""
         rest = judge_split(self.cal_real)[1]
-        return rest[: len(rest) // 2]
+        return rest if len(rest) < 4 else rest[: len(rest) // 2]
 
     @property
     def choose_real(self) -> Tensor:
         """Where `auto` compares its candidates (no judge trained and no critic calibrated on it)."""
-        rest = judge_split(self.cal_real)[1]
-        return rest[len(rest) // 2 :]
+        rest = judge_split(self.cal_real)[1]  # too few to split: the same images (a tiny folder)
+        return rest if len(rest) < 4 else rest[len(rest) // 2 :]
 
     def judges(self, params: FusionParams, what: str = "judging") -> dict[str, Any]:
         """The fitted judges (name -> network x -> logit), fitted once per context and judge settings."""

@@ -69,7 +69,10 @@ class JudgeConfig:
 
 
 def judge_split(cal_real: Tensor) -> tuple[Tensor, Tensor]:
-    """The calibration half split again: (what judges are trained on, what they are calibrated on)."""
+    """The calibration half split again: (what judges are trained on, what they are calibrated on).
+    Below 8 images there is too little to split, and both are the whole half."""
+    if len(cal_real) < 8:
+        return cal_real, cal_real
     half = len(cal_real) // 2
     return cal_real[:half], cal_real[half:]
 
