@@ -276,7 +276,9 @@ def evaluate_run(
     if choices:
         info["choices"] = choices  # what `auto` chose on held-out data, and every candidate's FID there
     if fusion_settings:
-        info["fusion_settings"] = fusion_settings if isinstance(fusion_settings, dict) else list(fusion_settings)
+        info["fusion_settings"] = (
+            fusion_settings if isinstance(fusion_settings, dict) else list(fusion_settings)
+        )
     if shares:
         info["member_shares"] = {row: {k: round(v, 4) for k, v in s.items()} for row, s in shares.items()}
         for row, s in shares.items():

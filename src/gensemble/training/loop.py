@@ -64,7 +64,9 @@ class TrainConfig:
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"config key '{p}ema_decay' must be in [0, 1), got {self.ema_decay}")
         if not 0.0 <= self.ema_halflife_kimg <= 1e6:
-            raise ConfigError(f"config key '{p}ema_halflife_kimg' must be in [0, 1e6], got {self.ema_halflife_kimg}")
+            raise ConfigError(
+                f"config key '{p}ema_halflife_kimg' must be in [0, 1e6], got {self.ema_halflife_kimg}"
+            )
         if not 0.0 <= self.ema_rampup <= 1.0:
             raise ConfigError(f"config key '{p}ema_rampup' must be in [0, 1], got {self.ema_rampup}")
         if self.ema_decay > 0 and self.ema_halflife_kimg > 0:
