@@ -30,6 +30,7 @@ from gensemble.data import load_dataset
 from gensemble.errors import GensembleError
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import resolve_features
+from gensemble.fusion import build_fusion
 from gensemble.fusion.base import FusionContext
 from gensemble.fusion.snapshots import SnapshotParams, snapshot_generators
 from gensemble.run import load_run, train_run
@@ -129,7 +130,38 @@ def judge_section(ens, heldout, gens: dict, q: dict) -> dict:
                     f"(-KID) {rows[-1]['spearman_kid']:+.3f}  best: {pick}  fit {fit_s:.0f}s",
                     flush=True,
                 )
+    # The judge `best` uses by default: FID against the choice quarter of the calibration half.
+    start = time.perf_counter()
+    held = heldout_fids(ens, heldout, gens)
+    ranked = sorted(held, key=held.get)
+    rows.append(
+        {
+            "judges": "heldout-fid",
+            "self_judgement": True,
+            "scoring": "fid",
+            "spearman_fid": rank_corr(-np.array([held[g] for g in gens]), fids),
+            "spearman_kid": rank_corr(-np.array([held[g] for g in gens]), kids),
+            "spearman_hq": None if None in hqs else -rank_corr(-np.array([held[g] for g in gens]), hqs),
+            "best_pick": ranked[0],
+            "pick_is_fid_best": ranked[0] == fid_best,
+            "fit_s": round(time.perf_counter() - start, 1),
+            "scores": {g: round(held[g], 4) for g in gens},
+        }
+    )
+    print(f"  heldout-fid spearman(-FID) {rows[-1]['spearman_fid']:+.3f}  best: {ranked[0]}", flush=True)
     return {"generators": q, "fid_best": fid_best, "rows": rows}
+
+
+def heldout_fids(ens, heldout, gens: dict) -> dict[str, float]:
+    """FID of every generator against the choice quarter (what `best` ranks by), fresh samples."""
+    ctx = FusionContext.build(ens, heldout, 0)
+    featurizer, _, _ = resolve_features(None, ens.cfg.data.name, heldout.is_image, ("fid",), True, "cpu")
+    ev = Evaluator.prepare(featurizer, ctx.choose_real, ("fid",), 0)
+    n = len(ctx.choose_real)
+    return {
+        name: float(ev.score(g.sample(n, torch.Generator().manual_seed(300 + i)).float().cpu())["fid"])
+        for i, (name, g) in enumerate(gens.items())
+    }
 
 
 def seeded(config: Path, s: int) -> dict:
@@ -157,14 +189,22 @@ def best_section(config: str, seeds: int, kind: str, save: Callable[[dict], None
         nets = fit_judges(ens.discriminators(), gens, judge_split(cal)[0], cfg, ens.cfg.data.name, 0)
         owners = tuple(owner_of(d, [m.name for m in ens.members]) for d in nets)
         t = table_from_judgements(judge_population(gens, nets, owners, cal, ev, N_JUDGE, "platt", 0, cfg))
-        pick = t.generator_ranking()[0]
+        by_tournament = t.generator_ranking()[0]
+        pick = build_fusion(ens, "best", heldout).names[0]  # the fusion as users get it
         noise = 2.0 * float(np.std(spread))
         out.append(
-            {"seed": s, "pick": pick, "fid_best": best, "fids": {g: q[g]["fid"] for g in q}, "noise": noise}
+            {
+                "seed": s,
+                "pick": pick,
+                "tournament_pick": by_tournament,
+                "fid_best": best,
+                "fids": {g: q[g]["fid"] for g in q},
+                "noise": noise,
+            }
         )
         print(
-            f"  seed {s}: best picks {pick} (FID {q[pick]['fid']:.2f}); FID-best {best} ({q[best]['fid']:.2f}); "
-            f"noise ±{noise:.2f}",
+            f"  seed {s}: best picks {pick} (FID {q[pick]['fid']:.2f}); the tournament's top {by_tournament}; "
+            f"FID-best {best} ({q[best]['fid']:.2f}); noise ±{noise:.2f}",
             flush=True,
         )
         save({"judges": kind, "ensembles": out})  # each finished seed is kept

@@ -62,6 +62,7 @@ IMAGE_FUSIONS = (
     *ENSEMBLE_FUSIONS[:4],
     ENSEMBLE_FUSIONS[5],
     FusionSpec("top-2 + rejection", "rejection", {"top_k": 2}),
+    CRITIC_FUSIONS[4],  # auto
 )
 
 
@@ -108,7 +109,7 @@ FULL = {
         train={"train.snapshot_every": 250},
         single_snapshot_every=500,
         ensemble_fusions=IMAGE_FUSIONS[:3] + IMAGE_FUSIONS[4:],  # MH on 10,000 outputs is too slow here
-        single_fusions=(CRITIC_FUSIONS[0], CRITIC_FUSIONS[3]),
+        single_fusions=(CRITIC_FUSIONS[0], CRITIC_FUSIONS[3], CRITIC_FUSIONS[4]),
     ),
     "fashion": Section(
         "fashion-recipe",
@@ -122,7 +123,7 @@ FULL = {
         train={"train.snapshot_every": 250},
         single_snapshot_every=500,
         ensemble_fusions=IMAGE_FUSIONS,
-        single_fusions=(CRITIC_FUSIONS[0], CRITIC_FUSIONS[1], CRITIC_FUSIONS[3]),
+        single_fusions=(CRITIC_FUSIONS[0], CRITIC_FUSIONS[1], CRITIC_FUSIONS[3], CRITIC_FUSIONS[4]),
     ),
 }
 QUICK_FUSIONS = (ENSEMBLE_FUSIONS[0], ENSEMBLE_FUSIONS[2], FusionSpec("ddls", "ddls", {"steps": 2}))

@@ -49,6 +49,7 @@ CRITIC_FUSIONS = (
     FusionSpec("mh", "mh", {}),
     FusionSpec("ddls", "ddls", {"steps": 100, "step_size": 0.05, "noise": 0.5}),
     FusionSpec("snapshots", "snapshots", {}),
+    FusionSpec("auto", "auto", {}),  # chooses on held-out data: the free ensemble's headline row
 )
 ENSEMBLE_FUSIONS = (
     FusionSpec("uniform", "uniform", {}),

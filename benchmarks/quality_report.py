@@ -156,8 +156,61 @@ def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
         fashion_goal(fashion, "fashion_equal_updates", "single (equal updates)"),
         fashion_goal(fashion, "fashion_equal_wallclock", "single (equal wall-clock)"),
     ]
+    found += [free_fashion_goal(fashion), free_stacked_goal(stacked), free_toy_goal(toy)]
     names = ["grid25", "ring8", "stacked_mnist", "fashion_equal_updates", "fashion_equal_wallclock"]
+    names += ["free_fashion", "free_stacked_mnist", "free_grid25"]
     return [g or _goal(n, "-", "not run", False) for g, n in zip(found, names)]
+
+
+# --- the free ensemble: members already trained, fused by `auto` (chosen on held-out data) ---------
+AUTO_ROW = "ensemble + auto"
+
+
+def _pair(rows: list[dict[str, Any]], dataset: str | None = None) -> tuple[dict | None, dict | None]:
+    pick = [r for r in rows if dataset is None or r["dataset"] == dataset]
+    auto = next((r for r in pick if r["method"] == AUTO_ROW), None)
+    best = next((r for r in pick if r["method"] == "best member"), None)
+    return auto, best
+
+
+def free_fashion_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    auto, best = _pair(rows)
+    if auto is None or best is None or "fid" not in auto:
+        return None
+    cut = 1 - auto["fid"] / best["fid"]
+    measured = f"auto FID {auto['fid']:.2f} vs best member {best['fid']:.2f}: {relative(cut)}"
+    inc_a, inc_b = auto.get("inception_fid"), best.get("inception_fid")
+    inc_cut = None if inc_a is None or inc_b is None else 1 - inc_a / inc_b
+    if inc_cut is not None:
+        measured += f"; Inception FID {inc_a:.1f} vs {inc_b:.1f}: {relative(inc_cut)}"
+    met = cut >= GOALS["fashion_cut"] and inc_cut is not None and inc_cut >= GOALS["fashion_cut"]
+    return _goal(
+        "free_fashion",
+        "auto FID >= 15% below the best member (classifier, confirmed on Inception)",
+        measured,
+        met,
+    )
+
+
+def free_stacked_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    auto, best = _pair(rows)
+    if auto is None or best is None or "modes_hit" not in auto:
+        return None
+    gain = auto["modes_hit"] / max(best["modes_hit"], 1e-9) - 1
+    measured = (
+        f"auto {auto['modes_hit']:.0f} modes vs best member {best['modes_hit']:.0f}: {100 * gain:+.1f}%"
+    )
+    return _goal("free_stacked_mnist", "auto >= 10% more modes than the best member", measured, gain >= 0.10)
+
+
+def free_toy_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    auto, _ = _pair(rows, "grid25")
+    if auto is None or "high_quality" not in auto:
+        return None
+    g = GOALS["grid25"]
+    met = auto["modes_covered"] >= g["modes"] - 1e-9 and auto["high_quality"] >= g["hq"]
+    measured = f"auto {auto['modes_covered']:.1f} modes, {100 * auto['high_quality']:.1f}% HQ (mean of {auto['seeds']} seeds)"
+    return _goal("free_grid25", "auto 25/25 modes, >= 90% HQ (mean of 5 seeds)", measured, met)
 
 
 def inception_rows(
@@ -176,6 +229,8 @@ def inception_rows(
     fusions = [r for r in fashion if is_ensemble(r)]
     best = min(fusions, key=lambda r: r["fid"]) if fusions else None
     picks = [r for r in fashion if r["method"].startswith("single (")] + ([best] if best else [])
+    # The free ensemble's goal: auto against the best member, both confirmed on Inception.
+    picks += [r for r in fashion if r["method"] in (AUTO_ROW, "best member") and r is not best]
     for r in picks:
         seed = r["seed"]
         start_label = f"{r['method']} (seed {seed})"
@@ -183,6 +238,10 @@ def inception_rows(
             x_score = snapshot_model_row(
                 work / f"fashion-mnist-s{seed}-single", r["gen_updates"], n, seed, score
             )
+        elif r["method"] == "best member":
+            ens = load_run(work / f"fashion-mnist-s{seed}-ensemble")
+            member = ens.member(r["member"])
+            x_score = score(member.model.sample(n, torch.Generator().manual_seed(seed)).cpu())
         elif r["method"].startswith("single ("):
             ens = load_run(work / f"fashion-mnist-s{seed}-single")
             x_score = score(ens.members[0].model.sample(n, torch.Generator().manual_seed(seed)).cpu())

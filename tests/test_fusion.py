@@ -49,7 +49,7 @@ QUICK = {
     "mh": {"n_calibration": 1000, "chain_length": 5},
     "learned-weights": {"n_fit": 300},
     "weighted": {"n_score": 300},
-    "best": {"n_score": 300},
+    "best": {"n_rank": 300},
     "average": {"members": ["m0"]},
     "uniform": {},
     "auto": {"burn_in": 500, "n_calibration": 1000, "n_choose": 300, "pool": 4, "gamma_percentiles": [80]},
@@ -120,8 +120,19 @@ def test_selection_restricts_the_members(trio):
     sampler = build_fusion(ens, "uniform", real, {"top_k": 2, "n_score": 300})
     ids = sampler.sample(500, torch.Generator().manual_seed(0)).member_ids
     assert len(set(ids.tolist())) == 2
-    best = build_fusion(ens, "best", real, {"n_score": 300}).sample(50).member_ids
+    best = build_fusion(ens, "best", real, {"n_rank": 300}).sample(50).member_ids
     assert len(set(best.tolist())) == 1
+    by_tournament = build_fusion(ens, "best", real, {"by": "tournament", "n_score": 300}).sample(50)
+    assert len(set(by_tournament.member_ids.tolist())) == 1
+
+
+def test_best_takes_the_member_with_the_lowest_held_out_fid(trio):
+    ens, real = trio
+    ctx = FusionContext.build(ens, real, 0)
+    fids = ctx.heldout_fids(300)
+    assert set(fids) == {"m0", "m1", "m2"} and all(v >= 0 for v in fids.values())
+    sampler = build_fusion(ens, "best", real, {"n_rank": 300}, ctx=ctx)
+    assert sampler.names == [min(fids, key=fids.get)]
 
 
 def test_weighted_sharpens_towards_the_best_as_temperature_falls(trio):
@@ -242,7 +253,7 @@ def all_vae_ensemble():
     return build_ensemble(cfg, data.shape), data
 
 
-@pytest.mark.parametrize("name", ["weighted", "best", "rejection", "vote", "stacked", "mh", "ddls"])
+@pytest.mark.parametrize("name", ["weighted", "rejection", "vote", "stacked", "mh", "ddls"])
 def test_methods_that_need_discriminators_refuse_an_all_vae_run(name):
     ens, data = all_vae_ensemble()
     with pytest.raises(
@@ -253,7 +264,7 @@ def test_methods_that_need_discriminators_refuse_an_all_vae_run(name):
 
 def test_methods_without_discriminators_work_on_images():
     ens, data = all_vae_ensemble()
-    for name, params in (("uniform", {}), ("learned-weights", {"n_fit": 50})):
+    for name, params in (("uniform", {}), ("learned-weights", {"n_fit": 50}), ("best", {"n_rank": 50})):
         out = build_fusion(ens, name, data, params).sample(8)
         assert out.x.shape == (8, *data.shape) and -1 <= float(out.x.min()) and float(out.x.max()) <= 1
     with pytest.raises(ConfigError, match="needs discriminators"):

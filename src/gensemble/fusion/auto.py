@@ -19,8 +19,8 @@ sampler reports what it chose and every candidate's FID (`choice`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -29,10 +29,10 @@ from torch import Tensor
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.fusion.critic import RejectionParams, RejectionSampler, drs_acceptance, shared_critic
-from gensemble.fusion.mixture import MixtureSampler, fid_weights
+from gensemble.fusion.mixture import MixtureSampler, fid_weights, mean_kernel, median_bandwidths, mmd_weights
 from gensemble.metrics.fid import feature_stats, frechet_distance
 from gensemble.sampling import Samples
-from gensemble.tournament.judges import feature_source, featurizer
+from gensemble.tournament.judges import JUDGE_KINDS, feature_source, featurizer
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ class AutoParams(RejectionParams):
     pool: int = 8  # proposals per member, as a multiple of n_choose
     gamma_percentiles: tuple[float, ...] = (50.0, 80.0, 90.0, 95.0)  # DRS settings tried
     top_k_choices: tuple[int, ...] = (2, 3)  # uniform mixtures of the k best members tried
+    # Critics DRS is tried with: "judges" (this fusion's judge settings) and other judge kinds. The
+    # fine-tuning length is a knob too, so it is chosen here, on held-out data, like γ.
+    critics: tuple[str, ...] = ("judges",)
+    # What candidates are compared by: FID on the dataset's domain-classifier features, or, on raw
+    # low-dimensional values (2-D toys), a multi-scale Gaussian-kernel MMD², since FID there compares
+    # only means and covariances and ranks a blob between the modes as good. auto: that rule.
+    criterion: Literal["auto", "fid", "mmd"] = "auto"
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
@@ -52,6 +59,11 @@ class AutoParams(RejectionParams):
             raise ConfigError(
                 f"config key '{path}.gamma_percentiles' must be in [0, 100), got {self.gamma_percentiles}"
             )
+        bad = [c for c in self.critics if c not in ("judges", *JUDGE_KINDS)]
+        if bad or not self.critics:
+            raise ConfigError(
+                f"config key '{path}.critics' takes judges, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
+            )
         if any(k < 1 for k in self.top_k_choices):
             raise ConfigError(f"config key '{path}.top_k_choices' must be positive, got {self.top_k_choices}")
 
@@ -61,6 +73,7 @@ class Candidate:
     label: str
     weights: tuple[float, ...]  # over the context's members
     gamma_percentile: float | None  # None: the mixture as it is
+    critic: str = "judges"  # which critic DRS uses (a key of the pool's ratios)
 
 
 class WeightedDRSSampler(RejectionSampler):
@@ -94,9 +107,23 @@ class AutoSampler:
         return self.inner.sample(n, generator)
 
 
-def fid_of(feats: np.ndarray, real_stats: tuple[np.ndarray, np.ndarray]) -> float:
-    mu, sigma = feature_stats(feats)
-    return float(frechet_distance(mu, sigma, *real_stats))
+class Criterion:
+    """Distance of a candidate's features to the choice quarter's: FID or multi-scale MMD²."""
+
+    def __init__(self, kind: str, real: np.ndarray, seed: int) -> None:
+        self.kind, self.real = kind, real
+        if kind == "fid":
+            self.stats = feature_stats(real)
+        else:
+            self.widths = median_bandwidths(real, seed)
+            self.rr = mean_kernel(real, real, self.widths, same=True)
+
+    def __call__(self, feats: np.ndarray) -> float:
+        if self.kind == "fid":
+            mu, sigma = feature_stats(feats)
+            return float(frechet_distance(mu, sigma, *self.stats))
+        ff = mean_kernel(feats, feats, self.widths, same=True)
+        return float(ff + self.rr - 2.0 * mean_kernel(feats, self.real, self.widths, same=False))
 
 
 def shift_for(weights: np.ndarray) -> np.ndarray:
@@ -107,7 +134,12 @@ def shift_for(weights: np.ndarray) -> np.ndarray:
 
 
 def simulate(
-    cand: Candidate, feats: list[np.ndarray], ratios: list[np.ndarray], n: int, p: AutoParams, seed: int
+    cand: Candidate,
+    feats: list[np.ndarray],
+    all_ratios: dict[str, list[np.ndarray]],
+    n: int,
+    p: AutoParams,
+    seed: int,
 ) -> np.ndarray | None:
     """The features of the first n samples the candidate would keep from the pool, or None when the
     pool runs out first. Mirrors the samplers: mixture draws, then DRS in batches of p.batch_size."""
@@ -123,27 +155,29 @@ def simulate(
     # A stream of proposals from the w-mixture, taken in order from each member's pool.
     length = int(0.95 * min(s / wi for s, wi in zip(sizes, w) if wi > 0))
     owners = rng.choice(len(w), size=length, p=w)
-    used = np.zeros(len(w), dtype=int)
     idx = np.empty(length, dtype=int)
-    for t, o in enumerate(owners):
-        idx[t], used[o] = used[o], used[o] + 1
-    if (used > np.asarray(sizes)).any():
-        return None
-    lr = np.array([ratios[o][i] for o, i in zip(owners, idx)]) + shift[owners]
+    for o in range(len(w)):
+        where = np.nonzero(owners == o)[0]
+        if len(where) > sizes[o]:
+            return None
+        idx[where] = np.arange(len(where))
+    rows = np.cumsum([0, *sizes[:-1]])[owners] + idx  # positions in the members' pools, concatenated
+    lr = np.concatenate(all_ratios[cand.critic])[rows] + shift[owners]
     log_m, kept = float(lr[: p.burn_in].max()), []
     u = rng.random(length)
     for start in range(0, length, p.batch_size):
         chunk = torch.as_tensor(lr[start : start + p.batch_size])
         log_m = max(log_m, float(chunk.max()))
         prob = drs_acceptance(chunk, log_m, None, cand.gamma_percentile, p.epsilon).numpy()
-        keep = np.nonzero(u[start : start + len(chunk)] < prob)[0] + start
-        kept.extend(keep.tolist())
+        kept.extend((np.nonzero(u[start : start + len(chunk)] < prob)[0] + start).tolist())
         if len(kept) >= n:
-            return np.stack([feats[owners[t]][idx[t]] for t in kept[:n]])
+            return np.concatenate(feats)[rows[np.asarray(kept[:n])]]
     return None
 
 
-def candidates(member_fids: list[float], learned: np.ndarray, p: AutoParams) -> list[Candidate]:
+def candidates(
+    member_fids: list[float], learned: np.ndarray, p: AutoParams, critics: list[str]
+) -> list[Candidate]:
     m = len(member_fids)
     order = np.argsort(member_fids)
     weights: list[tuple[str, np.ndarray]] = []
@@ -159,10 +193,12 @@ def candidates(member_fids: list[float], learned: np.ndarray, p: AutoParams) -> 
     out = []
     for label, w in weights:
         out.append(Candidate(label, tuple(float(v) for v in w), None))
-        out.extend(
-            Candidate(f"{label} + rejection (γ at p{g:g})", tuple(float(v) for v in w), g)
-            for g in p.gamma_percentiles
-        )
+        for c in critics:
+            tag = "" if len(critics) == 1 else f", {c} critic"
+            out.extend(
+                Candidate(f"{label} + rejection (γ at p{g:g}{tag})", tuple(float(v) for v in w), g, c)
+                for g in p.gamma_percentiles
+            )
     return out
 
 
@@ -174,27 +210,45 @@ def candidates(member_fids: list[float], learned: np.ndarray, p: AutoParams) -> 
 )
 def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     proposal, critic = shared_critic(ctx, p, "fusion 'auto'")
+    crits, kinds = {}, set()
+    for c in dict.fromkeys(p.critics):
+        kind = p.judges if c == "judges" else c
+        if kind not in kinds:  # "judges" and the kind it names are one critic
+            kinds.add(kind)
+            crits[c] = (
+                critic
+                if kind == p.judges
+                else shared_critic(ctx, replace(p, judges=kind), "fusion 'auto'")[1]
+            )
     names = proposal.names
     fn = featurizer(feature_source(ctx.ens.cfg.data.name), str(ctx.ens.device))
     choose = ctx.choose_real[: p.n_choose]
     n = len(choose)
     feats_of = lambda x: torch.cat([fn(x[i : i + 1000]).float() for i in range(0, len(x), 1000)]).numpy()  # noqa: E731
     with torch.no_grad():
-        real_stats = feature_stats(feats_of(choose).astype(np.float64))
+        real_feats = feats_of(choose).astype(np.float64)
+        kind = p.criterion
+        if kind == "auto":
+            raw = feature_source(ctx.ens.cfg.data.name) == "raw"
+            kind = "mmd" if raw and real_feats.shape[1] <= 16 else "fid"
+        crit = Criterion(kind, real_feats, p.fit_seed)
         fit_real = feats_of(ctx.calib_real[: p.n_calibration]).astype(np.float64)
-        feats, ratios = [], []
+        feats: list[np.ndarray] = []
+        ratios: dict[str, list[np.ndarray]] = {c: [] for c in crits}
         for i, g in enumerate(proposal.models):
             x = g.sample(p.pool * n, torch.Generator().manual_seed(p.fit_seed + 101 + i)).float().cpu()
             feats.append(feats_of(x).astype(np.float64))
-            ratios.append(critic.log_ratio(x).double().numpy())
-    member_fids = [fid_of(f[:n], real_stats) for f in feats]
-    learned = fid_weights([f[: len(fit_real)] for f in feats], fit_real)
+            for c, cr in crits.items():
+                ratios[c].append(cr.log_ratio(x).double().numpy())
+    member_fids = [crit(f[:n]) for f in feats]
+    fakes = [f[: len(fit_real)] for f in feats]
+    learned = fid_weights(fakes, fit_real) if kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
     scores: dict[str, float | None] = {}
     best: tuple[float, Candidate] | None = None
-    for k, cand in enumerate(candidates(member_fids, learned, p)):
+    for k, cand in enumerate(candidates(member_fids, learned, p, list(crits))):
         kept = simulate(cand, feats, ratios, n, p, p.fit_seed + 7 * k)
         label = cand.label.replace(*_member_label(cand, names))
-        scores[label] = None if kept is None else round(fid_of(kept, real_stats), 4)
+        scores[label] = None if kept is None else round(crit(kept), 6)
         if kept is not None and (best is None or scores[label] < best[0]):
             best = (scores[label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
@@ -208,7 +262,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         for i, s in zip(keep, shift_for(np.asarray(cand.weights))[keep]):
             shift[ctx.names.index(names[i])] = float(s)
         params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile})
-        inner = WeightedDRSSampler(mixture, critic.log_ratio, shift, params)
+        inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params)
     chosen = cand.label.replace(*_member_label(cand, names))
     best_member = min(range(len(names)), key=lambda i: member_fids[i])
     choice = {
@@ -218,10 +272,12 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         "best_member_fid_choice": round(member_fids[best_member], 4),
         "weights": {names[i]: round(cand.weights[i], 4) for i in keep},
         "gamma_percentile": cand.gamma_percentile,
+        "critic": None if cand.gamma_percentile is None else cand.critic,
         "n_choose": n,
+        "criterion": kind,
         "candidates": scores,
         "why": (
-            f"lowest FID on {n} held-out images no judge or critic was fitted on: {chosen} {fid:.4g} "
+            f"lowest {kind.upper()} on {n} held-out images no judge or critic was fitted on: {chosen} {fid:.4g} "
             f"against the best member alone ({names[best_member]}) {member_fids[best_member]:.4g}"
         ),
     }

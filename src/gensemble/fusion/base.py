@@ -12,6 +12,7 @@ from torch import Tensor
 
 from gensemble.calibration import CalibrationMethod
 from gensemble.errors import ConfigError
+from gensemble.metrics.fid import feature_stats, frechet_distance
 from gensemble.registry import Registry
 from gensemble.sampling import Samples
 from gensemble.tournament import (
@@ -25,7 +26,15 @@ from gensemble.tournament import (
     score,
     select,
 )
-from gensemble.tournament.judges import JudgeConfig, JudgeKind, judge_names, judge_split
+from gensemble.tournament.judges import (
+    JudgeConfig,
+    JudgeKind,
+    feature_source,
+    features_of,
+    featurizer,
+    judge_names,
+    judge_split,
+)
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -67,12 +76,13 @@ class FusionParams:
     # the discriminators fine-tuned against samples pooled from every generator, a feature classifier,
     # or the discriminators as trained.
     judges: JudgeKind = "finetuned"
-    judge_steps: int = 200
+    judge_steps: int = 50
+    judge_lr: float = 1e-3
     self_judgement: bool = True  # whether a member's own judge counts towards its generator's S(G)
 
     @property
     def judge_config(self) -> JudgeConfig:
-        return JudgeConfig(self.judges, self.judge_steps, self_judgement=self.self_judgement)
+        return JudgeConfig(self.judges, self.judge_steps, self.judge_lr, self_judgement=self.self_judgement)
 
     @property
     def needs_discriminators(self) -> bool:
@@ -152,6 +162,21 @@ class FusionContext:
             require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
         key = ("judges", cfg.kind, cfg.steps, cfg.lr, cfg.batch)
         return self.memo(key, lambda: make_judges(self.ens, self.cal_real, cfg, self.seed))
+
+    def heldout_fids(self, n: int) -> dict[str, float]:
+        """Each member's FID against the choice quarter of the calibration half (n images at most),
+        on the dataset's domain-classifier features (raw values where it has none); once per n."""
+        return self.memo(("heldout-fid", n), lambda: self._heldout_fids(n))
+
+    def _heldout_fids(self, n: int) -> dict[str, float]:
+        real = self.choose_real[:n]
+        fn = featurizer(feature_source(self.ens.cfg.data.name), str(self.ens.device))
+        stats = feature_stats(features_of(fn, real).double().numpy())
+        out = {}
+        for i, (name, g) in enumerate(self.ens.generators().items()):
+            x = g.sample(len(real), torch.Generator().manual_seed(self.seed + 211 + i)).float().cpu()
+            out[name] = float(frechet_distance(*feature_stats(features_of(fn, x).double().numpy()), *stats))
+        return out
 
     def judges_named(
         self, params: FusionParams, names: tuple[str, ...] | list[str], what: str
