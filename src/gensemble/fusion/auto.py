@@ -269,7 +269,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         "chosen": chosen,
         "fid_choice": fid,
         "best_member": names[best_member],
-        "best_member_fid_choice": round(member_fids[best_member], 4),
+        "best_member_fid_choice": round(member_fids[best_member], 6),
         "weights": {names[i]: round(cand.weights[i], 4) for i in keep},
         "gamma_percentile": cand.gamma_percentile,
         "critic": None if cand.gamma_percentile is None else cand.critic,
