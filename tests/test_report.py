@@ -2,6 +2,7 @@
 
 import base64
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -157,3 +158,18 @@ def test_report_opens_with_whether_the_ensemble_beat_its_best_member():
     assert verdict({"a": {"fid": 1.0}}) is None
     page = render_report(ReportData(title="t", config_yaml="", evaluation=rows, verdict=verdict(rows)))
     assert page.index("id='verdict'") < page.index("<h2>Evaluation</h2>")
+
+
+def test_the_report_says_what_auto_chose(tmp_path):
+    from gensemble.report import auto_choice
+
+    path = tmp_path / "evaluation.json"
+    assert auto_choice(path) is None
+    choice = {"chosen": "uniform + rejection (γ at p80)", "why": "lowest FID on 1250 held-out images"}
+    path.write_text(json.dumps({"rows": {}, "choices": {"fusion:auto": choice}}))
+    assert (
+        auto_choice(path)
+        == "fusion:auto chose uniform + rejection (γ at p80): lowest FID on 1250 held-out images."
+    )
+    path.write_text(json.dumps({"rows": {}, "choices": {"fusion:auto": {"chosen": 5}}}))
+    assert auto_choice(path) is None

@@ -29,6 +29,7 @@ from gensemble.run import train_run
 from gensemble.run.ddp import train_ddp
 from gensemble.threads import set_threads
 from gensemble.tournament import SCORINGS, score_run
+from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig
 
 
 @command("train")
@@ -85,6 +86,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
         step=args.step,
+        judges=JudgeConfig(args.judges),
     )
     if args.json:
         print_json(table.to_json())
@@ -190,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("run", help=RUN_HELP)
     sc.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sc.add_argument("--scoring", choices=SCORINGS, default="matrix", help="how scores are aggregated")
+    sc.add_argument(
+        "--judges",
+        choices=JUDGE_KINDS,
+        default="finetuned",
+        help="finetuned (copies of every D trained against all members' samples; default), features "
+        "(a two-sample classifier on frozen features), raw (the Ds as trained)",
+    )
     sc.add_argument(
         "--calibration", choices=CALIBRATION_METHODS, default="platt", help="how each critic is calibrated"
     )

@@ -49,6 +49,7 @@ class ReportData:
     notes: list[str] = field(default_factory=list)
     completion: tuple[bytes, dict[str, Any]] | None = None  # RUN/completion/panel.png and its summary
     verdict: str | None = None  # one sentence: did the best fusion beat the best member (latest evaluation)
+    choice: str | None = None  # what `auto` chose on held-out data, and why
 
 
 def img_tag(png: bytes, alt: str, css: str = "") -> str:
@@ -127,6 +128,19 @@ pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%} .scroll{ov
 """
 
 
+def auto_choice(path: Path) -> str | None:
+    """One sentence on what `auto` chose, from the saved evaluation (None when it was not evaluated)."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    choices = saved.get("choices") if isinstance(saved, dict) else None
+    c = choices.get("fusion:auto") if isinstance(choices, dict) else None
+    if not isinstance(c, dict) or not isinstance(c.get("chosen"), str):
+        return None
+    return f"fusion:auto chose {c['chosen']}: {c.get('why', '')}."
+
+
 def render_report(data: ReportData) -> str:
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
@@ -136,6 +150,8 @@ def render_report(data: ReportData) -> str:
     ]
     if data.verdict:
         parts.append(f"<p id='verdict'><strong>{esc(data.verdict)}</strong></p>")
+    if data.choice:
+        parts.append(f"<p id='auto-choice'>{esc(data.choice)}</p>")
     for note in data.notes:
         parts.append(f"<p>{esc(note)}</p>")
     if data.evaluations:
@@ -250,6 +266,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         curves=read_curves(run_dir),
         completion=read_completion(run_dir),
         verdict=verdict(evaluation) if evaluation else None,
+        choice=auto_choice(run_dir / "evaluation.json") if evaluation else None,
     )
     if data.score is None:
         data.notes.append(
