@@ -126,10 +126,8 @@ def fashion_goal(rows: list[dict[str, Any]], name: str, single_method: str) -> d
     measured = (
         f"FID {best['fid']:.2f} ({best['method']}) vs {single['fid']:.2f} ({single_method}): {relative(cut)}"
     )
-    inc_best, inc_single = best.get("inception_fid"), single.get("inception_fid")
-    inc_cut = None if inc_best is None or inc_single is None else 1 - inc_best / inc_single
-    if inc_cut is not None:
-        measured += f"; Inception FID {inc_best:.1f} vs {inc_single:.1f}: {relative(inc_cut)}"
+    inc_cut, inc_text = inception_cut(best, single)
+    measured += inc_text
     met = cut >= GOALS["fashion_cut"] and inc_cut is not None and inc_cut >= GOALS["fashion_cut"]
     return _goal(
         name,
@@ -143,6 +141,15 @@ def fashion_goal(rows: list[dict[str, Any]], name: str, single_method: str) -> d
 def relative(cut: float) -> str:
     """A fractional cut as words a reader cannot misread: '12.3% lower' or '37.4% higher'."""
     return f"{100 * cut:.1f}% lower" if cut >= 0 else f"{-100 * cut:.1f}% higher"
+
+
+def inception_cut(row: dict[str, Any], ref: dict[str, Any]) -> tuple[float | None, str]:
+    """How much lower row's Inception FID is than ref's, and the words for it ('' when not measured)."""
+    a, b = row.get("inception_fid"), ref.get("inception_fid")
+    if a is None or b is None:
+        return None, ""
+    cut = 1 - a / b
+    return cut, f"; Inception FID {a:.1f} vs {b:.1f}: {relative(cut)}"
 
 
 def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -179,10 +186,8 @@ def free_fashion_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     cut = 1 - auto["fid"] / best["fid"]
     measured = f"auto FID {auto['fid']:.2f} vs best member {best['fid']:.2f}: {relative(cut)}"
-    inc_a, inc_b = auto.get("inception_fid"), best.get("inception_fid")
-    inc_cut = None if inc_a is None or inc_b is None else 1 - inc_a / inc_b
-    if inc_cut is not None:
-        measured += f"; Inception FID {inc_a:.1f} vs {inc_b:.1f}: {relative(inc_cut)}"
+    inc_cut, inc_text = inception_cut(auto, best)
+    measured += inc_text
     met = cut >= GOALS["fashion_cut"] and inc_cut is not None and inc_cut >= GOALS["fashion_cut"]
     return _goal(
         "free_fashion",
