@@ -52,7 +52,7 @@ QUICK = {
     "best": {"n_rank": 300},
     "average": {"members": ["m0"]},
     "uniform": {},
-    "auto": {"burn_in": 500, "n_calibration": 1000, "n_choose": 300, "pool": 4, "gamma_percentiles": [80]},
+    "auto": {"burn_in": 300, "n_calibration": 500, "n_choose": 200, "pool": 3, "gamma_percentiles": [80]},
     "ddls": {"n_calibration": 1000, "steps": 5},
     "snapshots": {"burn_in": 1000, "n_calibration": 1000, "members": ["m1"]},
 }
@@ -401,7 +401,7 @@ def test_snapshot_ensemble_without_snapshots_says_how_to_get_them():
 
 def test_auto_chooses_on_held_out_data_and_is_never_worse_than_the_best_member_there(trio):
     ens, real = trio
-    p = {"burn_in": 500, "n_calibration": 1000, "n_choose": 400, "pool": 4, "judge_steps": 300}
+    p = {"burn_in": 300, "n_calibration": 500, "n_choose": 200, "pool": 3, "gamma_percentiles": [50, 80]}
     sampler = build_fusion(ens, "auto", real, p)
     c = sampler.choice
     scored = {k: v for k, v in c["candidates"].items() if v is not None}
@@ -409,7 +409,7 @@ def test_auto_chooses_on_held_out_data_and_is_never_worse_than_the_best_member_t
     assert {"m0", "m1", "m2", "uniform", "learned-weights"} <= set(scored)
     assert c["fid_choice"] == min(scored.values()) <= c["best_member_fid_choice"]
     assert c["best_member_fid_choice"] == min(scored[m] for m in ("m0", "m1", "m2"))
-    assert c["chosen"] in scored and c["n_choose"] == 400 and "held-out" in c["why"]
+    assert c["chosen"] in scored and c["n_choose"] == 200 and "held-out" in c["why"]
     # The choice quarter is disjoint from what the critics are calibrated on and the judges train on.
     ctx = FusionContext.build(ens, real, 0)
     assert len(ctx.choose_real) + len(ctx.calib_real) + len(judge_split(ctx.cal_real)[0]) == len(ctx.cal_real)
