@@ -251,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             done[name] = run_section(name, preset[name], work / name, log)
             saved.write_text(json.dumps(done, default=str))  # a crash later loses no finished section
         records += done[name]
-    if "fashion" in sections and not args.skip_inception:
-        records += inception_rows(records, work / "fashion" / "fashion", INCEPTION_N[label], log)
+    if "fashion" in sections and args.inception != "none":
+        records += inception_rows(
+            records, work / "fashion" / "fashion", INCEPTION_N[label], log, only_free=args.inception == "free"
+        )
     summary = {name: summarise(records, name) for name in sections}
     result = {
         "label": label,
