@@ -255,13 +255,32 @@ def main(argv: list[str] | None = None) -> int:
         records += inception_rows(
             records, work / "fashion" / "fashion", INCEPTION_N[label], log, only_free=args.inception == "free"
         )
+    date, minutes = (
+        time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        round((time.perf_counter() - start) / 60, 1),
+    )
+    previous = out / "results" / f"quality{suffix}.json"
+    if args.merge and previous.exists():
+        # The other sections' records come from the earlier run, and the header says which is which.
+        old = json.loads(previous.read_text())
+        kept = [
+            r
+            for r in old["records"]
+            if r["section"] not in sections
+            and not ("fashion" in sections and r["section"] == "fashion-inception")
+        ]
+        records = kept + records
+        sections = [*sections, *[k for k in old["summary"] if k not in sections]]
+        date = f"{date} (this part: {', '.join(args.sections.split(','))}; the rest from {old['date']})"
     summary = {name: summarise(records, name) for name in sections}
     result = {
         "label": label,
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "minutes": round((time.perf_counter() - start) / 60, 1),
+        "date": date,
+        "minutes": minutes,
         "environment": environment(),
-        "settings": {k: {**preset[k].__dict__, "better": preset[k].better.__name__} for k in sections},
+        "settings": {
+            k: {**preset[k].__dict__, "better": preset[k].better.__name__} for k in sections if k in preset
+        },
         "goals": evaluate_goals(summary),
         "summary": summary,
         "records": records,
