@@ -211,9 +211,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the saved JSON")
     ap.add_argument("--resume", action="store_true", help="reuse the sections already finished in --work")
     ap.add_argument(
-        "--skip-inception",
+        "--inception",
+        choices=("all", "free", "none"),
+        default="all",
+        help="Inception rows: all, only auto and the best member (the free-ensemble goal), or none",
+    )
+    ap.add_argument(
+        "--merge",
         action="store_true",
-        help="no Inception rows (goals that need them stay unconfirmed)",
+        help="replace only these sections in the saved results (OUT/results/quality.json) and re-render",
     )
     ap.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     ap.add_argument(
