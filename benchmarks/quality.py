@@ -232,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         # Re-render RESULTS.md (and the goals) from the saved JSON, without training anything.
         result = json.loads((out / "results" / f"quality{suffix}.json").read_text())
+        result["summary"] = {name: summarise(result["records"], name) for name in result["summary"]}
         result["goals"] = evaluate_goals(result["summary"])
         (out / "results" / f"quality{suffix}.json").write_text(
             json.dumps(result, indent=1, default=str) + "\n"

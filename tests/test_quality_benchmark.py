@@ -108,3 +108,14 @@ def test_free_ensemble_goals_compare_auto_with_the_best_member():
     ]
     g = next(g for g in evaluate_goals({"stacked": stacked}) if g["name"] == "free_stacked_mnist")
     assert g["met"] is True and "+12.0%" in g["measured"]
+
+
+def test_auto_that_kept_only_the_best_member_is_no_gain():
+    best = {"dataset": "stacked-mnist", "method": "best member", "kind": "best member", "member": "m2"}
+    auto = {"dataset": "stacked-mnist", "method": "ensemble + auto", "kind": "ensemble"}
+    rows = [
+        best | {"modes_hit": 210, "kl": 4.0},
+        auto | {"modes_hit": 234, "kl": 3.7, "shares": {"m1": 0.0, "m2": 1.0}},
+    ]
+    g = next(g for g in evaluate_goals({"stacked": rows}) if g["name"] == "free_stacked_mnist")
+    assert g["met"] is False and "sampling noise" in g["measured"]
