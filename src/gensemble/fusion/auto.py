@@ -32,7 +32,7 @@ from gensemble.fusion.critic import RejectionParams, RejectionSampler, drs_accep
 from gensemble.fusion.mixture import MixtureSampler, fid_weights, mean_kernel, median_bandwidths, mmd_weights
 from gensemble.metrics.fid import feature_stats, frechet_distance
 from gensemble.sampling import Samples
-from gensemble.tournament.judges import JUDGE_KINDS, feature_source, featurizer
+from gensemble.tournament.judges import JUDGE_KINDS, feature_source, features_of, featurizer
 
 
 @dataclass(frozen=True)
@@ -176,13 +176,13 @@ def simulate(
 
 
 def candidates(
-    member_fids: list[float], learned: np.ndarray, p: AutoParams, critics: list[str]
+    names: list[str], member_fids: list[float], learned: np.ndarray, p: AutoParams, critics: list[str]
 ) -> list[Candidate]:
     m = len(member_fids)
     order = np.argsort(member_fids)
     weights: list[tuple[str, np.ndarray]] = []
     for i in range(m):
-        weights.append((f"member {i}", np.eye(m)[i]))
+        weights.append((names[i], np.eye(m)[i]))
     weights.append(("uniform", np.full(m, 1.0 / m)))
     for k in sorted(set(p.top_k_choices)):
         if 1 < k < m:
@@ -224,7 +224,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     fn = featurizer(feature_source(ctx.ens.cfg.data.name), str(ctx.ens.device))
     choose = ctx.choose_real[: p.n_choose]
     n = len(choose)
-    feats_of = lambda x: torch.cat([fn(x[i : i + 1000]).float() for i in range(0, len(x), 1000)]).numpy()  # noqa: E731
+    feats_of = lambda x: features_of(fn, x).numpy()  # noqa: E731
     with torch.no_grad():
         real_feats = feats_of(choose).astype(np.float64)
         kind = p.criterion
@@ -245,9 +245,9 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     learned = fid_weights(fakes, fit_real) if kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
     scores: dict[str, float | None] = {}
     best: tuple[float, Candidate] | None = None
-    for k, cand in enumerate(candidates(member_fids, learned, p, list(crits))):
+    for k, cand in enumerate(candidates(names, member_fids, learned, p, list(crits))):
         kept = simulate(cand, feats, ratios, n, p, p.fit_seed + 7 * k)
-        label = cand.label.replace(*_member_label(cand, names))
+        label = cand.label
         scores[label] = None if kept is None else round(crit(kept), 6)
         if kept is not None and (best is None or scores[label] < best[0]):
             best = (scores[label], cand)
@@ -263,7 +263,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
             shift[ctx.names.index(names[i])] = float(s)
         params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile})
         inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params)
-    chosen = cand.label.replace(*_member_label(cand, names))
+    chosen = cand.label
     best_member = min(range(len(names)), key=lambda i: member_fids[i])
     choice = {
         "chosen": chosen,
@@ -282,14 +282,6 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         ),
     }
     return AutoSampler(inner, choice)
-
-
-def _member_label(cand: Candidate, names: list[str]) -> tuple[str, str]:
-    """('member i', its name) for a one-member candidate, so labels name the member."""
-    for i, w in enumerate(cand.weights):
-        if w == 1.0 and cand.label.startswith(f"member {i}"):
-            return (f"member {i}", names[i])
-    return ("", "")
 
 
 def _fields(p: AutoParams) -> dict[str, Any]:
