@@ -187,7 +187,9 @@ def save_checkpoint(
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         final = root / name
-        if final.exists():  # re-saving the same step (e.g. the end of a resumed run)
+        if final.is_symlink() or final.is_file():  # never follow a link out of the run
+            final.unlink()
+        elif final.exists():  # re-saving the same step (e.g. the end of a resumed run)
             shutil.rmtree(final)
         os.replace(tmp, final)
         tmp = None
@@ -208,7 +210,10 @@ def save_checkpoint(
     for old in sorted(p for p in root.glob("step-*") if p.name != name)[
         : max(len(list(root.glob("step-*"))) - keep, 0)
     ]:
-        shutil.rmtree(old, ignore_errors=True)
+        if old.is_symlink():
+            old.unlink(missing_ok=True)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -244,7 +249,10 @@ def clean_stale_temporaries(run_dir: str | Path) -> int:
 
 
 def is_complete(folder: Path) -> bool:
-    return all((folder / f).is_file() for f in CHECKPOINT_FILES)
+    """A real folder (not a symlink out of the run) holding every checkpoint file, each a regular file."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return all((folder / f).is_file() and not (folder / f).is_symlink() for f in CHECKPOINT_FILES)
 
 
 def latest_checkpoint(run_dir: str | Path, fallback: bool = True) -> Path:

@@ -22,7 +22,8 @@ from gensemble.errors import ConfigError, shown, shown_key
 T = TypeVar("T")
 
 MAX_INT = 2**63 - 1
-NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", re.ASCII)  # "٣" is no number here
+DIGITS = re.compile(r"[0-9]+")
 # A config is a few dozen values; a YAML file whose aliases expand to more nodes than this is
 # an alias bomb (a 594-byte file can describe gigabytes), refused before anything walks it.
 MAX_CONFIG_NODES = 100_000
@@ -86,7 +87,9 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         raise ConfigError(f"config key '{path}' must be true or false, got {shown(value)}")
     if tp in (int, float) and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
         # YAML 1.1 reads 1e-4 (no dot) as a string; a number is what the user meant.
-        value = float(value) if tp is float or not value.strip().lstrip("+-").isdigit() else int(value)
+        value = (
+            float(value) if tp is float or not DIGITS.fullmatch(value.strip().lstrip("+-")) else int(value)
+        )
     if tp is int:
         if isinstance(value, float) and math.isfinite(value) and value.is_integer():
             value = int(value)
@@ -212,7 +215,7 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
         node: Any = data
         for i, k in enumerate(keys[:-1]):
             if isinstance(node, list):
-                if not k.isdigit() or int(k) >= len(node):
+                if not DIGITS.fullmatch(k) or int(k) >= len(node):
                     raise ConfigError(
                         f"--set {shown(item)}: '{'.'.join(keys[: i + 1])}' is not a valid list index"
                     )
@@ -223,7 +226,7 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str]) -> dict:
                     raise ConfigError(f"--set {shown(item)}: '{'.'.join(keys[: i + 1])}' is not a section")
         last = keys[-1]
         if isinstance(node, list):
-            if not last.isdigit() or int(last) >= len(node):
+            if not DIGITS.fullmatch(last) or int(last) >= len(node):
                 raise ConfigError(f"--set {shown(item)}: '{last}' is not a valid list index")
             node[int(last)] = value
         else:

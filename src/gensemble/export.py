@@ -9,16 +9,16 @@ x = g(torch.randn(16, meta["z_dim"]))
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
+from gensemble.artefacts import dumps
 from gensemble.imageio import check_output
 from gensemble.run import load_run
+from gensemble.runfolder import Outputs
 
 
 class Decode(nn.Module):
@@ -48,7 +48,6 @@ def export_generator(
         raise RuntimeError(f"the traced generator of {member!r} differs from the model")
     buf = io.BytesIO()
     torch.jit.save(traced, buf)
-    atomic_write_bytes(output, buf.getvalue())
     meta = {
         "member": member,
         "family": model.family,
@@ -60,5 +59,9 @@ def export_generator(
         "run": str(run),
         "torch": torch.__version__,
     }
-    atomic_write_text(output.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+    # G.pt and G.json land together or not at all.
+    out = Outputs(output.parent)
+    out.add(output, buf.getvalue())
+    out.add(output.with_suffix(".json"), dumps(meta, indent=2))
+    out.commit()
     return {"output": str(output), "meta": str(output.with_suffix(".json")), **meta}

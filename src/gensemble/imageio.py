@@ -97,11 +97,29 @@ def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Pat
     return _atomic_write(path, lambda f: grid.save(f, format="PNG"))
 
 
+def grid_png(x: torch.Tensor, nrow: int | None = None) -> bytes:
+    """`save_grid`'s PNG as bytes (for outputs written all or nothing)."""
+    buf = io.BytesIO()
+    Image.fromarray(make_grid(x, nrow=nrow)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _one_image(x: torch.Tensor) -> Image.Image:
+    arr = _to_uint8(x)
+    return Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+
+
 def save_image(x: torch.Tensor, path: str | Path) -> Path:
     """Save one image (C, H, W) in [-1, 1] as a PNG of exactly its size (grey or RGB), atomically."""
-    arr = _to_uint8(x)
-    img = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+    img = _one_image(x)
     return _atomic_write(path, lambda f: img.save(f, format="PNG"))
+
+
+def png_bytes(x: torch.Tensor) -> bytes:
+    """`save_image`'s PNG as bytes."""
+    buf = io.BytesIO()
+    _one_image(x).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def save_npz(x: torch.Tensor, path: str | Path, **extra: Any) -> Path:

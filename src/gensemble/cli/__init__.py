@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import warnings
 
@@ -289,6 +290,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args([a for a in argv if a != "--quiet"])
 
     set_quiet(quiet)
+    # A scheduler's or `timeout`'s SIGTERM stops a command the way Ctrl-C does: the same cleanup,
+    # one line about what was kept, and the shell's exit code for the signal.
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        previous = None
     try:
         set_threads(thread_arg or "auto", from_user=thread_arg is not None)
         with warnings.catch_warnings():
@@ -314,9 +321,37 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
-        print("gensemble: interrupted; the last checkpoint is intact (resume with --resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        term = isinstance(exc, Terminated)
+        what = "terminated (SIGTERM)" if term else "interrupted"
+        print(f"gensemble: {what}; {kept_after_interrupt(args)}", file=sys.stderr)
+        return 143 if term else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that every `finally` runs as for Ctrl-C."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+def kept_after_interrupt(args: argparse.Namespace) -> str:
+    """What an interrupted command left, in its own terms (every writer writes all or nothing)."""
+    run = getattr(args, "run", None) or getattr(args, "out", None) or "the run"
+    return {
+        "train": f"the last checkpoint in {run} is intact; continue with 'gensemble train CONFIG --out {run} --resume'",
+        "evaluate": f"{run}'s evaluation.json, evaluations/ and samples/ are as they were; nothing was half-written",
+        "score": f"{run}'s tournament.json is as it was",
+        "complete": "earlier completion outputs are as they were; nothing was half-written",
+        "export": "no new export was written; an earlier one is as it was",
+        "sample": "the output file was not written (an earlier one is as it was)",
+        "report": "the report file is as it was",
+        "demo": "finished stages are kept; run 'gensemble demo' again to continue (training resumes)",
+    }.get(args.command, "nothing was half-written")
 
 
 def take_option(argv: list[str], name: str) -> tuple[list[str], str | None]:

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from gensemble.checkpoint import atomic_write_text
+from gensemble.artefacts import dumps
 from gensemble.data.images import read_image_folder
 from gensemble.editing import Editor, completion_quality, image_grid_rows, latent_path
 from gensemble.editing.complete import CompletionConfig
 from gensemble.editing.masks import box_mask, mask_from_image
 from gensemble.errors import ConfigError, DataError, shown
-from gensemble.imageio import check_output, load_image, save_grid, save_image
+from gensemble.imageio import check_output, grid_png, load_image, png_bytes, save_grid
 from gensemble.run import load_run
+from gensemble.runfolder import Outputs, writes_into_run
 
 
 def read_images(path: str | Path) -> tuple[Tensor, list[Path]]:
@@ -75,17 +76,20 @@ def complete_files(
         str(p): {"chosen": result.members[int(result.choice[i])], "candidates": result.scores(i)}
         for i, p in enumerate(paths)
     }
+    # All or nothing: the completions, the candidates sheet and the scores land together or not at all.
+    out = Outputs(output.parent if single else output)
     if single:
-        save_image(result.chosen[0], output)
+        out.add(output, png_bytes(result.chosen[0]))
         extra = output.with_name(output.stem + "-candidates.png")
         report = output.with_suffix(".json")
     else:
         for i, p in enumerate(paths):
-            save_image(result.chosen[i], output / f"{p.stem}.png")
+            out.add(output / f"{p.stem}.png", png_bytes(result.chosen[i]))
         extra, report = output / "candidates.png", output / "completion.json"
     if candidates:
-        save_grid(image_grid_rows(result, x, hole), extra, nrow=len(result.members) + 2)
-        atomic_write_text(report, json.dumps({"members": result.members, "images": summary}, indent=2) + "\n")
+        out.add(extra, grid_png(image_grid_rows(result, x, hole), nrow=len(result.members) + 2))
+        out.add(report, dumps({"members": result.members, "images": summary}, indent=2))
+    out.commit()
     return {"output": str(output), "images": summary}
 
 
@@ -132,18 +136,26 @@ def interpolate_files(
     return {"output": str(output), "member": member, "steps": steps}
 
 
+@writes_into_run("complete")
 def complete_heldout(run: str | Path, n: int = 8, device: str = "cpu") -> dict[str, Any]:
     """Complete n held-out images with a centre hole; write RUN/completion/ (panel.png and scores) for the report."""
     if n < 1:
         raise ConfigError(f"--heldout must be at least 1, got {n}")
     editor = load_editor(run, device)
+    if n > len(editor.heldout):
+        warnings.warn(
+            f"--heldout {n} is more than the {len(editor.heldout)} held-out images the critic never saw "
+            f"(the evaluation half of the test split); completing all {len(editor.heldout)}",
+            stacklevel=2,
+        )
     x = editor.heldout[:n]
     _, h, w = editor.shape
     hole = box_mask((w // 4, h // 4, w // 2, h // 2), h, w)[None]
     result = editor.complete(x, hole)
     quality = completion_quality(result, x, hole)
     folder = Path(run) / "completion"
-    save_grid(image_grid_rows(result, x, hole), folder / "panel.png", nrow=len(result.members) + 2)
+    out = Outputs(run)
+    out.add(folder / "panel.png", grid_png(image_grid_rows(result, x, hole), nrow=len(result.members) + 2))
     summary = {
         "members": result.members,
         "n": len(x),
@@ -156,5 +168,6 @@ def complete_heldout(run: str | Path, n: int = 8, device: str = "cpu") -> dict[s
             "oracle": round(float(quality["oracle"].mean()), 6),
         },
     }
-    atomic_write_text(folder / "completion.json", json.dumps(summary, indent=2) + "\n")
+    out.add(folder / "completion.json", dumps(summary, indent=2))
+    out.commit()
     return summary

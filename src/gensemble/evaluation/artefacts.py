@@ -4,13 +4,14 @@ fusions' acceptance rates in TensorBoard beside the training scalars."""
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Collection
 from pathlib import Path
 
 from torch import Tensor
 
-from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
+from gensemble.artefacts import dumps, read_artefact
+from gensemble.runfolder import Outputs
 from gensemble.sampling import sample_png
 
 SAMPLES_DIR = "samples"
@@ -22,31 +23,24 @@ def grid_file(row: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", row) + ".png"
 
 
-def save_grids(run_dir: str | Path, grids: dict[str, Tensor], modes: Tensor | None = None) -> Path:
-    """One PNG per row (an image grid, or a scatter over the true modes for 2-D points), and an index."""
-    folder = Path(run_dir) / SAMPLES_DIR
+def stage_grids(out: Outputs, grids: dict[str, Tensor], modes: Tensor | None = None) -> None:
+    """One PNG per row (an image grid, or a scatter over the true modes for 2-D points), and an
+    index, added to a command's outputs (written with the rest, all or nothing)."""
+    folder = out.root / SAMPLES_DIR
     index = {}
     for row, x in grids.items():
         name = grid_file(row)
-        atomic_write_bytes(folder / name, sample_png(x[:GRID_N], modes, row))
+        out.add(folder / name, sample_png(x[:GRID_N], modes, row))
         index[row] = name
-    atomic_write_text(folder / "index.json", json.dumps(index, indent=1) + "\n")
-    return folder
+    out.add(folder / "index.json", dumps(index))
 
 
-def read_grids(run_dir: str | Path) -> dict[str, bytes]:
-    """Row -> PNG bytes of the grids the latest evaluation saved (empty when there are none)."""
+def read_grids(run_dir: str | Path, members: Collection[str] | None = None) -> dict[str, bytes]:
+    """Row -> PNG bytes of the grids the latest evaluation saved (empty when there are none).
+    samples/index.json is checked (artefacts.check_grid_index); a damaged one is an ArtefactError."""
     folder = Path(run_dir) / SAMPLES_DIR
-    try:
-        index = json.loads((folder / "index.json").read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        return {}
-    out = {}
-    for row, name in index.items() if isinstance(index, dict) else ():
-        path = folder / str(name)
-        if isinstance(name, str) and path.parent == folder and path.is_file():
-            out[str(row)] = path.read_bytes()
-    return out
+    index = read_artefact("grids", folder / "index.json", members) or {}
+    return {row: (folder / name).read_bytes() for row, name in index.items()}
 
 
 def log_acceptance_rates(run_dir: str | Path, rates: dict[str, float], step: int) -> None:

@@ -14,7 +14,6 @@ See docs/evaluation.md.
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -26,11 +25,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gensemble.checkpoint import atomic_write_text
+from gensemble.artefacts import dumps
 from gensemble.data import load_dataset
 from gensemble.data.images import read_image_folder
 from gensemble.errors import ConfigError, GensembleError
-from gensemble.evaluation.artefacts import GRID_N, log_acceptance_rates, save_grids
+from gensemble.evaluation.artefacts import GRID_N, log_acceptance_rates, stage_grids
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluation.run is the entry point)
     CACHE_FORMAT,
@@ -74,6 +73,7 @@ from gensemble.metrics.extractor import ArrayLike
 from gensemble.metrics.suite import KID_SUBSET_SIZE, KID_SUBSETS, kid_subset_size  # noqa: F401  (re-exported)
 from gensemble.progress import progress
 from gensemble.run import load_run
+from gensemble.runfolder import Outputs, writes_into_run
 from gensemble.sampling import DOMINANT_SHARE
 from gensemble.tournament import heldout_halves, require_discriminators
 
@@ -150,6 +150,7 @@ def resolve_metrics(metrics: Sequence[str] | str | None) -> tuple[tuple[str, ...
 
 
 # --- the run-level entry point -------------------------------------------------------------------
+@writes_into_run("evaluate", unless="write")
 def evaluate_run(
     run_dir: str | Path,
     metrics: Sequence[str] | str | None = None,
@@ -306,10 +307,13 @@ def evaluate_run(
     if write:
         # evaluation.json is the latest; evaluations/ keeps one file per (features, n, reference), so an
         # evaluation with other features never silently replaces an earlier one in the report.
-        text = json.dumps(result.to_file_json(), indent=2) + "\n"
-        atomic_write_text(Path(run_dir) / "evaluation.json", text)
-        atomic_write_text(Path(run_dir) / "evaluations" / f"{evaluation_key(result)}.json", text)
-        save_grids(run_dir, grids, heldout.modes)
+        # All or nothing: a kill or an error leaves the previous set exactly as it was.
+        out = Outputs(run_dir)
+        text = dumps(result.to_file_json(), indent=2)
+        out.add(Path(run_dir) / "evaluation.json", text)
+        out.add(Path(run_dir) / "evaluations" / f"{evaluation_key(result)}.json", text)
+        stage_grids(out, grids, heldout.modes)
+        out.commit()
         rates = {
             r[len(FUSION_PREFIX) :]: v["acceptance_rate"] for r, v in rows.items() if "acceptance_rate" in v
         }

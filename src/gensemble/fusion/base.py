@@ -202,6 +202,7 @@ class FusionContext:
             params.calibration,
             params.n_score,
             cfg.record(),
+            [m.name for m in self.ens.members],
         )
         if saved is not None:
             return ScoreTable.from_json(saved)

@@ -17,8 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from gensemble.artefacts import ArtefactError, read_artefact
 from gensemble.checkpoint import atomic_write_text
-from gensemble.errors import CheckpointError
+from gensemble.errors import CheckpointError, GensembleError, shown
 from gensemble.evaluation.artefacts import read_grids
 from gensemble.evaluation.result import verdict
 from gensemble.fusion import STANDARD_FUSIONS
@@ -29,9 +30,10 @@ from gensemble.report.tables import (
     esc,
     evaluation_heading,
     evaluation_table,
-    read_evaluation,
     read_evaluation_file,
 )
+from gensemble.run import load_config
+from gensemble.runfolder import recover_if_idle, run_lock
 from gensemble.tournament.saved import read_tournament
 
 
@@ -128,13 +130,9 @@ pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%} .scroll{ov
 """
 
 
-def auto_choice(path: Path) -> str | None:
-    """One sentence on what `auto` chose, from the saved evaluation (None when it was not evaluated)."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        return None
-    choices = saved.get("choices") if isinstance(saved, dict) else None
+def auto_choice(saved: dict[str, Any]) -> str | None:
+    """One sentence on what `auto` chose, from a saved evaluation (None when it was not evaluated)."""
+    choices = saved.get("choices")
     c = choices.get("fusion:auto") if isinstance(choices, dict) else None
     if not isinstance(c, dict) or not isinstance(c.get("chosen"), str):
         return None
@@ -208,32 +206,50 @@ def completion_section(data: ReportData) -> list[str]:
     ]
 
 
-def read_completion(run_dir: Path) -> tuple[bytes, dict[str, Any]] | None:
+def read_completion(run_dir: Path, members: list[str] | None = None) -> tuple[bytes, dict[str, Any]] | None:
+    """RUN/completion/ (checked: artefacts.check_completion), or None when `complete --heldout` never ran."""
     folder = run_dir / "completion"
-    if not (folder / "panel.png").is_file() or not (folder / "completion.json").is_file():
+    summary = read_artefact("completion", folder / "completion.json", members)
+    if summary is None:
         return None
-    try:
-        summary = json.loads((folder / "completion.json").read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        return None
-    if not isinstance(summary, dict) or not all(
-        isinstance(v, (int, float)) for v in summary.get("hole_mse", {}).values()
-    ):
-        return None
+    if not (folder / "panel.png").is_file():
+        raise ArtefactError(
+            f"{shown(str(folder / 'panel.png'))} is missing; run 'gensemble complete {run_dir} --heldout N' to rewrite it"
+        )
     return (folder / "panel.png").read_bytes(), summary
 
 
 def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
+    """metrics.jsonl by member. Lines a crash cut short, or that are not a member's numbers at a
+    step, are skipped: the log is appended while training, so its last line may be partial."""
     curves: dict[str, list[dict[str, float]]] = {}
     path = run_dir / "metrics.jsonl"
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            curves.setdefault(rec.get("member", "?"), []).append(rec)
+    if not path.is_file():
+        return curves
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(rec, dict) or not isinstance(rec.get("member"), str):
+            continue
+        values = {
+            k: float(v)
+            for k, v in rec.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        }
+        if "step" in values:
+            curves.setdefault(rec["member"][:200], []).append(values)
     return curves
+
+
+def run_members(run_dir: Path) -> list[str] | None:
+    """The run's member names, which every artefact's rows must agree with (None: config unreadable,
+    and then names are not checked; the report still renders what it can)."""
+    try:
+        return [m.name for m in load_config(run_dir / "config.yaml").members]
+    except GensembleError:
+        return None
 
 
 def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -> ReportData:
@@ -246,27 +262,29 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         raise CheckpointError(
             f"{str(run_dir)!r} is not a run folder (no config.yaml); train one with 'gensemble train'"
         )
-    evaluation = None
-    evaluations = [read_evaluation_file(p) for p in sorted((run_dir / "evaluations").glob("*.json"))]
-    if (run_dir / "evaluation.json").is_file():
-        evaluation = read_evaluation(run_dir / "evaluation.json")
+    members = run_members(run_dir)
+    latest = None
+    evaluations = [read_evaluation_file(p, members) for p in sorted((run_dir / "evaluations").glob("*.json"))]
+    if (run_dir / "evaluation.json").exists():
+        latest = read_evaluation_file(run_dir / "evaluation.json", members)
         if not evaluations:  # written before evaluations/ existed
-            evaluations = [read_evaluation_file(run_dir / "evaluation.json")]
-    samples = read_grids(run_dir)
+            evaluations = [latest]
+    evaluation = latest["rows"] if latest else None
+    samples = read_grids(run_dir, members)
     if fusions is not None:
-        shown = {f"fusion:{f}" for f in fusions}
-        samples = {k: v for k, v in samples.items() if not k.startswith("fusion:") or k in shown}
+        wanted = {f"fusion:{f}" for f in fusions}
+        samples = {k: v for k, v in samples.items() if not k.startswith("fusion:") or k in wanted}
     data = ReportData(
         title=f"gensemble report: {run_dir.name}",
         config_yaml=(run_dir / "config.yaml").read_text(),
         samples=samples,
-        score=read_tournament(run_dir),
+        score=read_tournament(run_dir, members),
         evaluation=evaluation,
         evaluations=evaluations,
         curves=read_curves(run_dir),
-        completion=read_completion(run_dir),
+        completion=read_completion(run_dir, members),
         verdict=verdict(evaluation) if evaluation else None,
-        choice=auto_choice(run_dir / "evaluation.json") if evaluation else None,
+        choice=auto_choice(latest["raw"]) if latest else None,
     )
     if data.score is None:
         data.notes.append(
@@ -284,5 +302,12 @@ def report_run(
 ) -> Path:
     """Write RUN's self-contained HTML report (default RUN/report.html) from its saved artefacts."""
     out = check_output(Path(out) if out is not None else Path(run_dir) / "report.html", (".html", ".htm"))
-    atomic_write_text(out, render_report(gather_report(run_dir, fusions)))
+    if not (Path(run_dir) / "config.yaml").is_file():
+        gather_report(run_dir, fusions)  # the one-line error about a folder that holds no run
+    if out.resolve().is_relative_to(Path(run_dir).resolve()):
+        with run_lock(run_dir, "report"):  # it writes into the run: one writer at a time
+            atomic_write_text(out, render_report(gather_report(run_dir, fusions)))
+    else:
+        recover_if_idle(run_dir)  # a reader: finish what a killed command left, if nobody is writing
+        atomic_write_text(out, render_report(gather_report(run_dir, fusions)))
     return out

@@ -4,11 +4,12 @@ measured (features, n, reference), the best row per column in bold, and small n 
 from __future__ import annotations
 
 import html
-import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from gensemble.errors import GensembleError, shown
+from gensemble.artefacts import ArtefactError, read_artefact
+from gensemble.errors import shown
 from gensemble.evaluation.run import HIGHER_IS_BETTER, WARN_N, crownable
 
 
@@ -81,47 +82,18 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
     return f'<div class="scroll">{table}</div>'
 
 
-def read_evaluation(path: Path) -> dict[str, dict[str, Any]]:
-    """The rows of an evaluation.json, checked: every metric a number (or null), every row a mapping.
-
-    The report formats numbers; a hand-edited or damaged file must be one clear error, not a crash
-    in the middle of rendering.
-    """
-
-    redo = "rerun 'gensemble evaluate RUN' to rewrite it"
-    try:
-        raw = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        raise GensembleError(f"{shown(str(path))} is not valid JSON; {redo}") from None
-    rows = raw.get("rows", raw) if isinstance(raw, dict) else None
-    if not isinstance(rows, dict):
-        raise GensembleError(f"{shown(str(path))} holds no table of rows; {redo}")
-    for name, row in rows.items():
-        if not isinstance(row, dict):
-            raise GensembleError(f"{shown(str(path))}: row {shown(name)} is not a mapping; {redo}")
-        for key, value in row.items():
-            number = isinstance(value, (int, float)) and not isinstance(value, bool)
-            if not (number or value is None or key in TEXT_FIELDS):
-                raise GensembleError(
-                    f"{shown(str(path))}: {shown(name)} {shown(key)} is {shown(value)}, not a number; {redo}"
-                )
-    return rows
-
-
-def read_evaluation_file(path: Path) -> dict[str, Any]:
-    """A whole saved evaluation: its checked rows and how it was measured."""
-    rows = read_evaluation(path)
-    raw = json.loads(path.read_text())
-    meta = raw if isinstance(raw, dict) else {}
-    notes = meta.get("notes") if isinstance(meta.get("notes"), list) else []
+def read_evaluation_file(path: Path, members: Collection[str] | None = None) -> dict[str, Any]:
+    """A whole saved evaluation, checked (artefacts.check_evaluation): its rows, how it was measured,
+    and the raw file (for what `auto` chose)."""
+    raw = read_artefact("evaluation", path, members)
+    if raw is None:
+        raise ArtefactError(f"{shown(str(path))} is missing; run 'gensemble evaluate' to write it")
+    rows = raw.get("rows", raw)
     return {
         "rows": rows,
-        "features": str(meta.get("features", "?")),
-        "n": meta.get("n") if isinstance(meta.get("n"), int) else None,
-        "reference": str(meta.get("reference", "?")),
-        "notes": [str(x) for x in notes],
+        "features": str(raw.get("features", "?")),
+        "n": raw.get("n") if isinstance(raw.get("n"), int) else None,
+        "reference": str(raw.get("reference", "?")),
+        "notes": [str(x) for x in raw.get("notes", [])],
+        "raw": raw,
     }
-
-
-# Fields of an evaluation row that are text by design, not metrics.
-TEXT_FIELDS = ("note", "features", "reference")

@@ -24,6 +24,7 @@ from gensemble.execution import Executor, make_executor
 from gensemble.run.budget import describe_seconds, estimate_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
 from gensemble.run.hooks import RunHooks
+from gensemble.runfolder import holder, run_lock
 from gensemble.training.loop import resolve_device
 
 __all__ = [
@@ -107,7 +108,13 @@ def load_run(
     data = load_dataset(cfg.data, "test")
     ens = build_ensemble(cfg, data.shape, resolve_device(device))
     ens.run_dir = run_dir
+    busy = holder(run_dir)
     ens.restore(weights_only=True, step=step)
+    if busy is not None:
+        warnings.warn(
+            f"{run_dir} is being written by {busy}; using its checkpoint at total step {ens.step} as it stands now",
+            stacklevel=2,
+        )
     for m in ens.members:
         averaged = ens.aux.get(f"{m.name}.G_ema")
         if ema and averaged is not None:
@@ -184,9 +191,12 @@ def truncate_metrics(run_dir: Path, steps: dict[str, int]) -> None:
     for line in path.read_text().splitlines():
         try:
             rec = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # a line cut short by a crash
-        if rec.get("step", 0) <= steps.get(rec.get("member"), 10**12):
+        step = rec.get("step", 0) if isinstance(rec, dict) else None
+        if not isinstance(step, (int, float)) or isinstance(step, bool):
+            continue  # not a record this log holds
+        if step <= steps.get(rec.get("member"), 10**12):
             keep.append(line)
     atomic_write_text(path, "".join(line + "\n" for line in keep))
 
@@ -216,6 +226,12 @@ def train_run(
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
     if cfg.train.threads is not None and not threads.explicit():
         threads.set_threads(cfg.train.threads)
+    with run_lock(out, "train"):  # one writer per run folder
+        return train_locked(cfg, out, resume, executor)
+
+
+def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) -> Path:
+    """`train_run` once the folder's lock is held: check, restore, and only then write and train."""
     dev = resolve_device(cfg.train.device)
     check_run_dir(out, cfg, resume)
     data = load_train_data(cfg, dev)

@@ -3,6 +3,7 @@ started (see gensemble.execution.ddp for how one member trains on many ranks).""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch.distributed as dist
@@ -14,6 +15,7 @@ from gensemble.execution.ddp import DistEnv, check_ddp_config, on_main_rank, ran
 from gensemble.progress import set_quiet
 from gensemble.run import check_run_dir, load_config, load_train_data, prepare_run_dir, truncate_metrics
 from gensemble.run.hooks import RunHooks
+from gensemble.runfolder import run_lock
 
 
 def train_ddp(
@@ -34,7 +36,10 @@ def train_ddp(
     if not env.is_main:
         set_quiet(True)
     start_process_group(env, dev)
+    guard = contextlib.ExitStack()
     try:
+        if env.is_main:  # rank 0 alone writes the run, so it alone holds the folder's writer lock
+            guard.enter_context(run_lock(out, "train"))
         check_run_dir(out, cfg, resume)
         data = load_train_data(cfg, dev)
         ens = build_ensemble(cfg, data.shape, dev)
@@ -56,5 +61,6 @@ def train_ddp(
                 hooks.close()
         dist.barrier()
     finally:
+        guard.close()
         dist.destroy_process_group()
     return out

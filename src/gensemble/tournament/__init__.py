@@ -44,6 +44,7 @@ from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from gensemble.data import Dataset, load_dataset
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
+from gensemble.runfolder import writes_into_run
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
 from gensemble.tournament.scorings import (  # noqa: F401  (re-exported)
     RatingConfig,
@@ -343,6 +344,7 @@ def score(
 MIN_REAL_FOR_SCORING = 200
 
 
+@writes_into_run("score")
 def score_run(
     run_dir: str | Path,
     scoring: Scoring = "matrix",

@@ -4,10 +4,11 @@ checkpoint (total step), seed and settings it was computed with."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
+from gensemble.artefacts import dumps, read_artefact
 from gensemble.checkpoint import atomic_write_text
 
 TOURNAMENT_FILE = "tournament.json"
@@ -15,21 +16,14 @@ TOURNAMENT_FILE = "tournament.json"
 
 def write_tournament(run_dir: str | Path, table_json: dict[str, Any], step: int, seed: int) -> Path:
     path = Path(run_dir) / TOURNAMENT_FILE
-    atomic_write_text(path, json.dumps({**table_json, "step": step, "seed": seed}, indent=1) + "\n")
+    atomic_write_text(path, dumps({**table_json, "step": step, "seed": seed}))
     return path
 
 
-def read_tournament(run_dir: str | Path) -> dict[str, Any] | None:
-    """The saved tournament, or None when there is none or it cannot be read (it is then recomputed)."""
-    path = Path(run_dir) / TOURNAMENT_FILE
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
-        return None
-    need = ("generators", "discriminators", "matrix", "auc", "generator_scores", "discriminator_scores")
-    if not isinstance(saved, dict) or not all(k in saved for k in need):
-        return None
-    return saved
+def read_tournament(run_dir: str | Path, members: Collection[str] | None = None) -> dict[str, Any] | None:
+    """The saved tournament (checked: shapes, finite scores, names of `members`), or None when there
+    is none. A damaged file is an ArtefactError naming `gensemble score RUN`, which rewrites it."""
+    return read_artefact("tournament", Path(run_dir) / TOURNAMENT_FILE, members)
 
 
 def matching_tournament(
@@ -40,11 +34,12 @@ def matching_tournament(
     calibration: str,
     n_samples: int,
     judges: dict[str, Any],
+    members: Collection[str] | None = None,
 ) -> dict[str, Any] | None:
     """The saved tournament if it was computed for exactly this checkpoint, these settings and judges."""
     if run_dir is None:
         return None
-    saved = read_tournament(run_dir)
+    saved = read_tournament(run_dir, members)
     if saved is None:
         return None
     wanted = {
