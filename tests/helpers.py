@@ -29,3 +29,20 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(["--quiet", *argv])
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *needles: str) -> str:
+    """Exit code 2, exactly one `gensemble: error:` line (short, no traceback) holding every needle."""
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.startswith("gensemble: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert len(lines[0]) < 400, lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def files_of(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder with its bytes, to prove that nothing changed."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -79,8 +79,8 @@ def test_missing_dataset_files_name_the_package(tmp_path, capsys):
 def test_unreadable_image_in_folder_is_named_and_can_be_skipped(tmp_path, capsys):
     folder = tmp_path / "imgs"
     folder.mkdir()
-    for i in range(4):
-        Image.fromarray(np.full((20, 20, 3), i * 40, np.uint8)).save(folder / f"ok{i}.png")
+    for i in range(40):  # 4 held out: the fewest a run can be scored and evaluated with
+        Image.fromarray(np.full((20, 20, 3), i * 6, np.uint8)).save(folder / f"ok{i}.png")
     good = (folder / "ok0.png").read_bytes()
     (folder / "broken.png").write_bytes(good[: len(good) // 2])
     model = {"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8}

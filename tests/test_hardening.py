@@ -17,23 +17,7 @@ from gensemble.errors import CheckpointError, DataError
 from gensemble.imageio import load_image
 from gensemble.run import load_run, train_run
 
-from helpers import TINY_TOY, run_cli, write_config
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.startswith("gensemble: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    assert len(lines[0]) < 400, lines[0]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
-def files_of(folder: Path) -> dict[str, bytes]:
-    """Every file under a folder with its bytes, to prove that nothing changed."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+from helpers import TINY_TOY, assert_one_line_error, files_of, run_cli, write_config
 
 
 @pytest.fixture

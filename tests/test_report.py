@@ -2,7 +2,6 @@
 
 import base64
 import importlib.util
-import json
 import re
 import shutil
 import sys

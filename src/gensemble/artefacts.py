@@ -297,7 +297,9 @@ CHECKS = {
 
 
 def redo(kind: str, path: Path) -> str:
-    return REWRITES[kind].format(run=shown(str(run_of(path)), 80).strip("'"))
+    run = str(run_of(path))
+    # A path the user will paste whole: plain when printable, escaped (and bounded) otherwise.
+    return REWRITES[kind].format(run=run if run.isprintable() and len(run) < 240 else shown(run))
 
 
 def read_artefact(kind: str, path: str | Path, *args: Any) -> Any:

@@ -16,6 +16,10 @@ from gensemble.registry import Registry
 Split = Literal["train", "test"]
 
 
+# Scoring, fusing and evaluating halve the held-out split (calibration, evaluation) and need this many.
+MIN_HELDOUT = 4
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which dataset to load and how to preprocess it."""

@@ -17,7 +17,7 @@ import torch
 from gensemble import threads
 from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
-from gensemble.data import Dataset, load_dataset
+from gensemble.data import Dataset, check_heldout, load_dataset
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
 from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
@@ -235,6 +235,7 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) ->
     dev = resolve_device(cfg.train.device)
     check_run_dir(out, cfg, resume)
     data = load_train_data(cfg, dev)
+    check_heldout(cfg.data, len(data))  # a run nobody could sample or evaluate is refused now
     ens = build_ensemble(cfg, data.shape, dev)  # before touching the folder: bad configs change nothing
     ens.run_dir = out
     if resume and ((out / "latest.json").exists() or any((out / "checkpoints").glob("step-*"))):

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
-from gensemble.data import Dataset, load_dataset
+from gensemble.data import MIN_HELDOUT, Dataset, load_dataset
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
 from gensemble.runfolder import writes_into_run
@@ -100,8 +100,8 @@ def as_tensor(real: Dataset | Tensor) -> Tensor:
 def heldout_halves(real: Dataset | Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
     """Held-out real data shuffled with a fixed seed and halved: (calibration half, evaluation half)."""
     x = as_tensor(real)
-    if len(x) < 4:
-        raise ConfigError(f"held-out real data has {len(x)} examples; scoring needs at least 4")
+    if len(x) < MIN_HELDOUT:
+        raise ConfigError(f"held-out real data has {len(x)} examples; scoring needs at least {MIN_HELDOUT}")
     perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     half = len(x) // 2
     return x[perm[:half]], x[perm[half:]]
