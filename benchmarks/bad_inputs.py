@@ -1,11 +1,13 @@
 """Throw thousands of bad inputs at gensemble and count what comes back.
 
-    python benchmarks/bad_inputs.py [--examples 1000]
+    python benchmarks/bad_inputs.py [--examples 1000] [--signal-trials 20] [--writer-trials 6]
 
 Uses the fuzzing strategies of tests/test_fuzz.py (config mappings, `--set` strings, image files,
-checkpoint folders) with many more examples than the test suite, and counts each outcome: success,
-a clean GensembleError (the CLI's one-line error, exit 2), or any other exception (a bug). Prints
-the table and writes docs/results/bad_inputs.json.
+checkpoint folders) and tests/test_fuzz_artefacts.py (every JSON artefact of a run folder) with
+many more examples than the test suite, and counts each outcome: success, a clean GensembleError
+(the CLI's one-line error, exit 2), or any other exception (a bug). Then SIGTERM or SIGKILL at
+random moments of `evaluate` and of `complete --heldout`, and two writers started at once
+(benchmarks/interrupts.py). Prints the tables and writes docs/results/bad_inputs.json.
 """
 
 from __future__ import annotations
@@ -24,9 +26,14 @@ from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import interrupts  # noqa: E402
 import test_fuzz as fz  # noqa: E402  (the strategies live with the tests)
+import test_fuzz_artefacts as fa  # noqa: E402
 
+from gensemble.artefacts import read_artefact  # noqa: E402
+from gensemble.evaluation.run import evaluate_run  # noqa: E402
 from gensemble.progress import set_quiet  # noqa: E402
 from gensemble.run import train_run  # noqa: E402
 
@@ -52,6 +59,8 @@ def tally(name: str, strategy, check, examples: int, counts: dict[str, Counter],
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--examples", type=int, default=1000, help="examples per kind of input")
+    ap.add_argument("--signal-trials", type=int, default=20, help="signals per command (evaluate, complete)")
+    ap.add_argument("--writer-trials", type=int, default=6, help="pairs of writers started together")
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "bad_inputs.json"))
     args = ap.parse_args(argv)
     set_quiet(True)
@@ -86,6 +95,15 @@ def main(argv: list[str] | None = None) -> dict:
         counts,
         bugs,
     )
+    clean = fa.build_artefact_run(tmp / "artefacts")
+    tally(
+        "run artefacts (JSON files read by report and fusions)",
+        fa.artefact_damage(),
+        lambda d: fa.check_artefact(clean, tmp / f"art-{next(counter)}" / "R", d),
+        args.examples,
+        counts,
+        bugs,
+    )
     rows = {
         k: {"tried": sum(c.values()), **{o: c[o] for o in ("success", "clean error", "other exception")}}
         for k, c in counts.items()
@@ -99,10 +117,88 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"| {k} | {r['tried']} | {r['success']} | {r['clean error']} | {r['other exception']} |")
     for b in bugs[:5]:
         print(b)
-    result = {"rows": rows, "total": total, "examples_per_kind": args.examples, "first_bugs": bugs[:20]}
+    signals, writers = interruptions(tmp, args.signal_trials, args.writer_trials)
+    result = {
+        "rows": rows,
+        "total": total,
+        "examples_per_kind": args.examples,
+        "first_bugs": bugs[:20],
+        "signals": signals,
+        "writers": writers,
+    }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return result
 
 
+EVAL_ARGV = ["--fusion", "uniform", "weighted", "-n", "300"]
+
+
+def evaluate_outputs(run: Path) -> set[str]:
+    index = read_artefact("grids", run / "samples" / "index.json") or {}
+    keys = {str(p.relative_to(run)) for p in (run / "evaluations").glob("*.json")}
+    return {"evaluation.json", "samples/index.json", *keys, *(f"samples/{n}" for n in index.values())}
+
+
+def check_evaluation(run: Path) -> None:
+    read_artefact("evaluation", run / "evaluation.json", ["alpha", "beta"])
+    read_artefact("grids", run / "samples" / "index.json", ["alpha", "beta"])
+
+
+def check_completion(run: Path) -> None:
+    read_artefact("completion", run / "completion" / "completion.json", ["g1", "g2", "v"])
+
+
+def interruptions(tmp: Path, trials: int, writer_trials: int) -> tuple[dict, dict]:
+    """Signals at random moments of evaluate and complete, then concurrent writers."""
+    toy = tmp / "signals" / "toy"
+    (tmp / "signals").mkdir()
+    (tmp / "signals" / "c.yaml").write_text(fa.PAIR)
+    train_run(tmp / "signals" / "c.yaml", toy)
+    evaluate_run(toy, n=300, fusions=("uniform", "weighted"))
+    images = tmp / "signals" / "images"
+    (tmp / "signals" / "i.yaml").write_text(json.dumps(IMAGE_RUN))
+    train_run(tmp / "signals" / "i.yaml", images)
+    signals = {
+        "evaluate": interrupts.signal_trials(
+            toy, ["evaluate", str(toy), *EVAL_ARGV], evaluate_outputs, trials, 0, check_evaluation
+        ),
+        "complete": interrupts.signal_trials(
+            images,
+            ["complete", str(images), "--heldout", "8"],
+            lambda r: {"completion/panel.png", "completion/completion.json"},
+            trials,
+            1,
+            check_completion,
+        ),
+    }
+    writers = interrupts.writer_trials(toy, ["evaluate", str(toy), *EVAL_ARGV], writer_trials)
+    print("\n| command | trials | full run (s) | outcomes | problems |")
+    print("|---|---|---|---|---|")
+    for name, r in signals.items():
+        print(f"| {name} | {r['trials']} | {r['full_run_s']} | {r['outcomes']} | {len(r['problems'])} |")
+    print(f"\nconcurrent writers: {writers['outcomes']}, problems: {len(writers['problems'])}")
+    for p in [*signals["evaluate"]["problems"], *signals["complete"]["problems"], *writers["problems"]][:5]:
+        print(p)
+    return signals, writers
+
+
+# The editing tests' tiny image ensemble: two DCGANs and a VAE on 16 px digits.
+IMAGE_RUN = {
+    "data": {"name": "digits", "image_size": 16},
+    "scheme": "independent",
+    "members": [
+        {"name": "g1", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": 0},
+        {"name": "g2", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": 1},
+        {"name": "v", "model": {"name": "vae", "width": 8, "z_dim": 8}, "seed": 2},
+    ],
+    "train": {"steps": 40, "batch_size": 32, "checkpoint_every": 40, "log_every": 20},
+}
+
+
+def clean(result: dict) -> bool:
+    problems = [p for r in result["signals"].values() for p in r["problems"]] + result["writers"]["problems"]
+    return result["total"]["other exception"] == 0 and not problems
+
+
 if __name__ == "__main__":
-    sys.exit(0 if main()["total"]["other exception"] == 0 else 1)
+    sys.exit(0 if clean(main()) else 1)

@@ -281,3 +281,23 @@ def test_interpolate_and_report_panel(image_run, tmp_path, capsys):
     )
     html = (tmp_path / "r.html").read_text()
     assert code == 0 and "completion panel" in html and "id='completion'" in html
+
+
+def test_heldout_beyond_the_evaluation_half_says_it_is_clamped(image_run, monkeypatch, tmp_path):
+    from gensemble.editing import files
+
+    real = files.load_editor
+
+    def two_held_out(run, device="cpu"):
+        editor = real(run, device, FAST)
+        editor.heldout = editor.heldout[:2]
+        return editor
+
+    run = tmp_path / "R"
+    import shutil
+
+    shutil.copytree(image_run, run)
+    monkeypatch.setattr(files, "load_editor", two_held_out)
+    with pytest.warns(UserWarning, match="more than the 2 held-out images"):
+        summary = files.complete_heldout(run, 5)
+    assert summary["n"] == 2

@@ -52,6 +52,7 @@ class ReportData:
     completion: tuple[bytes, dict[str, Any]] | None = None  # RUN/completion/panel.png and its summary
     verdict: str | None = None  # one sentence: did the best fusion beat the best member (latest evaluation)
     choice: str | None = None  # what `auto` chose on held-out data, and why
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (the demo's timings.json)
 
 
 def img_tag(png: bytes, alt: str, css: str = "") -> str:
@@ -152,6 +153,9 @@ def render_report(data: ReportData) -> str:
         parts.append(f"<p id='auto-choice'>{esc(data.choice)}</p>")
     for note in data.notes:
         parts.append(f"<p>{esc(note)}</p>")
+    if data.timings:
+        stages = ", ".join(f"{esc(k)} {v:.0f} s" for k, v in data.timings.items())
+        parts.append(f"<p class='muted' id='timings'>Stage times: {stages}.</p>")
     if data.evaluations:
         parts.append("<h2>Evaluation</h2>")
         for ev in data.evaluations:
@@ -243,6 +247,14 @@ def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
     return curves
 
 
+def read_timings(run_dir: Path) -> dict[str, float]:
+    """Stage times (checked): RUN/timings.json, or the demo's OUT/timings.json beside OUT/run."""
+    for path in (run_dir / "timings.json", run_dir.parent / "timings.json"):
+        if path.exists():
+            return read_artefact("timings", path)
+    return {}
+
+
 def run_members(run_dir: Path) -> list[str] | None:
     """The run's member names, which every artefact's rows must agree with (None: config unreadable,
     and then names are not checked; the report still renders what it can)."""
@@ -285,6 +297,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         completion=read_completion(run_dir, members),
         verdict=verdict(evaluation) if evaluation else None,
         choice=auto_choice(latest["raw"]) if latest else None,
+        timings=read_timings(run_dir),
     )
     if data.score is None:
         data.notes.append(
