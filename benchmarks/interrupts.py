@@ -76,9 +76,8 @@ def signal_trials(run: Path, argv: list[str], outputs, trials: int, seed: int, c
         err = proc.communicate()[1]
         rc = proc.returncode
         expected = {signal.SIGTERM: (143, -signal.SIGTERM), signal.SIGKILL: (-signal.SIGKILL,)}[sig]
-        if rc == 0:
-            counts["finished before the signal"] += 1
-        elif rc not in expected:
+        label = "finished before the signal" if rc == 0 else sig.name
+        if rc not in (0, *expected):
             problems.append(f"{sig.name} at trial {i}: exit {rc}: {err[-300:]}")
         elif rc == 143:
             lines = [
@@ -101,7 +100,7 @@ def signal_trials(run: Path, argv: list[str], outputs, trials: int, seed: int, c
                 check(run)
             except Exception as exc:  # an invalid artefact after the signal is a bug
                 problems.append(f"trial {i}: {type(exc).__name__}: {exc}")
-            counts[f"{sig.name}: {verdict}"] += 1
+            counts[f"{label}: {verdict}"] += 1
     return {"trials": trials, "full_run_s": round(full, 2), "outcomes": dict(counts), "problems": problems}
 
 

@@ -44,6 +44,7 @@ ARTEFACTS = {
 def build_artefact_run(root: Path) -> Path:
     """A toy run with every artefact: scored, evaluated, a completion record and stage timings.
     Checkpoints and the loss log are dropped: the readers under test never load them."""
+    root.mkdir(parents=True, exist_ok=True)
     (root / "c.yaml").write_text(PAIR)
     run = Path(train_run(root / "c.yaml", root / "full"))
     score_run(run, n_samples=200)
