@@ -19,7 +19,6 @@ from gensemble.evaluation.run import (
     resolve_features,
 )
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
-from gensemble.models import classifier as clf
 from gensemble.run import train_run
 
 from helpers import TINY_TOY, run_cli, write_config
@@ -39,9 +38,8 @@ TINY_DIGITS = {
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
-    """GENSEMBLE_CACHE in a temporary folder holding a 1-epoch digits classifier (a few seconds)."""
+    """GENSEMBLE_CACHE in an empty temporary folder: the shipped digits classifier is used, none trained."""
     root = tmp_path_factory.mktemp("cache")
-    clf.load_or_train_classifier("digits", cache_dir=root, epochs=1)
     mp = pytest.MonkeyPatch()
     mp.setenv("GENSEMBLE_CACHE", str(root))
     get_extractor.cache_clear()  # memoised extractors may hold another cache's classifier

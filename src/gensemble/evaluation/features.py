@@ -24,7 +24,8 @@ from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.errors import ConfigError
 from gensemble.metrics import FeatureOutput, get_extractor
 from gensemble.metrics.extractor import FeatureExtractor
-from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES, default_cache_dir, per_channel_source
+from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES, per_channel_source
+from gensemble.models.classifier_store import default_cache_dir
 from gensemble.progress import progress
 
 FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "pixels", "points")

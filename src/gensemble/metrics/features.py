@@ -19,7 +19,8 @@ from gensemble.metrics.extractor import (
     FEATURES,
     FeatureExtractor,
 )
-from gensemble.models.classifier import load_or_train_classifier, per_channel_source
+from gensemble.models.classifier import per_channel_source
+from gensemble.models.classifier_store import load_or_train_classifier
 
 
 @functools.lru_cache(maxsize=4)

@@ -3,30 +3,23 @@
 Evaluation on small grey-scale datasets is more telling with a classifier of the domain than with
 ImageNet's Inception: its 128-d penultimate features feed FID/KID/PRDC, and its softmax feeds the
 Inception Score and the label-mode statistics. Stacked-MNIST reuses the mnist-5k classifier on each
-channel. Trained classifiers are cached on disk as a folder (weights.safetensors + meta.json).
+channel. Where the weights come from (shipped with the package, or trained on request) is
+classifier_store.py's business.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import math
-import os
-import re
 import time
-import warnings
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 from torch import Tensor, nn
 
-from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.data import DataConfig, load_dataset
 from gensemble.errors import GensembleError
 
@@ -234,76 +227,9 @@ def _train(dataset: str, epochs: int | None, seed: int) -> tuple[DomainClassifie
         "heldout_size": len(test),
         "train_seconds": round(time.perf_counter() - start, 1),
         "data_fingerprint": data_fingerprint(train.x, train.y),
+        # What a bit-exact retrain needs: the same torch build and CPU kernels (scripts/train_classifiers.py).
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "train_size": len(train),
     }
     return model.eval(), acc, meta
-
-
-def default_cache_dir() -> Path:
-    """$GENSEMBLE_CACHE, else ~/.cache/gensemble."""
-    return Path(os.environ.get("GENSEMBLE_CACHE") or Path.home() / ".cache" / "gensemble").expanduser()
-
-
-def _cache_folder(root: Path, dataset: str) -> Path:
-    # Dataset names may carry paths (npz:/data/x.npz); keep the folder name safe and unique.
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", dataset)
-    if safe != dataset:
-        safe += "-" + hashlib.sha256(dataset.encode()).hexdigest()[:8]
-    return root / "classifiers" / safe
-
-
-def save_classifier(model: DomainClassifier, meta: dict, folder: str | Path) -> None:
-    """Write weights.safetensors then meta.json (with the weights' sha256), each atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(folder / WEIGHTS_FILE, save(state))
-    # meta.json goes last and names the weights' hash: a half-written pair is detected on load.
-    meta = {**meta, "weights_sha256": hashlib.sha256((folder / WEIGHTS_FILE).read_bytes()).hexdigest()}
-    atomic_write_text(folder / META_FILE, json.dumps(meta, indent=2))
-
-
-def load_classifier(folder: str | Path) -> tuple[DomainClassifier, dict]:
-    """Read a classifier folder (json + safetensors only, never pickle); raise GensembleError if it is damaged."""
-    folder = Path(folder)
-    try:
-        meta = json.loads((folder / META_FILE).read_text())
-        raw = (folder / WEIGHTS_FILE).read_bytes()
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"format version {meta.get('format_version')} != {FORMAT_VERSION}")
-        if hashlib.sha256(raw).hexdigest() != meta.get("weights_sha256"):
-            raise ValueError("weights do not match the hash in meta.json (truncated or overwritten)")
-        model = DomainClassifier(ClassifierConfig(**meta["config"]))
-        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as exc:
-        raise GensembleError(
-            f"classifier cache {str(folder)!r} is unreadable: {str(exc).splitlines()[0]}"
-        ) from None
-    return model.eval(), meta
-
-
-def load_or_train_classifier(
-    dataset_name: str, cache_dir: str | Path | None = None, epochs: int | None = None
-) -> DomainClassifier:
-    """The cached domain classifier of a dataset, training (and caching) it first if needed or if the cache is bad."""
-    dataset = per_channel_source(dataset_name) or dataset_name
-    folder = _cache_folder(Path(cache_dir).expanduser() if cache_dir else default_cache_dir(), dataset)
-    if (folder / META_FILE).exists() or (folder / WEIGHTS_FILE).exists():
-        try:
-            model, meta = load_classifier(folder)
-            train, _ = _load_labelled(dataset)
-            if meta.get("data_fingerprint") != data_fingerprint(train.x, train.y):
-                raise GensembleError(
-                    f"classifier cache {str(folder)!r} was trained on different {dataset} data"
-                )
-            # A cache of another width is another labeller (the recipe changed): retrain. Caches from
-            # before `width` existed were 32 wide.
-            same_net = meta.get("recipe", {}).get("width", 32) == RECIPES.get(dataset, TrainRecipe()).width
-            if epochs is None and same_net:
-                return model
-            if epochs is not None and meta.get("recipe", {}).get("epochs") == epochs:
-                return model
-        except GensembleError as exc:
-            warnings.warn(f"{exc}; retraining", stacklevel=2)
-    model, _, meta = _train(dataset, epochs, seed=0)
-    save_classifier(model, meta, folder)
-    return model
