@@ -251,6 +251,13 @@ TAMPERINGS = {
         ),
         False,
     ),
+    # Found by benchmarks/bad_inputs.py: a param group without 'betas' loaded, then Adam's step raised KeyError.
+    "adam-group-lost-betas": (
+        lambda r: (ckpt.latest_checkpoint(r) / "state.json").write_text(
+            (ckpt.latest_checkpoint(r) / "state.json").read_text().replace('"betas"', '"betaz"')
+        ),
+        False,
+    ),
     "nan-weights": (
         lambda r: _edit_tensors(r, "weights.safetensors", lambda t: t["m0.G.0.weight"].fill_(float("nan"))),
         True,

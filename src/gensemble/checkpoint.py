@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import re
 import shutil
@@ -129,6 +130,12 @@ def load_optimizer(opt: torch.optim.Optimizer, state: Any) -> None:
         )
     before = opt.state_dict()
     opt.load_state_dict(state)
+    problem = _group_problem(before["param_groups"], opt.param_groups)
+    if problem:
+        opt.load_state_dict(before)
+        raise CheckpointError(
+            f"checkpoint optimiser {problem}; the checkpoint is damaged or from another config"
+        )
     expected = _state_keys(opt)
     for group in opt.param_groups:
         for p in group["params"]:
@@ -145,6 +152,33 @@ def load_optimizer(opt: torch.optim.Optimizer, state: Any) -> None:
                 raise CheckpointError(
                     f"checkpoint optimiser state {problem}; the checkpoint is damaged or from another config"
                 )
+
+
+def _group_problem(live: list[dict[str, Any]], loaded: list[dict[str, Any]]) -> str | None:
+    """What is wrong with loaded hyper-parameters (lr, betas, ...) against the live groups', or None.
+
+    Found by benchmarks/bad_inputs.py: a state.json whose group lost 'betas' loaded, then Adam's
+    first step raised KeyError."""
+
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+    for i, (want, got) in enumerate(zip(live, loaded)):
+        for key, ref in want.items():
+            if key == "params":
+                continue
+            if key not in got:
+                return f"group {i} lacks {key!r}"
+            v = got[key]
+            if number(ref) and not number(v):
+                return f"group {i} {key!r} is {shown(v)}, not a number"
+            if isinstance(ref, (tuple, list)) and not (
+                isinstance(v, (tuple, list)) and len(v) == len(ref) and all(map(number, v))
+            ):
+                return f"group {i} {key!r} is {shown(v)}, not {len(ref)} numbers"
+            if isinstance(ref, bool) and not isinstance(v, bool):
+                return f"group {i} {key!r} is {shown(v)}, not true or false"
+    return None
 
 
 def _state_keys(opt: torch.optim.Optimizer) -> set[str]:

