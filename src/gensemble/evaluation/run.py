@@ -36,6 +36,7 @@ from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemb
     DEFAULT_TOY_METRICS,
     FEATURE_KINDS,
     Featurizer,
+    announce_cost,
     as_saved_images,
     cached_features,
     check_features_name,
@@ -211,7 +212,11 @@ def evaluate_run(
         features, data_cfg.name, heldout.is_image, metric_names, explicit, device
     )
     default_n = (
-        TOY_N if featurizer.extractor is None else INCEPTION_N if featurizer.name == "inception" else MAX_N
+        TOY_N
+        if featurizer.extractor is None
+        else INCEPTION_N
+        if featurizer.name.startswith("inception")
+        else MAX_N
     )
     n = n if n is not None else min(len(eval_half), default_n)
     if n > len(eval_half):
@@ -231,6 +236,8 @@ def evaluate_run(
             "biased upwards; compare FIDs only at the same n",
             stacklevel=2,
         )
+    if featurizer.name.startswith("inception"):
+        announce_cost(featurizer, n * (2 + len(ens.members) + len(fusion_names)), tuple(eval_half.shape[1:]))
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_feature_cache()
     label = f"{data_cfg.name}-{data_cfg.image_size or 'native'}px"
 

