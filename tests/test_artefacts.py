@@ -428,3 +428,23 @@ def test_a_read_of_a_missing_artefact_is_none_and_of_a_folder_an_error(tmp_path)
     (tmp_path / "tournament.json").mkdir()
     with pytest.raises(ArtefactError, match="not a regular file"):
         read_artefact("tournament", tmp_path / "tournament.json")
+
+
+# --- saved judges ------------------------------------------------------------------------------------
+def test_score_saves_its_judges_and_evaluate_reuses_them(run, monkeypatch, capsys):
+    import gensemble.tournament as tournament
+
+    assert (run / "judges.safetensors").is_file() and (run / "judges.json").is_file()
+    fits = []
+    real_fit = tournament.fit_judges
+    monkeypatch.setattr(tournament, "fit_judges", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    evaluate_run(run, n=100, fusions=("rejection",))
+    assert fits == []  # the judges `score` fitted, read back
+    meta = json.loads((run / "judges.json").read_text())
+    meta["step"] = 999  # another checkpoint's judges are not reused: fitted afresh and saved again
+    (run / "judges.json").write_text(json.dumps(meta))
+    evaluate_run(run, n=100, fusions=("rejection",))
+    assert fits == [1] and json.loads((run / "judges.json").read_text())["step"] == 60
+    (run / "judges.json").write_text('{"judges": 5}')
+    code, _, err = run_cli(capsys, "evaluate", str(run), "-n", "100", "--fusion", "rejection")
+    assert_one_line_error(code, err, "judges.json", f"gensemble score {run}")

@@ -275,6 +275,18 @@ def check_timings(timings: Any, path: Path) -> dict[str, float]:
     return {c.name(k, "a stage"): c.number(v, f"stage {shown(k, 30)}", 0.0) for k, v in timings.items()}
 
 
+def check_judges(meta: Any, path: Path) -> dict[str, Any]:
+    """judges.json: how the saved judges were made, for which checkpoint and generators."""
+    c = Checker(path, redo("judges", path))
+    meta = c.obj(meta, "the file")
+    c.obj(meta.get("judges"), "'judges'")
+    c.count(meta.get("step"), "'step'")
+    c.count(meta.get("seed"), "'seed'")
+    c.names(meta.get("generators"), "'generators'")
+    c.names(meta.get("names"), "'names'")
+    return meta
+
+
 def run_of(path: Path) -> Path:
     """The run folder an artefact belongs to (its folder, or its folder's parent for files in a subfolder)."""
     return path.parent.parent if path.parent.name in ("evaluations", "samples", "completion") else path.parent
@@ -286,6 +298,7 @@ REWRITES = {  # artefact kind -> the command that rewrites it
     "grids": "run 'gensemble evaluate {run}'",
     "completion": "run 'gensemble complete {run} --heldout N'",
     "timings": "run 'gensemble demo --out {run}'",
+    "judges": "run 'gensemble score {run}'",
 }
 CHECKS = {
     "tournament": check_tournament,
@@ -293,6 +306,7 @@ CHECKS = {
     "grids": check_grid_index,
     "completion": check_completion,
     "timings": check_timings,
+    "judges": check_judges,
 }
 
 

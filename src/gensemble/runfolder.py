@@ -81,6 +81,11 @@ def _command_of(pid: int | None) -> str:
 COMMAND_WORDS = ("train", "score", "evaluate", "complete", "report", "demo", "export")
 
 
+def holds_lock(run_dir: str | Path) -> bool:
+    """Whether this process holds RUN's writer lock (and so may write artefacts into it)."""
+    return _key(Path(run_dir)) in _held
+
+
 def describe_holder(run_dir: Path) -> str:
     pid = _lock_holder_pid(run_dir / LOCK_FILE)
     return f"{_command_of(pid)} (PID {pid})" if pid is not None else "another process"

@@ -44,7 +44,7 @@ from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
 from gensemble.data import MIN_HELDOUT, Dataset, load_dataset
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
-from gensemble.runfolder import writes_into_run
+from gensemble.runfolder import holds_lock, writes_into_run
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
 from gensemble.tournament.scorings import (  # noqa: F401  (re-exported)
     RatingConfig,
@@ -176,8 +176,24 @@ def make_judges(
     """The ensemble's judges, fitted as `judges` says on the judges' share of the calibration half
     against samples pooled from every generator (or from `generators`)."""
     discs = {} if judges.kind == "features" else require_discriminators(ens, "scoring")
+    # Fine-tuned judges of the run's own generators are saved by the command that fitted them
+    # (score, evaluate: the writers) and reused by every later one for the same checkpoint.
+    keep = generators is None and judges.kind == "finetuned" and ens.run_dir is not None
+    record = {
+        "judges": judges.record(),
+        "step": ens.step,
+        "seed": seed,
+        "generators": [m.name for m in ens.members],
+    }
+    if keep:
+        saved = load_judges(ens.run_dir, discs, record)
+        if saved is not None:
+            return saved
     train_real, _ = judge_split(cal_real)
-    return fit_judges(discs, generators or ens.generators(), train_real, judges, ens.cfg.data.name, seed)
+    nets = fit_judges(discs, generators or ens.generators(), train_real, judges, ens.cfg.data.name, seed)
+    if keep and holds_lock(ens.run_dir):
+        save_judges(ens.run_dir, nets, record)
+    return nets
 
 
 def judge_population(
@@ -363,5 +379,11 @@ def score_run(
     return table
 
 
-from gensemble.tournament.saved import matching_tournament, read_tournament, write_tournament  # noqa: E402,F401
+from gensemble.tournament.saved import (  # noqa: E402,F401
+    load_judges,
+    matching_tournament,
+    read_tournament,
+    save_judges,
+    write_tournament,
+)
 from gensemble.tournament.selection import Selection, drop_below, select, select_top_k  # noqa: E402,F401  (re-exported)

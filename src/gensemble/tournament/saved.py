@@ -4,14 +4,24 @@ checkpoint (total step), seed and settings it was computed with."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from gensemble.artefacts import dumps, read_artefact
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+from torch import nn
+
+from gensemble.artefacts import ArtefactError, dumps, read_artefact
 from gensemble.checkpoint import atomic_write_text
+from gensemble.errors import shown
+from gensemble.runfolder import Outputs
 
 TOURNAMENT_FILE = "tournament.json"
+# The fitted judges (fine-tuned copies of the discriminators), so that `evaluate` and every fusion
+# reuse the ones `score` fitted instead of fitting them again (13 s of the demo each time).
+JUDGES_WEIGHTS, JUDGES_META = "judges.safetensors", "judges.json"
 
 
 def write_tournament(run_dir: str | Path, table_json: dict[str, Any], step: int, seed: int) -> Path:
@@ -51,3 +61,43 @@ def matching_tournament(
         "judges": judges,
     }
     return saved if all(saved.get(k) == v for k, v in wanted.items()) else None
+
+
+def save_judges(run_dir: str | Path, nets: dict[str, nn.Module], record: dict[str, Any]) -> None:
+    """RUN/judges.safetensors (every judge's weights, "<name>.<param>") and RUN/judges.json (how they
+    were made: `record`), written together or not at all."""
+    run_dir = Path(run_dir)
+    tensors = {
+        f"{name}.{k}": v.detach().cpu().contiguous()
+        for name, net in nets.items()
+        for k, v in net.state_dict().items()
+    }
+    out = Outputs(run_dir)
+    out.add(run_dir / JUDGES_WEIGHTS, save(tensors))
+    out.add(run_dir / JUDGES_META, dumps({**record, "names": list(nets)}))
+    out.commit()
+
+
+def load_judges(
+    run_dir: str | Path, discs: dict[str, nn.Module], record: dict[str, Any]
+) -> dict[str, nn.Module] | None:
+    """The saved judges, rebuilt as copies of `discs` with the saved weights, if they were made as
+    `record` says (same judge settings, checkpoint, seed and generators); else None."""
+    run_dir = Path(run_dir)
+    meta = read_artefact("judges", run_dir / JUDGES_META)
+    if meta is None or {k: meta.get(k) for k in record} != record or sorted(meta["names"]) != sorted(discs):
+        return None
+    try:
+        tensors = load_file(str(run_dir / JUDGES_WEIGHTS))
+        out = {}
+        for name, d in discs.items():
+            net = copy.deepcopy(d)
+            prefix = f"{name}."
+            net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+            out[name] = net.eval().requires_grad_(False)
+    except (OSError, SafetensorError, RuntimeError, ValueError) as exc:
+        raise ArtefactError(
+            f"{shown(str(run_dir / JUDGES_WEIGHTS))} is damaged ({shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 60)}); "
+            f"run 'gensemble score {run_dir}' to rewrite it"
+        ) from None
+    return out
