@@ -196,8 +196,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def recover(root: str | Path) -> int:
-    """Finish committed output sets, drop uncommitted ones and stray temporaries; return how many."""
+def recover(root: str | Path, temporaries: bool = True) -> int:
+    """Finish committed output sets, drop uncommitted ones and (in a run folder, `temporaries`)
+    stray atomic-write temporaries; return how many. A user's own output folder gets only the
+    first two: a ".name.x.tmp" file there might be theirs."""
     root, done = Path(root), 0
     for txn in sorted(root.glob(f"{TXN_PREFIX}*")):
         try:
@@ -217,7 +219,7 @@ def recover(root: str | Path) -> int:
                 )
         shutil.rmtree(txn, ignore_errors=True)
         done += 1
-    for sub in ARTEFACT_DIRS:
+    for sub in ARTEFACT_DIRS if temporaries else ():
         folder = root / sub
         if not folder.is_dir() or folder.is_symlink():
             continue
@@ -287,7 +289,7 @@ class Outputs:
         if not self.files:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        recover(self.root)
+        recover(self.root, temporaries=(self.root / "config.yaml").is_file())
         self._check_destinations()
         txn = Path(tempfile.mkdtemp(prefix=f"{TXN_PREFIX}{os.getpid()}-", dir=self.root))
         try:
