@@ -32,7 +32,7 @@ demo: setup-base
 
 test: setup
 	bash scripts/setup-system.sh dataset-fashion-mnist chromium chromium-driver
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2
 
 test-all: setup
 	$(BIN)/pytest -q -m ""
