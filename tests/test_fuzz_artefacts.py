@@ -166,3 +166,49 @@ def test_the_clean_artefacts_are_read_and_rendered(artefact_run, tmp_path):
     """The fuzzer's starting point is valid: undamaged, every artefact is read and the report renders."""
     page = render_report(gather_report(artefact_run))
     assert "Tournament" in page and "fusion:weighted" in page and "id='completion'" in page
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+@given(files=st.integers(1, 6), killed_after=st.integers(0, 7), committed=st.booleans())
+def test_fuzz_a_kill_at_any_point_of_a_commit(tmp_path_factory, files, killed_after, committed):
+    """SIGKILL at any moment of `Outputs.commit` (before the commit record, or after any number of
+    renames): after `recover` (what the next command runs first) the files are all old or all new."""
+    import os
+
+    from gensemble import runfolder
+
+    root = tmp_path_factory.mktemp("kill")
+    names = [f"sub{i % 2}/f{i}" for i in range(files)]
+    for n in names:
+        (root / n).parent.mkdir(exist_ok=True)
+        (root / n).write_text(f"old {n}")
+    out = runfolder.Outputs(root)
+    for n in names:
+        out.add(root / n, f"new {n}")
+    moved = []
+    real_replace, real_write = os.replace, runfolder.atomic_write_text
+
+    def replace(src, dst):
+        if len(moved) >= killed_after:
+            raise SystemExit("killed")
+        moved.append(dst)
+        real_replace(src, dst)
+
+    def write_commit(path, text):
+        if not committed:
+            raise SystemExit("killed before the commit record")
+        real_write(path, text)
+
+    runfolder.os.replace, runfolder.atomic_write_text = replace, write_commit
+    try:
+        out.commit()
+    except SystemExit:
+        pass
+    finally:
+        runfolder.os.replace, runfolder.atomic_write_text = real_replace, real_write
+    for txn in root.glob(f"{runfolder.TXN_PREFIX}*"):  # as if the killed process were another one
+        txn.rename(root / f"{runfolder.TXN_PREFIX}999999999-{txn.name[-6:]}")
+    runfolder.recover(root)
+    contents = {(root / n).read_text() for n in names}
+    assert contents in ({f"old {n}" for n in names}, {f"new {n}" for n in names}), contents
+    assert not list(root.glob(f"{runfolder.TXN_PREFIX}*"))
