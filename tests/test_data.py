@@ -214,8 +214,37 @@ def test_folder_loads_nested_mixed_images(tmp_path):
     assert not set(train.meta["paths"]) & set(test.meta["paths"])
     grey = load_dataset(DataConfig(name=f"folder:{tmp_path}", image_size=8, channels=1), "test")
     assert grey.shape == (1, 8, 8)
-    default = load_dataset(DataConfig(name=f"folder:{tmp_path}"), "test")
-    assert default.shape == (3, 64, 64)
+    # Unset size keys keep the native size, so a folder of many sizes is refused with what was found.
+    with pytest.raises(DataError, match=r"have 10 sizes \(.*×.*\); set data.image_size"):
+        load_dataset(DataConfig(name=f"folder:{tmp_path}"), "test")
+
+
+def test_folder_keeps_its_native_size_and_channels(tmp_path, capsys):
+    """A folder of 28×28 grey PNGs with no size keys trains 28×28×1 members (not 64 px RGB)."""
+    from gensemble.run import load_run
+
+    from helpers import run_cli, write_config
+
+    grey, colour = tmp_path / "grey", tmp_path / "colour"
+    rng = np.random.default_rng(0)
+    for folder, shape, mode in ((grey, (28, 28), "L"), (colour, (16, 16, 3), "RGB")):
+        folder.mkdir()
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode=mode).save(folder / f"{i}.png")
+    assert load_dataset(DataConfig(name=f"folder:{colour}")).shape == (3, 16, 16)
+    cfg = write_config(
+        tmp_path / "c.yaml",
+        data={"name": f"folder:{grey}"},
+        model={"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8},
+    )
+    code, _, err = run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "R"), "--set", "train.steps=2")
+    assert code == 0, err
+    ens = load_run(tmp_path / "R")
+    x = ens.members[0].model.sample(2, torch.Generator().manual_seed(0))
+    assert tuple(x.shape[1:]) == (1, 28, 28)
+    Image.fromarray(np.zeros((20, 28), np.uint8)).save(grey / "wide.png")
+    with pytest.raises(DataError, match=r"2 sizes \(28×28 \(40\), 28×20 \(1\)\)"):
+        load_dataset(DataConfig(name=f"folder:{grey}"))
 
 
 def test_folder_truncated_image_names_file_and_fix(tmp_path):

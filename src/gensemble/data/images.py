@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
 from gensemble.data.base import DATASETS, DataConfig, Dataset, Split
 from gensemble.data.toy import split_generator
@@ -239,7 +240,10 @@ def load_folder(cfg: DataConfig, split: Split) -> Dataset:
     idx = _fixed_split(len(paths), split, test_fraction=cfg.test_fraction, min_test=1)
     if len(idx) == 0:
         raise DataError(f"image folder {str(root)!r} holds only 1 image; a test split needs at least 2")
-    size, channels = cfg.image_size or 64, cfg.channels or 3
+    size, channels = cfg.image_size, cfg.channels
+    if size is None or channels is None:
+        native_size, native_channels = native_format(paths, cfg, need_size=size is None)
+        size, channels = size or native_size, channels or native_channels
     images, kept = [], []
     for i in idx.tolist():
         try:
@@ -252,6 +256,40 @@ def load_folder(cfg: DataConfig, split: Split) -> Dataset:
     if not images:
         raise DataError(f"image folder {str(root)!r} holds no readable images in its {split} split")
     return Dataset(x=torch.stack(images), meta={"source": str(root), "paths": kept})
+
+
+GREY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+
+
+def native_format(paths: list[Path], cfg: DataConfig, need_size: bool = True) -> tuple[int, int]:
+    """(side, channels) the folder's images share, read from their headers: what `image_size` and
+    `channels` mean when unset ("None keeps the native size"). Grey when every image is grey, else
+    3 channels. Images of several sizes, or not square, are refused with what was found and the key
+    that resizes them."""
+    sizes: dict[tuple[int, int], int] = {}
+    grey = True
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                sizes[img.size] = sizes.get(img.size, 0) + 1
+                grey = grey and img.mode in GREY_MODES
+        except (OSError, ValueError, SyntaxError):
+            continue  # unreadable: load_image names it (or skips it with data.skip_bad)
+    if not sizes or not need_size:
+        return 0, 1 if sizes and grey else 3  # nothing readable: load_image will say why
+    if len(sizes) > 1:
+        found = ", ".join(f"{w}×{h} ({n})" for (w, h), n in sorted(sizes.items(), key=lambda kv: -kv[1])[:4])
+        raise DataError(
+            f"the images in {cfg.name[len('folder:') :] or cfg.root!r} have {len(sizes)} sizes ({found}); set "
+            "data.image_size to centre-crop and resize them all to one square size"
+        )
+    ((w, h),) = sizes
+    if w != h:
+        raise DataError(
+            f"the images in {cfg.name[len('folder:') :] or cfg.root!r} are {w}×{h}, not square; set data.image_size "
+            "to centre-crop and resize them to a square"
+        )
+    return w, 1 if grey else 3
 
 
 # ---------------------------------------------------------------------------------------------
