@@ -242,6 +242,14 @@ def test_folder_keeps_its_native_size_and_channels(tmp_path, capsys):
     ens = load_run(tmp_path / "R")
     x = ens.members[0].model.sample(2, torch.Generator().manual_seed(0))
     assert tuple(x.shape[1:]) == (1, 28, 28)
+    # heldout.txt names the held-out files (4 of 40) and the half each belongs to.
+    listed = [
+        line.split("\t")
+        for line in (tmp_path / "R" / "heldout.txt").read_text().splitlines()
+        if not line.startswith("#")
+    ]
+    assert len(listed) == 4 and sorted(h for h, _ in listed) == ["calibration"] * 2 + ["evaluation"] * 2
+    assert all(Path(p).parent == grey for _, p in listed)
     Image.fromarray(np.zeros((20, 28), np.uint8)).save(grey / "wide.png")
     with pytest.raises(DataError, match=r"2 sizes \(28×28 \(40\), 28×20 \(1\)\)"):
         load_dataset(DataConfig(name=f"folder:{grey}"))

@@ -145,7 +145,8 @@ def complete_heldout(run: str | Path, n: int = 8, device: str = "cpu") -> dict[s
     if n > len(editor.heldout):
         warnings.warn(
             f"--heldout {n} is more than the {len(editor.heldout)} held-out images the critic never saw "
-            f"(the evaluation half of the test split); completing all {len(editor.heldout)}",
+            f"(the evaluation half of the test split; a folder run lists them in RUN/heldout.txt); "
+            f"completing all {len(editor.heldout)}",
             stacklevel=2,
         )
     x = editor.heldout[:n]

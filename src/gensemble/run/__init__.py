@@ -17,7 +17,7 @@ import torch
 from gensemble import threads
 from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
-from gensemble.data import Dataset, check_heldout, load_dataset
+from gensemble.data import HELDOUT_FILE, Dataset, check_heldout, heldout_listing, load_dataset
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
 from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
@@ -248,6 +248,9 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) ->
         announce_estimate(cfg, data, dev)
     threads.start_run(ens.saved_threads)
     prepare_run_dir(out, cfg, resume)
+    listing = heldout_listing(cfg.data)
+    if listing is not None:
+        atomic_write_text(out / HELDOUT_FILE, listing)
     clean_stale_temporaries(out)
     if resume:
         truncate_metrics(out, {m.name: m.step for m in ens.members})

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
-from gensemble.data import MIN_HELDOUT, Dataset, load_dataset
+from gensemble.data import MIN_HELDOUT, Dataset, heldout_halves, load_dataset  # noqa: F401  (re-exported)
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
 from gensemble.runfolder import holds_lock, writes_into_run
@@ -95,16 +95,6 @@ def all_logits(discs: dict[str, nn.Module], x: Tensor) -> Tensor:
 
 def as_tensor(real: Dataset | Tensor) -> Tensor:
     return real if isinstance(real, Tensor) else real.x
-
-
-def heldout_halves(real: Dataset | Tensor, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """Held-out real data shuffled with a fixed seed and halved: (calibration half, evaluation half)."""
-    x = as_tensor(real)
-    if len(x) < MIN_HELDOUT:
-        raise ConfigError(f"held-out real data has {len(x)} examples; scoring needs at least {MIN_HELDOUT}")
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
-    half = len(x) // 2
-    return x[perm[:half]], x[perm[half:]]
 
 
 def owner_of(disc_name: str, member_names: list[str]) -> str | None:
