@@ -107,8 +107,9 @@ class EvalResult:
         lines += [
             "",
             f"features: {self.features}; n = {self.n} per row; reference: {self.reference}; seed {self.seed}",
-            f"{FLOOR_ROW}: {self.n} training examples in a generator's place, the best score at this n. "
-            "* marks the best member or fusion per column.",
+            f"{FLOOR_ROW}: {self.n} training examples in a generator's place, the best score at this n "
+            "(KID is unbiased, so near zero it can come out slightly negative). * marks the best member or "
+            "fusion per column.",
             *self.notes,
         ]
         return "\n".join(lines)

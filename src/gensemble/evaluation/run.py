@@ -295,6 +295,11 @@ def evaluate_run(
                 notes.append(
                     f"{row} keeps {100 * s[top]:.0f}% of its samples from {top}: the ensemble's diversity is lost"
                 )
+    if not fusion_names:
+        notes.append(
+            "no fusion was evaluated, so this table cannot say whether the ensemble beats its members: add "
+            "--fusion auto (or the demo's: auto uniform weighted best rejection snapshots)"
+        )
     if toy is not None:
         info["num_modes"] = len(toy[0])
     if "modes" in metric_names and toy is None:
