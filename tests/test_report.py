@@ -2,6 +2,7 @@
 
 import base64
 import importlib.util
+import json
 import re
 import shutil
 import sys
@@ -157,6 +158,42 @@ def test_report_opens_with_whether_the_ensemble_beat_its_best_member():
     assert verdict({"a": {"fid": 1.0}}) is None
     page = render_report(ReportData(title="t", config_yaml="", evaluation=rows, verdict=verdict(rows)))
     assert page.index("id='verdict'") < page.index("<h2>Evaluation</h2>")
+
+
+def test_the_headline_names_its_evaluation_and_says_within_noise_when_it_is():
+    from gensemble.evaluation.result import NOISE_PCT, verdict
+
+    rows = {"a": {"fid": 20.0}, "fusion:auto": {"fid": 17.0}}
+    assert verdict(rows, features="classifier:fashion-mnist", n=2000) == (
+        "The fused ensemble beat its best member (classifier:fashion-mnist features, n = 2000 per row): "
+        "fusion:auto reaches fid 17 against 20 for a, 15.0% better."
+    )
+    small = verdict(rows, features="inception", n=150)
+    assert small.startswith("Within noise: at n = 150 per row (under 500)") and "inception features" in small
+    rows["fusion:auto"]["fid"] = 20.0 * (1 - NOISE_PCT / 200)  # a margin of half the noise
+    close = verdict(rows, features="inception", n=2000)
+    assert close.startswith("Within noise: the fused ensemble and its best member differ by 1.5%")
+
+
+def test_the_headline_rests_on_the_largest_n_evaluation(tmp_path):
+    """Two evaluations of one run: the headline follows the one with more samples per row, even
+    when the smaller one ran last."""
+    from gensemble.report import gather_report
+
+    run = tmp_path / "run"
+    (run / "evaluations").mkdir(parents=True)
+    (run / "config.yaml").write_text(
+        "data: {name: grid25}\nmembers:\n  - {name: a, model: {name: mlp-gan}}\n"
+    )
+    big = {"rows": {"a": {"fid": 20.0}, "fusion:auto": {"fid": 15.0}}, "features": "points", "n": 2500}
+    small = {"rows": {"a": {"fid": 20.0}, "fusion:auto": {"fid": 25.0}}, "features": "points", "n": 100}
+    (run / "evaluations" / "big.json").write_text(json.dumps(big))
+    (run / "evaluations" / "small.json").write_text(json.dumps(small))
+    (run / "evaluation.json").write_text(json.dumps(small))  # the latest
+    data = gather_report(run)
+    assert data.verdict.startswith(
+        "The fused ensemble beat its best member (points features, n = 2500 per row)"
+    )
 
 
 def test_the_report_says_what_auto_chose(tmp_path):

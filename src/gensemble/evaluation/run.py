@@ -50,6 +50,7 @@ from gensemble.evaluation.result import (  # noqa: F401
     FLOOR_ROW,
     HIGHER_IS_BETTER,
     RECALL_FLOOR,
+    WARN_N,
     EvalResult,
     crownable,
     evaluation_key,
@@ -87,7 +88,6 @@ DEFAULT_METRICS = default_metrics()
 # Below MIN_N samples a row, FID/KID/PRDC are refused (a 5-image FID is noise); below WARN_N they are
 # reported with a warning and marked in the table and the report: FID's bias shrinks like 1/n.
 MIN_N = 50
-WARN_N = 500
 SAMPLE_SIZE_METRICS = tuple(n for n in METRIC_NAMES if METRICS.get(n).sample_size)
 FUSION_PREFIX = "fusion:"
 # The held-out split is halved with this seed, as the fusions halve it (FusionParams.fit_seed = 0):

@@ -282,6 +282,9 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         if not evaluations:  # written before evaluations/ existed
             evaluations = [latest]
     evaluation = latest["rows"] if latest else None
+    # The headline rests on the largest-n evaluation (the latest among equals), not merely the latest.
+    ranked = [e for e in [latest, *evaluations] if e is not None]
+    headline = max(ranked, key=lambda e: e["n"] or 0) if ranked else None
     samples = read_grids(run_dir, members)
     if fusions is not None:
         wanted = {f"fusion:{f}" for f in fusions}
@@ -295,8 +298,10 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         evaluations=evaluations,
         curves=read_curves(run_dir),
         completion=read_completion(run_dir, members),
-        verdict=verdict(evaluation) if evaluation else None,
-        choice=auto_choice(latest["raw"]) if latest else None,
+        verdict=verdict(headline["rows"], features=headline["features"], n=headline["n"])
+        if headline
+        else None,
+        choice=auto_choice(headline["raw"]) if headline else None,
         timings=read_timings(run_dir),
     )
     if data.score is None:
