@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import interrupts  # noqa: E402
 import test_fuzz as fz  # noqa: E402  (the strategies live with the tests)
 import test_fuzz_artefacts as fa  # noqa: E402
+from test_editing import TINY_IMAGES  # noqa: E402  (two DCGANs and a VAE on 16 px digits)
 
 from gensemble.artefacts import read_artefact  # noqa: E402
 from gensemble.evaluation.run import evaluate_run  # noqa: E402
@@ -156,7 +157,7 @@ def interruptions(tmp: Path, trials: int, writer_trials: int) -> tuple[dict, dic
     train_run(tmp / "signals" / "c.yaml", toy)
     evaluate_run(toy, n=300, fusions=("uniform", "weighted"))
     images = tmp / "signals" / "images"
-    (tmp / "signals" / "i.yaml").write_text(json.dumps(IMAGE_RUN))
+    (tmp / "signals" / "i.yaml").write_text(json.dumps(TINY_IMAGES))
     train_run(tmp / "signals" / "i.yaml", images)
     signals = {
         "evaluate": interrupts.signal_trials(
@@ -180,19 +181,6 @@ def interruptions(tmp: Path, trials: int, writer_trials: int) -> tuple[dict, dic
     for p in [*signals["evaluate"]["problems"], *signals["complete"]["problems"], *writers["problems"]][:5]:
         print(p)
     return signals, writers
-
-
-# The editing tests' tiny image ensemble: two DCGANs and a VAE on 16 px digits.
-IMAGE_RUN = {
-    "data": {"name": "digits", "image_size": 16},
-    "scheme": "independent",
-    "members": [
-        {"name": "g1", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": 0},
-        {"name": "g2", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": 1},
-        {"name": "v", "model": {"name": "vae", "width": 8, "z_dim": 8}, "seed": 2},
-    ],
-    "train": {"steps": 40, "batch_size": 32, "checkpoint_every": 40, "log_every": 20},
-}
 
 
 def clean(result: dict) -> bool:

@@ -16,6 +16,16 @@ TINY_TOY = {
     "train": {"steps": 6, "batch_size": 16, "checkpoint_every": 3, "log_every": 2},
 }
 
+# Two small MLP GANs on grid25 with names of their own, for the run-folder artefact tests.
+PAIR = (
+    "data: {name: grid25}\n"
+    "scheme: independent\n"
+    "members:\n"
+    "  - {name: alpha, model: {name: mlp-gan, g_hidden: 16, d_hidden: 16}, seed: 0}\n"
+    "  - {name: beta, model: {name: mlp-gan, g_hidden: 16, d_hidden: 16}, seed: 1}\n"
+    "train: {steps: 30, batch_size: 32, log_every: 10, checkpoint_every: 30}\n"
+)
+
 
 def write_config(path: Path, cfg: dict[str, Any] | None = None, **sections: Any) -> Path:
     data = yaml.safe_load(yaml.safe_dump(cfg or TINY_TOY))

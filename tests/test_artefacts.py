@@ -25,16 +25,7 @@ from gensemble.run import train_run
 from gensemble.runfolder import COMMIT_FILE, TXN_PREFIX, Outputs, recover, run_lock
 from gensemble.tournament import score_run
 
-from helpers import assert_one_line_error, files_of, run_cli, write_config
-
-PAIR = (
-    "data: {name: grid25}\n"
-    "scheme: independent\n"
-    "members:\n"
-    "  - {name: alpha, model: {name: mlp-gan, g_hidden: 16, d_hidden: 16}, seed: 0}\n"
-    "  - {name: beta, model: {name: mlp-gan, g_hidden: 16, d_hidden: 16}, seed: 1}\n"
-    "train: {steps: 30, batch_size: 32, log_every: 10, checkpoint_every: 30}\n"
-)
+from helpers import PAIR, assert_one_line_error, files_of, run_cli, write_config
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 import gensemble.checkpoint as ckpt
+import gensemble.state_tree as state_tree
 from gensemble.errors import CheckpointError
 from gensemble.run import load_run, train_run
 
@@ -111,8 +112,8 @@ def test_state_flattening_round_trip():
     opt.param_groups[0]["params"][0].grad = torch.ones(3)
     opt.step()
     tensors: dict = {}
-    skeleton = ckpt.flatten_state(opt.state_dict(), "opt", tensors)
+    skeleton = state_tree.flatten_state(opt.state_dict(), "opt", tensors)
     json.dumps(skeleton)  # JSON-serialisable: no pickles anywhere
-    restored = ckpt.unflatten_state(json.loads(json.dumps(skeleton)), tensors)
+    restored = state_tree.unflatten_state(json.loads(json.dumps(skeleton)), tensors)
     assert restored["param_groups"] == opt.state_dict()["param_groups"]
     assert torch.equal(restored["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

@@ -21,16 +21,10 @@ from gensemble.report import gather_report, render_report
 from gensemble.run import train_run
 from gensemble.tournament import matching_tournament, score_run
 
+from helpers import PAIR  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
-PAIR = (
-    "data: {name: grid25}\n"
-    "scheme: independent\n"
-    "members:\n"
-    "  - {name: alpha, model: {name: mlp-gan, g_hidden: 16, d_hidden: 16}, seed: 0}\n"
-    "  - {name: beta, model: {name: mlp-gan, g_hidden: 16, d_hidden: 16}, seed: 1}\n"
-    "train: {steps: 30, batch_size: 32, log_every: 10, checkpoint_every: 30}\n"
-)
 ARTEFACTS = {
     "tournament": "tournament.json",
     "evaluation": "evaluation.json",

@@ -10,16 +10,9 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import nn
 
-from gensemble.checkpoint import (
-    checked_rng,
-    checkpoint_at,
-    flatten_state,
-    load_checkpoint,
-    load_optimizer,
-    save_checkpoint,
-    unflatten_state,
-)
+from gensemble.checkpoint import checkpoint_at, load_checkpoint, save_checkpoint
 from gensemble.errors import CheckpointError, ConfigError, shown
+from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unflatten_state
 from gensemble.training.member import Member, MemberConfig
 
 if TYPE_CHECKING:

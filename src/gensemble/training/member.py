@@ -9,11 +9,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from gensemble.checkpoint import checked_rng, flatten_state, load_optimizer, unflatten_state
 from gensemble.config import SEED_RANGE, check_ranges, from_dict, to_dict
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.losses import GAN_LOSSES, GANLoss, OptimConfig, build_optimizer
 from gensemble.models import GenerativeModel, get_model
+from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unflatten_state
 
 
 @dataclass(frozen=True)
