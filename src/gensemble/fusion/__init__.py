@@ -7,7 +7,8 @@ each, the index of the member that made it. Samplers that reject proposals repor
 ``acceptance_rate`` (accepted / proposed so far); the others report None.
 
 * mixture.py: uniform, weighted, learned-weights, best
-* critic.py: rejection (DRS), vote; stacked.py: stacked; mh.py: mh (MH-GAN); they share one
+* critic.py: vote (and what the critic methods share); rejection.py: rejection (DRS, γ chosen on
+  held-out data by choice.py); stacked.py: stacked; mh.py: mh (MH-GAN); they share one
   calibrated ensemble critic
 * ddls.py: ddls (Langevin dynamics in each generator's latent space, driven by the ensemble critic)
 * snapshots.py: snapshots (the generators saved along one run, mixed and filtered by its critics)
@@ -31,7 +32,7 @@ from torch import Tensor
 from gensemble.config import apply_overrides, from_dict
 from gensemble.data import Dataset, load_dataset
 from gensemble.errors import ConfigError
-from gensemble.fusion import auto, average, critic, ddls, mh, mixture, snapshots, stacked  # noqa: F401
+from gensemble.fusion import auto, average, critic, ddls, mh, mixture, rejection, snapshots, stacked  # noqa: F401
 from gensemble.fusion.base import (
     FUSIONS,
     NO_DISCRIMINATOR_HINT,

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,37 +28,26 @@ from torch import Tensor
 
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
+from gensemble.fusion.choice import Candidate, choice_criterion, proposal_pool, shift_for, simulate
 from gensemble.fusion.critic import RejectionParams, RejectionSampler, drs_acceptance, shared_critic
-from gensemble.fusion.mixture import MixtureSampler, fid_weights, mean_kernel, median_bandwidths, mmd_weights
-from gensemble.metrics.fid import feature_stats, frechet_distance
+from gensemble.fusion.mixture import MixtureSampler, fid_weights, mmd_weights
+from gensemble.fusion.rejection import critic_key
 from gensemble.sampling import Samples
-from gensemble.tournament.judges import JUDGE_KINDS, feature_source, features_of, featurizer
+from gensemble.tournament.judges import JUDGE_KINDS, features_of
 
 
 @dataclass(frozen=True)
 class AutoParams(RejectionParams):
-    n_choose: int = 1250  # images of the choice quarter used (and samples per candidate)
-    pool: int = 8  # proposals per member, as a multiple of n_choose
+    # (n_choose, pool and criterion come from RejectionParams: they are the knobs of the choice,
+    # shared with rejection's own choice of γ.)
     gamma_percentiles: tuple[float, ...] = (50.0, 80.0, 90.0, 95.0)  # DRS settings tried
     top_k_choices: tuple[int, ...] = (2, 3)  # uniform mixtures of the k best members tried
     # Critics DRS is tried with: "judges" (this fusion's judge settings) and other judge kinds. The
     # fine-tuning length is a knob too, so it is chosen here, on held-out data, like γ.
     critics: tuple[str, ...] = ("judges",)
-    # What candidates are compared by: FID on the dataset's domain-classifier features, or, on raw
-    # low-dimensional values (2-D toys), a multi-scale Gaussian-kernel MMD², since FID there compares
-    # only means and covariances and ranks a blob between the modes as good. auto: that rule.
-    criterion: Literal["auto", "fid", "mmd"] = "auto"
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
-        if self.n_choose < 50:
-            raise ConfigError(f"config key '{path}.n_choose' must be at least 50, got {self.n_choose}")
-        if not 2 <= self.pool <= 100:
-            raise ConfigError(f"config key '{path}.pool' must be in [2, 100], got {self.pool}")
-        if any(not 0 <= g < 100 for g in self.gamma_percentiles):
-            raise ConfigError(
-                f"config key '{path}.gamma_percentiles' must be in [0, 100), got {self.gamma_percentiles}"
-            )
         bad = [c for c in self.critics if c not in ("judges", *JUDGE_KINDS)]
         if bad or not self.critics:
             raise ConfigError(
@@ -66,14 +55,6 @@ class AutoParams(RejectionParams):
             )
         if any(k < 1 for k in self.top_k_choices):
             raise ConfigError(f"config key '{path}.top_k_choices' must be positive, got {self.top_k_choices}")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    label: str
-    weights: tuple[float, ...]  # over the context's members
-    gamma_percentile: float | None  # None: the mixture as it is
-    critic: str = "judges"  # which critic DRS uses (a key of the pool's ratios)
 
 
 class WeightedDRSSampler(RejectionSampler):
@@ -105,74 +86,6 @@ class AutoSampler:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Samples:
         return self.inner.sample(n, generator)
-
-
-class Criterion:
-    """Distance of a candidate's features to the choice quarter's: FID or multi-scale MMD²."""
-
-    def __init__(self, kind: str, real: np.ndarray, seed: int) -> None:
-        self.kind, self.real = kind, real
-        if kind == "fid":
-            self.stats = feature_stats(real)
-        else:
-            self.widths = median_bandwidths(real, seed)
-            self.rr = mean_kernel(real, real, self.widths, same=True)
-
-    def __call__(self, feats: np.ndarray) -> float:
-        if self.kind == "fid":
-            mu, sigma = feature_stats(feats)
-            return float(frechet_distance(mu, sigma, *self.stats))
-        ff = mean_kernel(feats, feats, self.widths, same=True)
-        return float(ff + self.rr - 2.0 * mean_kernel(feats, self.real, self.widths, same=False))
-
-
-def shift_for(weights: np.ndarray) -> np.ndarray:
-    """−log(M w_i): the per-member correction from the uniform mixture's ratio to the w-mixture's."""
-    m = len(weights)
-    with np.errstate(divide="ignore"):
-        return np.where(weights > 0, -np.log(m * np.maximum(weights, 1e-300)), -np.inf)
-
-
-def simulate(
-    cand: Candidate,
-    feats: list[np.ndarray],
-    all_ratios: dict[str, list[np.ndarray]],
-    n: int,
-    p: AutoParams,
-    seed: int,
-) -> np.ndarray | None:
-    """The features of the first n samples the candidate would keep from the pool, or None when the
-    pool runs out first. Mirrors the samplers: mixture draws, then DRS in batches of p.batch_size."""
-    rng = np.random.default_rng(seed)
-    w = np.asarray(cand.weights)
-    sizes = [len(f) for f in feats]
-    if cand.gamma_percentile is None:
-        counts = rng.multinomial(n, w)
-        if any(c > s for c, s in zip(counts, sizes)):
-            return None
-        return np.concatenate([f[:c] for f, c in zip(feats, counts) if c])
-    shift = shift_for(w)
-    # A stream of proposals from the w-mixture, taken in order from each member's pool.
-    length = int(0.95 * min(s / wi for s, wi in zip(sizes, w) if wi > 0))
-    owners = rng.choice(len(w), size=length, p=w)
-    idx = np.empty(length, dtype=int)
-    for o in range(len(w)):
-        where = np.nonzero(owners == o)[0]
-        if len(where) > sizes[o]:
-            return None
-        idx[where] = np.arange(len(where))
-    rows = np.cumsum([0, *sizes[:-1]])[owners] + idx  # positions in the members' pools, concatenated
-    lr = np.concatenate(all_ratios[cand.critic])[rows] + shift[owners]
-    log_m, kept = float(lr[: p.burn_in].max()), []
-    u = rng.random(length)
-    for start in range(0, length, p.batch_size):
-        chunk = torch.as_tensor(lr[start : start + p.batch_size])
-        log_m = max(log_m, float(chunk.max()))
-        prob = drs_acceptance(chunk, log_m, None, cand.gamma_percentile, p.epsilon).numpy()
-        kept.extend((np.nonzero(u[start : start + len(chunk)] < prob)[0] + start).tolist())
-        if len(kept) >= n:
-            return np.concatenate(feats)[rows[np.asarray(kept[:n])]]
-    return None
 
 
 def candidates(
@@ -221,25 +134,19 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
                 else shared_critic(ctx, replace(p, judges=kind), "fusion 'auto'")[1]
             )
     names = proposal.names
-    fn = featurizer(feature_source(ctx.ens.cfg.data.name), str(ctx.ens.device))
-    choose = ctx.choose_real[: p.n_choose]
-    n = len(choose)
-    feats_of = lambda x: features_of(fn, x).numpy()  # noqa: E731
-    with torch.no_grad():
-        real_feats = feats_of(choose).astype(np.float64)
-        kind = p.criterion
-        if kind == "auto":
-            raw = feature_source(ctx.ens.cfg.data.name) == "raw"
-            kind = "mmd" if raw and real_feats.shape[1] <= 16 else "fid"
-        crit = Criterion(kind, real_feats, p.fit_seed)
-        fit_real = feats_of(ctx.calib_real[: p.n_calibration]).astype(np.float64)
-        feats: list[np.ndarray] = []
-        ratios: dict[str, list[np.ndarray]] = {c: [] for c in crits}
-        for i, g in enumerate(proposal.models):
-            x = g.sample(p.pool * n, torch.Generator().manual_seed(p.fit_seed + 101 + i)).float().cpu()
-            feats.append(feats_of(x).astype(np.float64))
-            for c, cr in crits.items():
-                ratios[c].append(cr.log_ratio(x).double().numpy())
+    n = min(p.n_choose, len(ctx.choose_real))
+    pool = proposal_pool(ctx, p.fit_seed)
+    crit = choice_criterion(ctx, pool, n, p.criterion, p.fit_seed)
+    kind = crit.kind
+    fit_real = features_of(pool.fn, ctx.calib_real[: p.n_calibration]).double().numpy()
+    feats = [pool.features(name, g, p.pool * n) for name, g in zip(names, proposal.models)]
+    ratios = {
+        c: [
+            pool.ratios(name, g, p.pool * n, critic_key(cr), cr.log_ratio)
+            for name, g in zip(names, proposal.models)
+        ]
+        for c, cr in crits.items()
+    }
     member_fids = [crit(f[:n]) for f in feats]
     fakes = [f[: len(fit_real)] for f in feats]
     learned = fid_weights(fakes, fit_real) if kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)

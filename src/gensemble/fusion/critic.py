@@ -183,46 +183,36 @@ def drs_acceptance(
 class RejectionParams(CriticParams):
     burn_in: int = 10_000  # proposals used to estimate D̃_M before sampling (the paper's burn-in)
     gamma: float | None = None  # fixed shift γ; None: the per-batch percentile below
-    gamma_percentile: float = 95.0  # γ = this percentile of F(x) in each batch (the paper's choice)
+    # γ = this percentile of F(x) in each batch. The paper fixes the 95th; "auto" chooses it among
+    # `gamma_percentiles` on the choice quarter of the calibration half (fusion/choice.py), because
+    # with an imperfect critic a fixed aggressive γ made a single model worse (docs/fusion.md).
+    gamma_percentile: float | Literal["auto"] = "auto"
+    gamma_percentiles: tuple[float, ...] = (0.0, 50.0, 80.0, 90.0, 95.0)  # the settings "auto" tries
+    n_choose: int = 1250  # images of the choice quarter a choice is scored on (and samples per setting)
+    pool: int = 8  # proposals simulated per choice, as a multiple of n_choose
+    # What settings are compared by: FID on the dataset's domain-classifier features, or, on raw
+    # low-dimensional values (2-D toys), a multi-scale Gaussian-kernel MMD² (auto: that rule).
+    criterion: Literal["auto", "fid", "mmd"] = "auto"
     epsilon: float = 1e-6  # keeps log(1 − exp(·)) finite at the maximum
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
         if self.burn_in < 1:
             raise ConfigError(f"config key '{path}.burn_in' must be at least 1, got {self.burn_in}")
-        if not 0.0 <= self.gamma_percentile <= 100.0:
+        if self.gamma_percentile != "auto" and not 0.0 <= self.gamma_percentile <= 100.0:
             raise ConfigError(
-                f"config key '{path}.gamma_percentile' must be in [0, 100], got {self.gamma_percentile}"
+                f"config key '{path}.gamma_percentile' must be auto or in [0, 100], got {self.gamma_percentile}"
             )
+        if not self.gamma_percentiles or any(not 0 <= g < 100 for g in self.gamma_percentiles):
+            raise ConfigError(
+                f"config key '{path}.gamma_percentiles' must be in [0, 100), got {list(self.gamma_percentiles)}"
+            )
+        if self.n_choose < 50:
+            raise ConfigError(f"config key '{path}.n_choose' must be at least 50, got {self.n_choose}")
+        if not 2 <= self.pool <= 100:
+            raise ConfigError(f"config key '{path}.pool' must be in [2, 100], got {self.pool}")
         if self.epsilon <= 0:
             raise ConfigError(f"config key '{path}.epsilon' must be positive, got {self.epsilon}")
-
-
-class DRSSampler(RejectionSampler):
-    """Discriminator rejection sampling with any log-density-ratio function."""
-
-    def __init__(self, proposal: MixtureSampler, log_ratio: Any, p: RejectionParams, name: str) -> None:
-        super().__init__(proposal, p.batch_size, p.max_proposals, name)
-        self.log_ratio, self.p = log_ratio, p
-        burn, _ = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
-        self.log_m = float(log_ratio(burn).max())
-
-    def accept(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
-        lr = self.log_ratio(x)
-        self.log_m = max(self.log_m, float(lr.max()))  # the paper keeps raising M as larger ratios appear
-        prob = drs_acceptance(lr, self.log_m, self.p.gamma, self.p.gamma_percentile, self.p.epsilon)
-        return torch.rand(len(x), generator=generator) < prob
-
-
-@register_fusion(
-    "rejection",
-    RejectionParams,
-    True,
-    "discriminator rejection sampling with the calibrated ensemble critic (DRS)",
-)
-def fuse_by_rejection(ctx: FusionContext, p: RejectionParams) -> DRSSampler:
-    proposal, critic = shared_critic(ctx, p, "fusion 'rejection'")
-    return DRSSampler(proposal, critic.log_ratio, p, "rejection")
 
 
 # --- vote -----------------------------------------------------------------------------------------
@@ -264,8 +254,8 @@ def fuse_by_vote(ctx: FusionContext, p: VoteParams) -> VoteSampler:
 
 
 __all__ = [
-    "DRSSampler",
     "EnsembleCritic",
+    "RejectionParams",
     "RejectionSampler",
     "VoteSampler",
     "drs_acceptance",

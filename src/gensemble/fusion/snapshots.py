@@ -23,8 +23,9 @@ from safetensors.torch import load_file
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.fusion.average import snapshot_files
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.critic import DRSSampler, RejectionParams, fit_ensemble_critic
+from gensemble.fusion.critic import RejectionParams, fit_ensemble_critic
 from gensemble.fusion.mixture import MixtureSampler
+from gensemble.fusion.rejection import DRSSampler, drs_sampler
 from gensemble.tournament import make_judges
 
 
@@ -86,5 +87,6 @@ def fuse_snapshots(ctx: FusionContext, p: SnapshotParams) -> MixtureSampler | DR
     discs = ctx.memo(key, lambda: make_judges(ctx.ens, ctx.cal_real, cfg, ctx.seed, generators=gens))
     real = ctx.calib_real[: p.n_calibration]
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
-    critic = fit_ensemble_critic(discs, real, fake, p.calibration)
-    return DRSSampler(proposal, critic.log_ratio, p, "snapshots")
+    key = ("snapshot-critic", tuple(gens), len(real), p.fit_seed, p.calibration, *cfg.record().values())
+    critic = ctx.memo(key, lambda: fit_ensemble_critic(discs, real, fake, p.calibration))
+    return drs_sampler(ctx, proposal, critic, p, "snapshots")

@@ -11,11 +11,8 @@ from torch import Tensor, nn
 
 from gensemble.calibration import PROB_EPS
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.critic import (
-    DRSSampler,
-    RejectionParams,
-    proposal_and_fit_data,
-)
+from gensemble.fusion.critic import RejectionParams, proposal_and_fit_data
+from gensemble.fusion.rejection import DRSSampler, drs_sampler
 from gensemble.tournament import all_logits
 
 
@@ -72,4 +69,4 @@ def fit_meta_critic(discs: dict[str, nn.Module], real: Tensor, fake: Tensor, p: 
 def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
     proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'stacked'")
     meta = fit_meta_critic(discs, real, fake, p)
-    return DRSSampler(proposal, meta.log_ratio, p, "stacked")
+    return drs_sampler(ctx, proposal, meta, p, "stacked")
