@@ -370,7 +370,9 @@ def test_critic_fusions_in_one_context_share_one_tournament_and_one_critic(trio,
     ctx = FusionContext.build(ens, real, 0)
     for name in ("rejection", "vote", "mh", "ddls", "weighted", "best"):
         build_fusion(ens, name, real, {k: v for k, v in QUICK[name].items() if k != "n_score"}, ctx=ctx)
-    assert len(fits) == 1 and len(judged) == 1
+    # One critic per judge kind: the judges' (shared by all five) and the feature judge's, which
+    # rejection also tries when it chooses its critic and γ.
+    assert len(fits) == 2 and len(judged) == 1
 
 
 def test_ddls_moves_latents_down_its_energy(trio):
@@ -448,15 +450,19 @@ def test_fusion_settings_apply_to_the_fusions_that_have_the_key():
 
 
 def test_rejection_chooses_gamma_on_held_out_data_and_says_so(trio):
-    """γ's percentile "auto" (the default) is chosen among gamma_percentiles on the choice quarter;
-    the choice is recorded, and a given percentile is used as it is."""
+    """γ's percentile "auto" (the default) and the critic are chosen among gamma_percentiles × critics
+    on the choice quarter; the choice is recorded, and a given percentile is used as it is."""
     ens, real = trio
     p = {"burn_in": 300, "n_calibration": 500, "n_choose": 200, "pool": 3, "gamma_percentiles": [0, 90]}
     chosen = build_fusion(ens, "rejection", real, p)
     c = chosen.choice
-    assert set(c["candidates"]) == {"p0", "p90"} and c["n_choose"] == 200 and "held-out" in c["why"]
+    labels = {f"γ at p{g}, {k} critic" for g in (0, 90) for k in ("judges", "features")}
+    assert set(c["candidates"]) == labels and c["n_choose"] == 200 and "held-out" in c["why"]
     scored = {k: v for k, v in c["candidates"].items() if v is not None}
-    assert chosen.p.gamma_percentile in (0.0, 90.0)
-    assert scored[f"p{chosen.p.gamma_percentile:g}"] == min(scored.values())
+    assert chosen.p.gamma_percentile in (0.0, 90.0) and c["critic"] in ("judges", "features")
+    assert scored[c["chosen"]] == min(scored.values())
+    assert c["chosen"] == f"γ at p{chosen.p.gamma_percentile:g}, {c['critic']} critic"
+    one = build_fusion(ens, "rejection", real, {**p, "critics": ["judges"]}).choice
+    assert set(one["candidates"]) == {"γ at p0", "γ at p90"}
     fixed = build_fusion(ens, "rejection", real, {**p, "gamma_percentile": 90})
     assert fixed.choice is None and fixed.p.gamma_percentile == 90

@@ -19,7 +19,7 @@ sampler reports what it chose and every candidate's FID (`choice`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,12 +28,24 @@ from torch import Tensor
 
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.choice import Candidate, choice_criterion, proposal_pool, shift_for, simulate
-from gensemble.fusion.critic import RejectionParams, RejectionSampler, drs_acceptance, shared_critic
+from gensemble.fusion.choice import (
+    Candidate,
+    choice_criterion,
+    critic_key,
+    proposal_pool,
+    shift_for,
+    simulate,
+)
+from gensemble.fusion.critic import (
+    RejectionParams,
+    RejectionSampler,
+    critics_of,
+    drs_acceptance,
+    shared_critic,
+)
 from gensemble.fusion.mixture import MixtureSampler, fid_weights, mmd_weights
-from gensemble.fusion.rejection import critic_key
 from gensemble.sampling import Samples
-from gensemble.tournament.judges import JUDGE_KINDS, features_of
+from gensemble.tournament.judges import features_of
 
 
 @dataclass(frozen=True)
@@ -42,17 +54,9 @@ class AutoParams(RejectionParams):
     # shared with rejection's own choice of γ.)
     gamma_percentiles: tuple[float, ...] = (50.0, 80.0, 90.0, 95.0)  # DRS settings tried
     top_k_choices: tuple[int, ...] = (2, 3)  # uniform mixtures of the k best members tried
-    # Critics DRS is tried with: "judges" (this fusion's judge settings) and other judge kinds. The
-    # fine-tuning length is a knob too, so it is chosen here, on held-out data, like γ.
-    critics: tuple[str, ...] = ("judges",)
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
-        bad = [c for c in self.critics if c not in ("judges", *JUDGE_KINDS)]
-        if bad or not self.critics:
-            raise ConfigError(
-                f"config key '{path}.critics' takes judges, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
-            )
         if any(k < 1 for k in self.top_k_choices):
             raise ConfigError(f"config key '{path}.top_k_choices' must be positive, got {self.top_k_choices}")
 
@@ -122,17 +126,8 @@ def candidates(
     "chooses the mixture and DRS setting with the lowest FID on held-out data (never the evaluation half)",
 )
 def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
-    proposal, critic = shared_critic(ctx, p, "fusion 'auto'")
-    crits, kinds = {}, set()
-    for c in dict.fromkeys(p.critics):
-        kind = p.judges if c == "judges" else c
-        if kind not in kinds:  # "judges" and the kind it names are one critic
-            kinds.add(kind)
-            crits[c] = (
-                critic
-                if kind == p.judges
-                else shared_critic(ctx, replace(p, judges=kind), "fusion 'auto'")[1]
-            )
+    proposal, _ = shared_critic(ctx, p, "fusion 'auto'")
+    crits = critics_of(ctx, p, "fusion 'auto'")
     names = proposal.names
     n = min(p.n_choose, len(ctx.choose_real))
     pool = proposal_pool(ctx, p.fit_seed)

@@ -82,6 +82,12 @@ class ProposalPool:
         return np.concatenate(out)[:size]
 
 
+def critic_key(critic: Any) -> str:
+    """The name a critic's ratios are cached under in the pool: one per fitted critic object, so every
+    fusion built on it reads the same judged proposals."""
+    return f"critic#{id(critic)}"
+
+
 def proposal_pool(ctx: FusionContext, seed: int) -> ProposalPool:
     """The context's pool for this seed (one per context: every fusion's choice reads the same draws)."""
     return ctx.memo(("proposal-pool", seed), lambda: ProposalPool(ctx, seed))
@@ -173,35 +179,50 @@ def simulate(
     return None
 
 
-def choose_gamma(
-    ctx: FusionContext, gens: dict[str, Any], critic: str, log_ratio: Any, p: RejectionParams, what: str
-) -> tuple[float, dict[str, Any]]:
-    """DRS's γ percentile for the uniform mixture of `gens` under one critic, chosen among
-    p.gamma_percentiles by the criterion on the choice quarter. Each generator contributes
-    p.pool × n / len(gens) proposals, so the pool's size does not grow with the number of generators."""
+def can_choose(ctx: FusionContext) -> bool:
+    """Whether a choice can be scored here: on a domain classifier's features, or on raw values of
+    low dimension (2-D toys). FID on the raw pixels of a folder would need a covariance per pixel pair."""
+    if feature_source(ctx.ens.cfg.data.name) != "raw":
+        return True
+    return int(ctx.choose_real[:1].numel()) <= 16
+
+
+def choose_drs(
+    ctx: FusionContext, gens: dict[str, Any], critics: dict[str, Any], p: RejectionParams, what: str
+) -> tuple[str, float, dict[str, Any]]:
+    """(critic, γ percentile) for DRS of the uniform mixture of `gens`, chosen among `critics` (label ->
+    anything with log_ratio) × p.gamma_percentiles by the criterion on the choice quarter. Each
+    generator contributes p.pool × n / len(gens) proposals, so the pool does not grow with them."""
     n = min(p.n_choose, len(ctx.choose_real))
     pool = proposal_pool(ctx, p.fit_seed)
     crit = choice_criterion(ctx, pool, n, p.criterion, p.fit_seed)
     size = math.ceil(p.pool * n / len(gens))
     feats = [pool.features(name, g, size) for name, g in gens.items()]
-    ratios = [pool.ratios(name, g, size, critic, log_ratio) for name, g in gens.items()]
+    ratios = {
+        c: [pool.ratios(name, g, size, critic_key(cr), cr.log_ratio) for name, g in gens.items()]
+        for c, cr in critics.items()
+    }
     uniform = tuple(1.0 / len(gens) for _ in gens)
     scores: dict[str, float | None] = {}
-    for j, g in enumerate(p.gamma_percentiles):
-        kept = simulate(
-            Candidate(f"p{g:g}", uniform, g, critic), feats, {critic: ratios}, n, p, p.fit_seed + 7 * j
-        )
-        scores[f"p{g:g}"] = None if kept is None else round(crit(kept), 6)
+    settings: dict[str, tuple[str, float]] = {}
+    for j, (c, g) in enumerate((c, g) for c in critics for g in p.gamma_percentiles):
+        label = f"γ at p{g:g}" + (f", {c} critic" if len(critics) > 1 else "")
+        kept = simulate(Candidate(label, uniform, g, c), feats, ratios, n, p, p.fit_seed + 7 * j)
+        scores[label], settings[label] = (None if kept is None else round(crit(kept), 6)), (c, g)
     fitting = {k: v for k, v in scores.items() if v is not None}
-    if not fitting:  # the pool cannot feed even the loosest setting: keep the most accepting one
-        chosen = min(p.gamma_percentiles)
-    else:
-        chosen = float(min(fitting, key=fitting.get).removeprefix("p"))
-    return chosen, {
-        "chosen": f"γ at p{chosen:g}",
-        "gamma_percentile": chosen,
-        "n_choose": n,
-        "criterion": crit.kind,
-        "candidates": scores,
-        "why": f"{what}: lowest {crit.kind.upper()} on {n} held-out images no judge or critic was fitted on",
-    }
+    # When the pool cannot feed even the loosest setting, the most accepting one is kept.
+    label = min(fitting, key=fitting.get) if fitting else min(settings, key=lambda k: settings[k][1])
+    critic, gamma = settings[label]
+    return (
+        critic,
+        gamma,
+        {
+            "chosen": label,
+            "critic": critic,
+            "gamma_percentile": gamma,
+            "n_choose": n,
+            "criterion": crit.kind,
+            "candidates": scores,
+            "why": f"{what}: lowest {crit.kind.upper()} on {n} held-out images no judge or critic was fitted on",
+        },
+    )

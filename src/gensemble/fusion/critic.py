@@ -14,7 +14,7 @@ towards ½ wherever they disagree). Its odds p / (1 - p) estimate the density ra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -26,6 +26,7 @@ from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
 from gensemble.fusion.mixture import MixtureSampler
 from gensemble.sampling import Samples
 from gensemble.tournament import all_logits
+from gensemble.tournament.judges import JUDGE_KINDS
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,18 @@ def shared_critic(ctx: FusionContext, p: CriticParams, what: str) -> tuple[Mixtu
     proposal, discs, real, fake = proposal_and_fit_data(ctx, p, what)
     key = ("critic", tuple(discs), len(real), p.fit_seed, p.calibration, id(fake))
     return proposal, ctx.memo(key, lambda: fit_ensemble_critic(discs, real, fake, p.calibration))
+
+
+def critics_of(ctx: FusionContext, p: RejectionParams, what: str) -> dict[str, EnsembleCritic]:
+    """label -> the calibrated ensemble critic for every entry of p.critics: "judges" is the critic on
+    this fusion's judges, a judge kind the critic on judges of that kind (one critic when they agree)."""
+    out, kinds = {}, set()
+    for c in dict.fromkeys(p.critics):
+        kind = p.judges if c == "judges" else c
+        if kind not in kinds:
+            kinds.add(kind)
+            out[c] = shared_critic(ctx, p if kind == p.judges else replace(p, judges=kind), what)[1]
+    return out
 
 
 def _fit_data(
@@ -193,6 +206,10 @@ class RejectionParams(CriticParams):
     # What settings are compared by: FID on the dataset's domain-classifier features, or, on raw
     # low-dimensional values (2-D toys), a multi-scale Gaussian-kernel MMD² (auto: that rule).
     criterion: Literal["auto", "fid", "mmd"] = "auto"
+    # The critics "auto" tries with each γ: "judges" (this fusion's judge settings) and other judge
+    # kinds. On Fashion-MNIST the feature judge made DRS help where the fine-tuned Ds made it hurt
+    # (chosen on the choice quarter; docs/fusion.md, "Choosing γ and the critic").
+    critics: tuple[str, ...] = ("judges", "features")
     epsilon: float = 1e-6  # keeps log(1 − exp(·)) finite at the maximum
 
     def validate(self, path: str = "") -> None:
@@ -213,6 +230,11 @@ class RejectionParams(CriticParams):
             raise ConfigError(f"config key '{path}.pool' must be in [2, 100], got {self.pool}")
         if self.epsilon <= 0:
             raise ConfigError(f"config key '{path}.epsilon' must be positive, got {self.epsilon}")
+        bad = [c for c in self.critics if c not in ("judges", *JUDGE_KINDS)]
+        if bad or not self.critics:
+            raise ConfigError(
+                f"config key '{path}.critics' takes judges, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
+            )
 
 
 # --- vote -----------------------------------------------------------------------------------------

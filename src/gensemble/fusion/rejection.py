@@ -10,8 +10,14 @@ import torch
 from torch import Tensor
 
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.choice import choose_gamma
-from gensemble.fusion.critic import RejectionParams, RejectionSampler, drs_acceptance, shared_critic
+from gensemble.fusion.choice import can_choose, choose_drs
+from gensemble.fusion.critic import (
+    RejectionParams,
+    RejectionSampler,
+    critics_of,
+    drs_acceptance,
+    shared_critic,
+)
 from gensemble.fusion.mixture import MixtureSampler
 
 
@@ -41,34 +47,27 @@ class DRSSampler(RejectionSampler):
         return torch.rand(len(x), generator=generator) < prob
 
 
-def resolve_gamma(
+def drs_sampler(
     ctx: FusionContext,
     proposal: MixtureSampler,
-    critic_key: str,
-    log_ratio: Any,
+    critics: dict[str, Any],
     p: RejectionParams,
-    what: str,
-) -> tuple[RejectionParams, dict[str, Any] | None]:
-    """p with γ's percentile chosen on the choice quarter when it is "auto" (and no fixed γ is set)."""
-    if p.gamma is not None or p.gamma_percentile != "auto":
-        return p, None
-    gens = dict(zip(proposal.names, proposal.models))
-    chosen, choice = choose_gamma(ctx, gens, critic_key, log_ratio, p, what)
-    return replace(p, gamma_percentile=chosen), choice
-
-
-def critic_key(critic: Any) -> str:
-    """The name a critic's ratios are cached under in the context's proposal pool (one per object, so
-    every fusion built on one fitted critic reads the same judged proposals)."""
-    return f"critic#{id(critic)}"
-
-
-def drs_sampler(
-    ctx: FusionContext, proposal: MixtureSampler, critic: Any, p: RejectionParams, name: str
+    name: str,
 ) -> DRSSampler:
-    """DRS of `proposal` with `critic` (anything with log_ratio), γ resolved on held-out data."""
-    params, choice = resolve_gamma(ctx, proposal, critic_key(critic), critic.log_ratio, p, f"fusion {name!r}")
-    return DRSSampler(proposal, critic.log_ratio, params, name, choice)
+    """DRS of `proposal` with one of `critics` (label -> anything with log_ratio; the first is the
+    default). With gamma_percentile "auto" (and no fixed γ) the critic and γ are chosen on the choice
+    quarter; where no choice can be scored (a folder without a domain classifier) the first critic and
+    the paper's 95th percentile are used."""
+    if p.gamma is not None or p.gamma_percentile != "auto":
+        first = next(iter(critics.values()))
+        return DRSSampler(proposal, first.log_ratio, p, name)
+    if not can_choose(ctx):
+        first = next(iter(critics.values()))
+        why = "no domain classifier to score a choice on: the paper's 95th percentile"
+        return DRSSampler(proposal, first.log_ratio, replace(p, gamma_percentile=95.0), name, {"why": why})
+    gens = dict(zip(proposal.names, proposal.models))
+    critic, gamma, choice = choose_drs(ctx, gens, critics, p, f"fusion {name!r}")
+    return DRSSampler(proposal, critics[critic].log_ratio, replace(p, gamma_percentile=gamma), name, choice)
 
 
 @register_fusion(
@@ -78,5 +77,5 @@ def drs_sampler(
     "discriminator rejection sampling with the calibrated ensemble critic (DRS), γ chosen on held-out data",
 )
 def fuse_by_rejection(ctx: FusionContext, p: RejectionParams) -> DRSSampler:
-    proposal, critic = shared_critic(ctx, p, "fusion 'rejection'")
-    return drs_sampler(ctx, proposal, critic, p, "rejection")
+    proposal, _ = shared_critic(ctx, p, "fusion 'rejection'")
+    return drs_sampler(ctx, proposal, critics_of(ctx, p, "fusion 'rejection'"), p, "rejection")

@@ -89,4 +89,4 @@ def fuse_snapshots(ctx: FusionContext, p: SnapshotParams) -> MixtureSampler | DR
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
     key = ("snapshot-critic", tuple(gens), len(real), p.fit_seed, p.calibration, *cfg.record().values())
     critic = ctx.memo(key, lambda: fit_ensemble_critic(discs, real, fake, p.calibration))
-    return drs_sampler(ctx, proposal, critic, p, "snapshots")
+    return drs_sampler(ctx, proposal, {"judges": critic}, p, "snapshots")

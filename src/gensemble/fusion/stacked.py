@@ -69,4 +69,4 @@ def fit_meta_critic(discs: dict[str, nn.Module], real: Tensor, fake: Tensor, p: 
 def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
     proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'stacked'")
     meta = fit_meta_critic(discs, real, fake, p)
-    return drs_sampler(ctx, proposal, meta, p, "stacked")
+    return drs_sampler(ctx, proposal, {"meta": meta}, p, "stacked")
