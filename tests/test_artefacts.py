@@ -428,7 +428,13 @@ def test_score_saves_its_judges_and_evaluate_reuses_them(run, monkeypatch, capsy
     assert (run / "judges.safetensors").is_file() and (run / "judges.json").is_file()
     fits = []
     real_fit = tournament.fit_judges
-    monkeypatch.setattr(tournament, "fit_judges", lambda *a, **k: fits.append(1) or real_fit(*a, **k))
+    # Only the tournament's judges (fine-tuned Ds) are saved; the feature judge rejection also tries
+    # costs seconds and is fitted in each context.
+    monkeypatch.setattr(
+        tournament,
+        "fit_judges",
+        lambda *a, **k: a[3].kind == "finetuned" and fits.append(1) or real_fit(*a, **k),
+    )
     evaluate_run(run, n=100, fusions=("rejection",))
     assert fits == []  # the judges `score` fitted, read back
     meta = json.loads((run / "judges.json").read_text())
