@@ -76,8 +76,13 @@ class ProposalPool:
         for c in range(math.ceil(size / CHUNK)):
             key = (name, c, critic)
             if key not in self._ratios:
+                owner = getattr(log_ratio, "__self__", None)
                 with torch.no_grad():
-                    self._ratios[key] = log_ratio(self._chunk(name, g, c)).double().numpy()
+                    if getattr(owner, "on_features", False):  # a feature judge: no second featurisation
+                        f = torch.from_numpy(self.features(name, g, (c + 1) * CHUNK)[c * CHUNK :]).float()
+                        self._ratios[key] = owner.log_ratio_from_features(f).double().numpy()
+                    else:
+                        self._ratios[key] = log_ratio(self._chunk(name, g, c)).double().numpy()
             out.append(self._ratios[key])
         return np.concatenate(out)[:size]
 

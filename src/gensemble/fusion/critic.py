@@ -26,7 +26,7 @@ from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
 from gensemble.fusion.mixture import MixtureSampler
 from gensemble.sampling import Samples
 from gensemble.tournament import all_logits
-from gensemble.tournament.judges import JUDGE_KINDS
+from gensemble.tournament.judges import JUDGE_KINDS, FeatureJudge
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,16 @@ class EnsembleCritic:
     def log_ratio(self, x: Tensor) -> Tensor:
         """log p_data(x) / p_proposal(x) as the critic estimates it: logit of its probability."""
         return torch.logit(self.prob(x))
+
+    @property
+    def on_features(self) -> bool:
+        """Whether every judge is a feature judge, so ratios can be read off precomputed features."""
+        return all(isinstance(d, FeatureJudge) for d in self.discs.values())
+
+    def log_ratio_from_features(self, feats: Tensor) -> Tensor:
+        """log_ratio for samples whose frozen features (those the feature judges use) are known."""
+        logits = torch.stack([d.from_features(feats).reshape(-1) for d in self.discs.values()])
+        return torch.logit(self.prob(feats, logits))
 
 
 def fit_ensemble_critic(
