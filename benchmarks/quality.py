@@ -26,6 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import quality_jobs  # noqa: E402
 from quality_jobs import (  # noqa: E402
     CRITIC_FUSIONS,
     ENSEMBLE_FUSIONS,
@@ -184,6 +185,17 @@ def environment() -> dict[str, Any]:
     }
 
 
+def trained_seconds(path: Path) -> dict[str, float]:
+    """Run folder name -> training seconds, from a saved result (what --reuse-trained reuses)."""
+    out = {}
+    for r in json.loads(path.read_text())["records"] if path.exists() else []:
+        if "train_s" not in r or r.get("method") == "single (equal wall-clock)":
+            continue
+        kind = "single" if r["method"].startswith("single") else "ensemble"
+        out[f"{r['dataset']}-s{r['seed']}-{kind}"] = float(r["train_s"])
+    return out
+
+
 def run_section(name: str, s: Section, work: Path, log: Any) -> list[dict[str, Any]]:
     scorers = {"toy": None, "stacked": stacked_scorer, "fashion": None}
     records = []
@@ -221,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="replace only these sections in the saved results (OUT/results/quality.json) and re-render",
     )
+    ap.add_argument(
+        "--reuse-trained",
+        action="store_true",
+        help="score the runs already trained in --work again (training seconds from the saved results)",
+    )
     ap.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     ap.add_argument(
         "--out", default=str(ROOT / "docs"), help="docs folder to write RESULTS.md and results/ into"
@@ -244,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or ROOT / "runs" / f"bench-quality-{label}")
     set_quiet(True)
     start = time.perf_counter()
+    if args.reuse_trained:
+        quality_jobs.REUSED.update(trained_seconds(out / "results" / f"quality{suffix}.json"))
 
     def log(msg: str) -> None:
         print(f"[quality {time.perf_counter() - start:6.0f}s] {msg}", flush=True)

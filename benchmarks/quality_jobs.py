@@ -77,7 +77,15 @@ def recipe(name: str, members: int, seed: int, overrides: dict[str, Any]) -> dic
     return cfg
 
 
+# --reuse-trained: run folder name -> the training seconds recorded when it was trained. A run found
+# here (and finished) is scored again without retraining, so a change to fusion or judging can be
+# re-measured on the same members; its compute figures are the ones measured when it was trained.
+REUSED: dict[str, float] = {}
+
+
 def train_timed(cfg: dict[str, Any], out: Path) -> float:
+    if out.name in REUSED and (out / "latest.json").exists():
+        return REUSED[out.name]
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     train_run(cfg, out)

@@ -270,15 +270,22 @@ def all_vae_ensemble():
 @pytest.mark.parametrize("name", ["weighted", "rejection", "vote", "stacked", "mh", "ddls"])
 def test_methods_that_need_discriminators_refuse_an_all_vae_run(name):
     ens, data = all_vae_ensemble()
+    # mh judges with a feature judge by default, which needs no discriminator; with the Ds it refuses.
+    params = {"judges": "finetuned"} if name == "mh" else {}
     with pytest.raises(
         ConfigError, match=f"fusion '{name}' needs discriminators, but this ensemble has none"
     ):
-        build_fusion(ens, name, data)
+        build_fusion(ens, name, data, params)
 
 
 def test_methods_without_discriminators_work_on_images():
     ens, data = all_vae_ensemble()
-    for name, params in (("uniform", {}), ("learned-weights", {"n_fit": 50}), ("best", {"n_rank": 50})):
+    for name, params in (
+        ("uniform", {}),
+        ("learned-weights", {"n_fit": 50}),
+        ("best", {"n_rank": 50}),
+        ("mh", {"n_calibration": 40, "chain_length": 2, "judge_steps": 2}),  # a feature judge
+    ):
         out = build_fusion(ens, name, data, params).sample(8)
         assert out.x.shape == (8, *data.shape) and -1 <= float(out.x.min()) and float(out.x.max()) <= 1
     with pytest.raises(ConfigError, match="needs discriminators"):
