@@ -312,6 +312,14 @@ def test_rejection_gives_up_with_a_clear_error(trio):
         sampler.sample(100)
 
 
+def test_cli_sample_of_one_member_does_not_warn_about_diversity(grid25_trio, tmp_path, capsys):
+    """Asking for one member by name is not an ensemble losing its diversity."""
+    out = tmp_path / "m0.npz"
+    code, stdout, _ = run_cli(capsys, "sample", str(grid25_trio), "-n", "32", "--member", "m0", "-o", str(out))
+    assert code == 0 and "members: m0 100%" in stdout and "diversity" not in stdout
+    assert set(np.load(out)["member_ids"].tolist()) == {0}
+
+
 def test_cli_sample_with_fusion(grid25_trio, tmp_path, capsys):
     out = tmp_path / "s.npz"
     code, stdout, _ = run_cli(

@@ -27,7 +27,8 @@ def sample_run(
     gen = torch.Generator().manual_seed(seed)
     if member is not None:
         model = ens.member(member).model
-        return Samples(model.sample(n, gen).cpu(), torch.full((n,), names.index(member)), names)
+        # One member asked for by name: its samples, listed under it alone (no mixture, no diversity warning).
+        return Samples(model.sample(n, gen).cpu(), torch.zeros(n, dtype=torch.long), [member])
     weights = ens.state.get("mixture_weights")
     weights = torch.as_tensor(weights, dtype=torch.float) if weights is not None else torch.ones(len(names))
     x, ids = mixture_sample([m.model for m in ens.members], weights, n, gen)
