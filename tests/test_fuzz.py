@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 import gensemble.checkpoint as ckpt
+from gensemble.config import dump_yaml, to_dict
 from gensemble.data import load_dataset
 from gensemble.errors import GensembleError
 from gensemble.imageio import load_image
@@ -63,36 +65,59 @@ KEYS = {
 
 @st.composite
 def configs(draw):
-    """TINY_TOY with a few keys of its sections replaced by arbitrary values (or junk keys added)."""
-    raw = tiny_toy()
+    """TINY_TOY with a few keys of its sections replaced by arbitrary values (or junk keys added), and
+    the names of what was changed (section and key)."""
+    raw, changed = tiny_toy(), set()
     for _ in range(draw(st.integers(1, 4))):
         section = draw(st.sampled_from([*KEYS, "seed", "loss", "n_critic", "gp_weight", "members"]))
+        changed.add(section)
         if section in KEYS:
             key = draw(st.sampled_from(KEYS[section]) | st.text(max_size=5))
             target = raw.setdefault(section, {})
             if not isinstance(target, dict):
                 target = raw[section] = {}
             target[key] = draw(values)
+            changed.add(key)
         else:
             raw[section] = draw(values)
-    return raw
+    return raw, changed
 
 
-def check_parse(raw, overrides=()) -> str:
-    """Parse, then build (with the memory check that runs before training): "ok" or "error" (a GensembleError)."""
+def check_parse(raw, overrides=()) -> tuple[str, object]:
+    """Parse, then build (with the memory check that runs before training): ("ok", the config) or
+    ("error", its one-line message, a GensembleError's)."""
     try:
         cfg = parse_config(raw, list(overrides))
         if cfg.data.name in ("grid25", "ring8"):
             build_ensemble(cfg, (2,), "cpu")
-    except GensembleError:
-        return "error"
-    return "ok"
+    except GensembleError as exc:
+        return "error", str(exc)
+    return "ok", cfg
+
+
+def assert_round_trip(cfg) -> None:
+    """An accepted config, written out as it resolved (what `train` saves as config.yaml), parses to
+    the same config."""
+    again = parse_config(yaml.safe_load(dump_yaml(to_dict(cfg))))
+    assert again == cfg
+
+
+# Words a refusal may use to name a config's parts besides the keys themselves.
+SECTION_WORDS = {"members": ("member",), "loss": ("loss",), "seed": ("seed",)}
 
 
 @FAST
 @given(configs())
-def test_fuzz_config_mappings(raw):
-    check_parse(raw)
+def test_fuzz_config_mappings(case):
+    """Every config either parses (and survives a dump-and-parse round trip) or is refused with a
+    message that names what is wrong: one of the keys or sections that were changed."""
+    raw, changed = case
+    outcome, got = check_parse(raw)
+    if outcome == "ok":
+        assert_round_trip(got)
+        return
+    words = {w for c in changed for w in (c, *SECTION_WORDS.get(c, ())) if c}
+    assert "\n" not in got and any(w in got for w in words), (got, changed)
 
 
 def tiny_toy() -> dict:
@@ -110,7 +135,15 @@ def set_items():
 @FAST
 @given(set_items())
 def test_fuzz_set_strings(item):
-    check_parse(tiny_toy(), [item])
+    """A `--set` string is applied (and the result round-trips) or refused in one line that quotes it
+    or names its key."""
+    outcome, got = check_parse(tiny_toy(), [item])
+    if outcome == "ok":
+        assert_round_trip(got)
+        return
+    key = item.split("=", 1)[0].strip()
+    names = [t for t in ("config key", "--set", key, key.split(".")[0]) if t]
+    assert "\n" not in got and any(t in got for t in names), (got, item)
 
 
 def _png_bytes(mode: str, size: tuple[int, int]) -> bytes:

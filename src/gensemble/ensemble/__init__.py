@@ -2,12 +2,12 @@
 
 A scheme is registered by name with a typed config of its own parameters. It checks that it
 can use the members it is given, adds any auxiliary networks to the ensemble (extra critics,
-classifier heads), and trains it through an executor (`executors.py`), never by itself looping
+classifier heads), and trains it through an executor (`gensemble.execution`), never by itself looping
 over members, so that a new backend needs no change here.
 
     independent.py   independent (bagging optional)          gman.py   multi-discriminator (GMAN)
     mgan.py          mixture (MGAN)                          adagan.py boosting (AdaGAN)
-    gap.py           swap (GAP)                              batched.py, executors.py: how it runs
+    gap.py           swap (GAP)                              ../training/stacked.py, ../execution: how it runs
 """
 
 from __future__ import annotations

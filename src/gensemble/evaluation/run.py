@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,9 +78,6 @@ from gensemble.run import load_run
 from gensemble.runfolder import Outputs, writes_into_run
 from gensemble.sampling import DOMINANT_SHARE
 from gensemble.tournament import heldout_halves, require_discriminators
-
-if TYPE_CHECKING:
-    pass
 
 # Names, defaults and sample-size dependence all come from the metric registry (metrics/suite.py).
 METRIC_NAMES = metric_names()

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
 from gensemble.config import SEED_RANGE, check_ranges, from_dict, to_dict
 from gensemble.errors import CheckpointError, ConfigError
@@ -78,7 +77,6 @@ class Member:
     optimizers: dict[str, torch.optim.Optimizer]
     rng: torch.Generator  # every random draw in training comes from here, so runs are reproducible
     step: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)  # scheme-owned scalars (e.g. mixture weight)
 
     @property
     def family(self) -> str:
@@ -115,17 +113,12 @@ class Member:
             k: flatten_state(o.state_dict(), f"{self.name}.opt.{k}", tensors)
             for k, o in self.optimizers.items()
         }
-        return {
-            "step": self.step,
-            "optimizers": opt,
-            "extra": flatten_state(self.extra, f"{self.name}.extra", tensors),
-        }
+        return {"step": self.step, "optimizers": opt}
 
     def load_training_state(
         self, state: dict[str, Any], tensors: dict[str, torch.Tensor], weights_only: bool = False
     ) -> None:
         self.step = int(state["step"])
-        self.extra = unflatten_state(state.get("extra", {}), tensors)
         if weights_only:  # sampling and scoring need neither optimiser moments nor the RNG stream
             return
         key = f"{self.name}.rng"
@@ -158,8 +151,3 @@ def build_member(cfg: MemberConfig, shape: tuple[int, ...], device: str | torch.
     # A separate stream from the init seed, so the same seed does not reuse init noise as data noise.
     rng = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 17)
     return Member(cfg.name or "m0", cfg, model, optimizers, rng)
-
-
-def networks_of(members: list[Member]) -> dict[str, nn.Module]:
-    """Every network under its stable run-folder name, e.g. "m0.G", "m3.decoder"."""
-    return {f"{m.name}.{k}": v for m in members for k, v in m.model.networks().items()}

@@ -6,7 +6,7 @@ Each parameter of M identical networks is stacked on a leading member axis and h
 grouped convolution) instead of M small ones. A regular torch optimiser over the stacked parameters
 makes exactly the per-member updates, because Adam, SGD and RMSprop work element by element.
 
-Exactness against training members one by one (`train.gan_step`) rests on three rules:
+Exactness against training members one by one (`training.loop.gan_step`) rests on three rules:
   * every random draw comes from each member's own `member.rng`, in `gan_step`'s order;
   * each member's loss is computed on its own slice (losses are vmapped, then summed, never averaged
     over members, so each member's gradient is its own, unscaled);
@@ -253,7 +253,7 @@ class StackedGAN:
         self.D.train()
 
     def step(self, data: Dataset, batch_size: int, weights: Sequence[Tensor | None]) -> list[Stats]:
-        """`train.gan_step` for every member at once, drawing from each member's RNG in the same order."""
+        """`training.loop.gan_step` for every member at once, drawing from each member's RNG in the same order."""
         members, device = self.members, data.x.device
         cfg, loss = members[0].cfg, members[0].loss
         draws = list(zip(members, weights))
