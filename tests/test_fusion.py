@@ -315,7 +315,9 @@ def test_rejection_gives_up_with_a_clear_error(trio):
 def test_cli_sample_of_one_member_does_not_warn_about_diversity(grid25_trio, tmp_path, capsys):
     """Asking for one member by name is not an ensemble losing its diversity."""
     out = tmp_path / "m0.npz"
-    code, stdout, _ = run_cli(capsys, "sample", str(grid25_trio), "-n", "32", "--member", "m0", "-o", str(out))
+    code, stdout, _ = run_cli(
+        capsys, "sample", str(grid25_trio), "-n", "32", "--member", "m0", "-o", str(out)
+    )
     assert code == 0 and "members: m0 100%" in stdout and "diversity" not in stdout
     assert set(np.load(out)["member_ids"].tolist()) == {0}
 
