@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from gensemble.data import load_dataset
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation import features as evf
 from gensemble.evaluation.run import (
@@ -18,8 +19,9 @@ from gensemble.evaluation.run import (
     kid_subset_size,
     resolve_features,
 )
+from gensemble.imageio import save_image
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
-from gensemble.run import train_run
+from gensemble.run import load_run, train_run
 
 from helpers import TINY_TOY, run_cli, write_config
 
@@ -156,12 +158,24 @@ def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatc
     assert on_disk["rows"] == json.loads(json.dumps(first.to_json()))
     assert on_disk["features"] == "classifier:digits" and on_disk["floor_row"] == FLOOR_ROW
     assert sorted(calls) == ["floor", "fusion", "m0", "reference", "vae"]
-    assert len(list((tmp_path / "feats").glob("*.safetensors"))) == 2
+    # Real and generated features are cached: the reference, the floor and one entry per row.
+    assert len(list((tmp_path / "feats").glob("*.safetensors"))) == 5
+    assert len(list((tmp_path / "feats").glob("*generated*.safetensors"))) == 3
 
     calls.clear()
     second = evaluate_run(digits_run, **kwargs)
-    assert sorted(calls) == ["fusion", "m0", "vae"]  # real features came from the cache
+    assert calls == []  # the same seed drew the same images: every feature came from the cache
     assert second.rows == first.rows  # and every number is reproducible
+
+    # Another reference (a folder of real images) extracts the reference's features and nothing else.
+    folder = tmp_path / "ref"
+    folder.mkdir()
+    real = load_dataset(load_run(digits_run).cfg.data, "train").x[:70]
+    for i, img in enumerate(real):
+        save_image(img, folder / f"{i}.png")
+    calls.clear()
+    other = evaluate_run(digits_run, **kwargs, reference=folder)
+    assert calls == ["reference"] and other.rows["m0"] != first.rows["m0"]
 
     # A damaged entry is recomputed with a one-line warning, to the same values.
     entry = next((tmp_path / "feats").glob("*test-eval*.safetensors"))
@@ -267,3 +281,14 @@ def test_toy_run_counts_modes_on_raw_points(toy_run, capsys):
     ):
         code, _, err = run_cli(capsys, "evaluate", str(toy_run), *args)
         assert code == 2 and needle in err
+
+
+def test_reference_train_scores_against_the_training_split(digits_run, tmp_path):
+    """--reference train: the training split (larger than the evaluation half), with held-out images
+    in the floor row's place, and the reference named."""
+    held = evaluate_run(digits_run, metrics="fid", n=50, cache_dir=tmp_path, write=False)
+    train = evaluate_run(digits_run, metrics="fid", n=50, cache_dir=tmp_path, write=False, reference="train")
+    assert "training split" in train.reference and "trained on it" in train.reference
+    assert train.rows[FLOOR_ROW]["fid"] != held.rows[FLOOR_ROW]["fid"]
+    with pytest.raises(ConfigError, match="the floor row needs .* held-out images"):
+        evaluate_run(digits_run, metrics="fid", n=1000, cache_dir=tmp_path, write=False, reference="train")

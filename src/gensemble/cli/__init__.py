@@ -250,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--reference",
         default=None,
-        metavar="FOLDER",
-        help="real images to compare against instead of the run's held-out split (a folder of PNG/JPEG)",
+        metavar="FOLDER|train",
+        help="real images to compare against instead of the run's held-out evaluation half: a folder of "
+        "PNG/JPEG, or 'train' for the training split (large n without retraining; the members saw it)",
     )
     ev.add_argument(
         "--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table'

@@ -91,7 +91,7 @@ def default_feature_cache() -> Path:
 def cached_features(
     ext: FeatureExtractor, images: Tensor, label: str, cache_dir: Path, desc: str
 ) -> FeatureOutput:
-    """Features of real images from the cache, or extracted and cached.
+    """Features of images (real, or generated with a fixed seed) from the cache, or extracted and cached.
 
     The key hashes the images themselves (so any change to the dataset, its preprocessing, the split
     or n is a new entry) and the extractor's weights. Files: <label>-<key>.safetensors, then
@@ -168,7 +168,8 @@ class Featurizer:
         return 2 if self.extractor is None else self.extractor.dim
 
     def __call__(self, x: Tensor, desc: str, cache: tuple[Path, str] | None = None) -> FeatureOutput:
-        """Features and probs of samples x; `cache` = (folder, label) for real data."""
+        """Features and probs of samples x; `cache` = (folder, label) to read and keep them on disk,
+        keyed by the images' hash."""
         if self.extractor is None:
             return FeatureOutput(x.detach().cpu().numpy().astype(np.float64))
         x = as_saved_images(x.cpu())

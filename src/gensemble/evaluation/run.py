@@ -147,6 +147,10 @@ def resolve_metrics(metrics: Sequence[str] | str | None) -> tuple[tuple[str, ...
     return tuple(names), True
 
 
+# `--reference train`: score against the training split instead of the held-out evaluation half.
+TRAIN_REFERENCE = "train"
+
+
 # --- the run-level entry point -------------------------------------------------------------------
 @writes_into_run("evaluate", unless="write")
 def evaluate_run(
@@ -190,7 +194,12 @@ def evaluate_run(
     for name in fusion_names:
         if get_fusion(name).needs_discriminators and getattr(settings[name], "needs_discriminators", True):
             require_discriminators(ens, f"fusion {name!r}")
-    if reference is not None:
+    if reference is not None and str(reference) == TRAIN_REFERENCE:
+        # The convention of StudioGAN and of most FID tables: the training split, which the members
+        # trained on (so memorised images score well); it gives a large n without retraining.
+        eval_half = load_dataset(replace(data_cfg, limit=None), "train").x
+        where = f"{data_cfg.name} training split ({len(eval_half)} images; the members trained on it)"
+    elif reference is not None:
         eval_half = reference_images(reference, heldout.x.shape[1:])
         where = f"folder {reference} ({len(eval_half)} images)"
     else:
@@ -203,7 +212,8 @@ def evaluate_run(
         raise ConfigError(
             f"only {min(n or len(eval_half), len(eval_half))} real images to compare against ({where}); "
             f"{', '.join(m for m in metric_names if m in SAMPLE_SIZE_METRICS)} need at least {MIN_N} per row: "
-            "pass --reference FOLDER with more real images, hold out more (data.test_fraction), or drop those metrics"
+            "pass --reference FOLDER with more real images (or --reference train: the training split), hold out more "
+            "(data.test_fraction, which needs retraining), or drop those metrics"
         )
     featurizer, metric_names, notes = resolve_features(
         features, data_cfg.name, heldout.is_image, metric_names, explicit, device
@@ -219,7 +229,8 @@ def evaluate_run(
     if n > len(eval_half):
         raise ConfigError(
             f"--n {n} exceeds the {len(eval_half)} real images of the reference ({where}; the fusions fit on "
-            f"the other half of the test split); use --n {len(eval_half)} or less, or a larger --reference"
+            f"the other half of the test split); use --n {len(eval_half)} or less, a larger --reference FOLDER, "
+            "or --reference train"
         )
     sized = [m for m in metric_names if m in SAMPLE_SIZE_METRICS]
     if sized and n < WARN_N:
@@ -242,10 +253,27 @@ def evaluate_run(
     evaluator = Evaluator.prepare(
         featurizer, eval_half[:n], metric_names, seed, toy, (cache, f"{label}-test-eval-n{n}")
     )
-    floor = featurizer(floor_sample(data_cfg, n), "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
+    if reference is not None and str(reference) == TRAIN_REFERENCE:
+        # The floor's real images must not be the reference's: held-out ones stand in for a generator.
+        floor_x = heldout_halves(heldout.x, REFERENCE_SEED)[1]
+        if len(floor_x) < n:
+            raise ConfigError(
+                f"--reference train with --n {n}: the floor row needs {n} held-out images but the "
+                f"evaluation half has {len(floor_x)}; use --n {len(floor_x)} or less"
+            )
+        floor = featurizer(floor_x[:n], "floor", (cache, f"{label}-test-eval-n{n}"))
+    else:
+        floor = featurizer(
+            floor_sample(data_cfg, n), "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}")
+        )
 
     def score(feats: FeatureOutput) -> dict[str, float]:
         return evaluator.score_features(feats)
+
+    # Generated samples' features are cached like real ones, keyed by a hash of the images themselves:
+    # the same checkpoint, seed, n and fusion settings draw the same images, so a second evaluation
+    # (another --reference, a re-render) extracts nothing again, and any change is a new entry.
+    generated = (cache, f"{label}-generated")
 
     rows: dict[str, dict[str, float]] = {}
     shares: dict[str, dict[str, float]] = {}
@@ -260,13 +288,13 @@ def evaluate_run(
         bar.update(1)
         for member in ens.members:
             x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
-            rows[member.name] = score(featurizer(x, member.name))
+            rows[member.name] = score(featurizer(x, member.name, generated))
             grids[member.name] = x[:GRID_N]
             bar.update(1)
         for name in fusion_names:
             row = FUSION_PREFIX + name
             rows[row], shares[row], x, choice = evaluate_fusion(
-                ctx, name, n, seed, lambda x, d: score(featurizer(x, d)), settings[name]
+                ctx, name, n, seed, lambda x, d: score(featurizer(x, d, generated)), settings[name]
             )
             if choice is not None:
                 choices[row] = choice
