@@ -94,6 +94,18 @@ EVALUATION_DAMAGE = {
     "n-a-string": lambda e: e.update(n="many"),
     "choice-not-text": lambda e: e.update(choices={"fusion:auto": {"chosen": 5}}),
     "share-above-one": lambda e: e.update(member_shares={"fusion:uniform": {"alpha": 3.0}}),
+    "per-class-short": lambda e: e.update(
+        per_class={"by": "x", "classes": ["a", "b"], "reference": [1.0], "rows": {}, "worst": {}}
+    ),
+    "per-class-unknown-worst": lambda e: e.update(
+        per_class={
+            "by": "x",
+            "classes": ["a", "b"],
+            "reference": [0.5, 0.5],
+            "rows": {"alpha": [0.9, 0.1]},
+            "worst": {"alpha": {"class": "z", "ratio": 0.2}},
+        }
+    ),
 }
 
 

@@ -21,6 +21,7 @@ from gensemble.evaluation.run import (
 )
 from gensemble.imageio import save_image
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
+from gensemble.report import report_run
 from gensemble.run import load_run, train_run
 
 from helpers import TINY_TOY, run_cli, write_config
@@ -292,3 +293,30 @@ def test_reference_train_scores_against_the_training_split(digits_run, tmp_path)
     assert train.rows[FLOOR_ROW]["fid"] != held.rows[FLOOR_ROW]["fid"]
     with pytest.raises(ConfigError, match="the floor row needs .* held-out images"):
         evaluate_run(digits_run, metrics="fid", n=1000, cache_dir=tmp_path, write=False, reference="train")
+
+
+def test_per_class_shares_with_a_classifier_name_the_worst_served_class(digits_run, tmp_path):
+    """With the digits classifier: every row's share of each of the 10 classes against the
+    reference's, and the class it serves worst; the report renders them as a table and a chart."""
+    result = evaluate_run(digits_run, metrics="fid", n=60, fusions=("uniform",), cache_dir=tmp_path)
+    table = result.info["per_class"]
+    assert table["classes"] == [str(i) for i in range(10)] and "classifier:digits" in table["by"]
+    assert abs(sum(table["reference"]) - 1) < 1e-3 and set(table["rows"]) == set(result.rows)
+    for row, shares in table["rows"].items():
+        assert len(shares) == 10 and abs(sum(shares) - 1) < 1e-3
+        w = table["worst"][row]
+        ref = np.asarray(table["reference"])
+        ratios = np.where(ref >= 0.01, np.asarray(shares) / np.maximum(ref, 1e-12), np.inf)
+        assert w["class"] == str(int(ratios.argmin())) and w["ratio"] == pytest.approx(ratios.min(), abs=1e-3)
+    html = report_run(digits_run, tmp_path / "r.html").read_text()
+    assert "id='per-class-table'" in html and "per-class shares" in html
+
+
+def test_an_unlabelled_reference_gets_k_means_clusters(digits_run, tmp_path):
+    """Pixel features have no classes: the reference is clustered (k = 10) and every row's samples
+    are assigned to the nearest centre, a modes-like view for any folder."""
+    result = evaluate_run(digits_run, metrics="fid", n=60, features="pixels", cache_dir=tmp_path, write=False)
+    table = result.info["per_class"]
+    assert table["classes"] == [f"cluster {i}" for i in range(10)] and "k-means" in table["by"]
+    assert all(v > 0 for v in table["reference"])  # every cluster holds some of the reference
+    assert set(table["rows"]) == set(result.rows) and set(table["worst"]) <= set(result.rows)

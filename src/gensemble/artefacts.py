@@ -227,7 +227,40 @@ def check_evaluation(raw: Any, path: Path, members: Collection[str] | None = Non
         for row, shares in c.obj(raw.get("member_shares", {}), "'member_shares'").items():
             for member, v in c.obj(shares, f"'member_shares' {shown(row, 30)}").items():
                 c.number(v, f"'member_shares' {shown(row, 30)} {shown(member, 30)}", 0.0, 1.0)
+        if "per_class" in raw:
+            check_per_class(c, raw["per_class"], members)
     return raw
+
+
+def check_per_class(c: Checker, raw: Any, members: Collection[str] | None) -> None:
+    """'per_class': class names, the reference's share of each and every row's, the worst per row."""
+    table = c.obj(raw, "'per_class'")
+    c.text(table.get("by"), "'per_class' 'by'")
+    classes = c.seq(table.get("classes"), "'per_class' 'classes'")
+    if not classes or len(classes) > MAX_NAMES:
+        raise c.fail(f"'per_class' lists {len(classes)} classes")
+    for i, name in enumerate(classes):
+        c.text(name, f"'per_class' class {i}")
+
+    def shares(values: Any, what: str) -> None:
+        values = c.seq(values, what)
+        if len(values) != len(classes):
+            raise c.fail(f"{what} has {len(values)} shares for {len(classes)} classes")
+        for v in values:
+            c.number(v, what, 0.0, 1.0)
+
+    shares(table.get("reference"), "'per_class' 'reference'")
+    for row, values in c.obj(table.get("rows"), "'per_class' 'rows'").items():
+        if not row_known(row, members):
+            raise c.fail(
+                f"'per_class' row {shown(row, 30)} is neither a member of this run, the floor nor a fusion"
+            )
+        shares(values, f"'per_class' {shown(row, 30)}")
+    for row, w in c.obj(table.get("worst", {}), "'per_class' 'worst'").items():
+        w = c.obj(w, f"'per_class' 'worst' {shown(row, 30)}")
+        if w.get("class") not in classes:
+            raise c.fail(f"'per_class' 'worst' {shown(row, 30)} names no listed class")
+        c.number(w.get("ratio"), f"'per_class' 'worst' {shown(row, 30)} 'ratio'", 0.0)
 
 
 def check_grid_index(index: Any, path: Path, members: Collection[str] | None = None) -> dict[str, str]:

@@ -28,6 +28,7 @@ class Evaluator:
     real_stats: tuple[np.ndarray, np.ndarray] | None
     kid_sums: np.ndarray | None
     seed: int = 0
+    reference: FeatureOutput | None = None  # the reference's features and probabilities as extracted
 
     @classmethod
     def prepare(
@@ -55,7 +56,7 @@ class Evaluator:
         )
         labels = None if featurizer.uniform_kl or ref.probs is None else ref.labels
         toy_np = None if toy is None else (np.asarray(toy[0]), float(toy[1]))
-        return cls(featurizer, tuple(metrics), real, labels, toy_np, stats, sums, seed)
+        return cls(featurizer, tuple(metrics), real, labels, toy_np, stats, sums, seed, ref)
 
     @property
     def n(self) -> int:

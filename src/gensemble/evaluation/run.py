@@ -30,6 +30,7 @@ from gensemble.data import load_dataset
 from gensemble.data.images import read_image_folder
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation.artefacts import GRID_N, log_acceptance_rates, stage_grids
+from gensemble.evaluation.coverage import Coverage, coverage_notes
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluation.run is the entry point)
     CACHE_FORMAT,
@@ -267,7 +268,16 @@ def evaluate_run(
             floor_sample(data_cfg, n), "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}")
         )
 
-    def score(feats: FeatureOutput) -> dict[str, float]:
+    # Which share of each row falls in each class (or k-means cluster) of the reference.
+    coverage = (
+        None
+        if toy is not None or evaluator.reference is None
+        else Coverage.prepare(evaluator.reference, data_cfg.name, featurizer.name, seed)
+    )
+
+    def score(feats: FeatureOutput, row: str) -> dict[str, float]:
+        if coverage is not None:
+            coverage.add(row, feats)
         return evaluator.score_features(feats)
 
     # Generated samples' features are cached like real ones, keyed by a hash of the images themselves:
@@ -284,17 +294,17 @@ def evaluate_run(
     ctx = FusionContext.build(ens, heldout, REFERENCE_SEED) if fusion_names else None
     bar = progress(1 + len(ens.members) + len(fusion_names), "evaluate", unit="row")
     try:
-        rows[FLOOR_ROW] = score(floor)
+        rows[FLOOR_ROW] = score(floor, FLOOR_ROW)
         bar.update(1)
         for member in ens.members:
             x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
-            rows[member.name] = score(featurizer(x, member.name, generated))
+            rows[member.name] = score(featurizer(x, member.name, generated), member.name)
             grids[member.name] = x[:GRID_N]
             bar.update(1)
         for name in fusion_names:
             row = FUSION_PREFIX + name
             rows[row], shares[row], x, choice = evaluate_fusion(
-                ctx, name, n, seed, lambda x, d: score(featurizer(x, d, generated)), settings[name]
+                ctx, name, n, seed, lambda x, d: score(featurizer(x, d, generated), d), settings[name]
             )
             if choice is not None:
                 choices[row] = choice
@@ -325,6 +335,9 @@ def evaluate_run(
             "no fusion was evaluated, so this table cannot say whether the ensemble beats its members: add "
             "--fusion auto (or the demo's: auto uniform weighted best rejection snapshots)"
         )
+    if coverage is not None and coverage.rows:
+        info["per_class"] = coverage.to_json()
+        notes.extend(coverage_notes(info["per_class"]))
     if toy is not None:
         info["num_modes"] = len(toy[0])
     if "modes" in metric_names and toy is None:

@@ -25,6 +25,7 @@ from gensemble.evaluation.result import verdict
 from gensemble.fusion import STANDARD_FUSIONS
 from gensemble.imageio import check_output
 from gensemble.plots import figure_png, plt
+from gensemble.report.coverage import per_class_section
 from gensemble.report.tables import (
     _fmt,
     esc,
@@ -53,6 +54,7 @@ class ReportData:
     verdict: str | None = None  # one sentence: did the best fusion beat the best member (latest evaluation)
     choice: str | None = None  # what `auto` chose on held-out data, and why
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (the demo's timings.json)
+    per_class: dict[str, Any] | None = None  # the headline evaluation's per-class shares ('per_class')
 
 
 def img_tag(png: bytes, alt: str, css: str = "") -> str:
@@ -168,6 +170,9 @@ def render_report(data: ReportData) -> str:
             "<h2>Evaluation</h2>",
             "<p class='muted'>Not evaluated yet: run <code>gensemble evaluate RUN</code>.</p>",
         ]
+    if data.per_class:
+        lead = "fusion:auto" if "fusion:auto" in data.per_class["rows"] else None
+        parts += per_class_section(data.per_class, lead)
     if data.score:
         parts += ["<h2>Tournament</h2>", img_tag(heatmap_png(data.score), "tournament heatmap", "heatmap")]
         parts.append(
@@ -303,6 +308,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         else None,
         choice=auto_choice(headline["raw"]) if headline else None,
         timings=read_timings(run_dir),
+        per_class=headline["raw"].get("per_class") if headline else None,
     )
     if data.score is None:
         data.notes.append(

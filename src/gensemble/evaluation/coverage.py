@@ -1,0 +1,146 @@
+"""Per-class (or per-cluster) coverage: which share of each row's samples falls in each class of the
+reference, against the reference's own share, and the class each row serves worst.
+
+With a domain classifier the classes are its predicted labels. Without one (an unlabelled folder on
+Inception or pixel features) the reference's features are clustered with k-means, and each sample
+is assigned to its nearest centre: the modes-like view the toys have, for any folder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gensemble.metrics import FeatureOutput
+
+# The datasets whose label indices have names (Fashion-MNIST's, in the order of its IDX labels).
+CLASS_NAMES = {
+    "fashion-mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+}
+MAX_CLASSES = 100  # above this (stacked-MNIST's 1,000 modes) a table per class is not readable
+CLUSTERS = 10  # k of the k-means view of an unlabelled reference
+
+
+def shares(labels: np.ndarray, k: int) -> np.ndarray:
+    """(k,) the share of `labels` in each class."""
+    return np.bincount(np.asarray(labels, dtype=np.int64), minlength=k)[:k] / max(len(labels), 1)
+
+
+def nearest(features: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre (Euclidean) of every row."""
+    d = (features**2).sum(1)[:, None] - 2.0 * features @ centres.T + (centres**2).sum(1)[None, :]
+    return d.argmin(1)
+
+
+def kmeans(x: np.ndarray, k: int, seed: int = 0, iters: int = 50) -> np.ndarray:
+    """(k, D) centres by Lloyd's algorithm from a k-means++ start (numpy only: importing scikit-learn
+    would add 1.5 s to every command's start)."""
+    rng = np.random.default_rng(seed)
+    centres = [x[rng.integers(len(x))]]
+    d = ((x - centres[0]) ** 2).sum(1)
+    for _ in range(1, k):  # k-means++: each next centre far from those chosen, in proportion to d²
+        nxt = x[rng.choice(len(x), p=d / d.sum())] if d.sum() > 0 else x[rng.integers(len(x))]
+        centres.append(nxt)
+        d = np.minimum(d, ((x - nxt) ** 2).sum(1))
+    c = np.asarray(centres)
+    for _ in range(iters):
+        labels = nearest(x, c)
+        new = np.array([x[labels == j].mean(0) if (labels == j).any() else c[j] for j in range(k)])
+        if np.allclose(new, c):
+            break
+        c = new
+    return c
+
+
+def worst_class(row: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
+    """(class, row share / reference share) of the class the row under-serves most, among the
+    classes that hold at least 1% of the reference."""
+    present = reference >= 0.01
+    ratio = np.where(present, row / np.maximum(reference, 1e-12), np.inf)
+    worst = int(ratio.argmin())
+    return worst, float(ratio[worst])
+
+
+@dataclass
+class Coverage:
+    """Collects each row's class shares against the reference's."""
+
+    by: str  # what the classes are, in words
+    names: list[str]
+    reference: np.ndarray
+    centres: np.ndarray | None = None  # k-means centres (None: the classifier's labels)
+    rows: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def prepare(cls, ref: FeatureOutput, dataset: str, features: str, seed: int = 0) -> Coverage | None:
+        """From the reference's features and (if any) probabilities; None when there is no readable
+        table (more than MAX_CLASSES classes, or fewer reference rows than clusters)."""
+        if ref.probs is not None:
+            k = int(np.asarray(ref.probs).shape[1])
+            if k > MAX_CLASSES:
+                return None
+            names = CLASS_NAMES.get(dataset, [str(i) for i in range(k)])
+            names = names if len(names) == k else [str(i) for i in range(k)]
+            return cls(f"classes predicted by {features}", names, shares(ref.labels, k))
+        x = np.asarray(ref.features, dtype=np.float64)
+        if len(x) < 2 * CLUSTERS:
+            return None
+        centres = kmeans(x, CLUSTERS, seed)
+        names = [f"cluster {i}" for i in range(CLUSTERS)]
+        by = f"k-means clusters (k = {CLUSTERS}) of the reference's {features} features"
+        return cls(by, names, shares(nearest(x, centres), CLUSTERS), centres)
+
+    def add(self, row: str, feats: FeatureOutput) -> None:
+        k = len(self.names)
+        if self.centres is None:
+            if feats.probs is None:
+                return
+            labels = np.asarray(feats.probs).argmax(1)
+        else:
+            labels = nearest(np.asarray(feats.features, dtype=np.float64), self.centres)
+        self.rows[row] = shares(labels, k)
+
+    def to_json(self) -> dict[str, Any]:
+        """What evaluation.json keeps under 'per_class'."""
+        worst = {}
+        for row, s in self.rows.items():
+            c, ratio = worst_class(s, self.reference)
+            if np.isfinite(ratio):  # (no class holds 1% of the reference: nothing to name)
+                worst[row] = {"class": self.names[c], "ratio": round(ratio, 4)}
+        return {
+            "by": self.by,
+            "classes": list(self.names),
+            "reference": [round(float(v), 4) for v in self.reference],
+            "rows": {row: [round(float(v), 4) for v in s] for row, s in self.rows.items()},
+            "worst": worst,
+        }
+
+
+def coverage_notes(table: dict[str, Any]) -> list[str]:
+    """One line naming the class most rows serve worst, when any row serves a class at under half of
+    its share in the reference."""
+    worst = {r: w for r, w in table["worst"].items() if not r.startswith("real:") and w["ratio"] < 0.5}
+    if not worst:
+        return []
+    counts: dict[str, int] = {}
+    for w in worst.values():
+        counts[w["class"]] = counts.get(w["class"], 0) + 1
+    top = max(counts, key=counts.get)
+    rows = [r for r, w in worst.items() if w["class"] == top]
+    return [
+        f"{top!r} ({table['by']}) is the class served worst: {len(rows)} of {len(table['worst']) - 1} rows "
+        f"draw it at under half its share of the reference ({', '.join(rows[:4])}{', ...' if len(rows) > 4 else ''})"
+    ]
