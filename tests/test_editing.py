@@ -160,7 +160,12 @@ def test_complete_cli_single_image_folder_and_candidates(image_run, tmp_path, ca
     )
     assert code == 0, err
     assert Image.open(tmp_path / "o.png").size == (16, 16)
-    assert Image.open(tmp_path / "o-candidates.png").size[0] > 16 * 5
+    # The labelled sheet: original, masked input, 4 candidates (3 members and the blend), the choice,
+    # each scaled to a readable 112 px, with a caption column.
+    sheet = Image.open(tmp_path / "o-candidates.png")
+    assert sheet.size == (150 + 7 * (112 + 6) + 6, 22 + 112 + 12)
+    # The one-time cost-model fit is announced before it runs, with its expected time; then kept.
+    assert "[complete] fitting the completion cost model once" in err and "about" in err
     saved = json.loads((tmp_path / "o.json").read_text())
     entry = saved["images"][str(img)]
     assert entry["chosen"] in ("g1", "g2", "v", "ensemble") and set(entry["candidates"]) == {
@@ -197,6 +202,7 @@ def test_complete_cli_single_image_folder_and_candidates(image_run, tmp_path, ca
     )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f0.png", "f1.png", "f2.png"]
+    assert "fitting the completion cost model" not in err  # fitted once, read back
 
 
 def _one_line(code, err, needle):

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from gensemble.checkpoint import atomic_write_bytes
 from gensemble.errors import DataError, shown
@@ -101,6 +101,32 @@ def grid_png(x: torch.Tensor, nrow: int | None = None) -> bytes:
     """`save_grid`'s PNG as bytes (for outputs written all or nothing)."""
     buf = io.BytesIO()
     Image.fromarray(make_grid(x, nrow=nrow)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def labelled_sheet_png(
+    columns: list[tuple[str, torch.Tensor]], captions: list[str] | None = None, cell: int = 112
+) -> bytes:
+    """A table of images as a PNG: one column per (label, images (B, C, H, W) in [-1, 1]), one row per
+    image, every image scaled up (nearest) to `cell` px so small images stay readable, the labels
+    above their columns and an optional caption beside each row."""
+    b = len(columns[0][1])
+    pad, head = 6, 22
+    side = 150 if captions else 0
+    sheet = Image.new(
+        "RGB", (side + len(columns) * (cell + pad) + pad, head + b * (cell + pad) + pad), "white"
+    )
+    draw = ImageDraw.Draw(sheet)
+    for j, (label, images) in enumerate(columns):
+        x0 = side + pad + j * (cell + pad)
+        draw.text((x0, 4), label[: cell // 6], fill="black")
+        for i in range(b):
+            img = _one_image(images[i]).convert("RGB").resize((cell, cell), Image.NEAREST)
+            sheet.paste(img, (x0, head + i * (cell + pad)))
+    for i, text in enumerate(captions or []):
+        draw.text((pad, head + i * (cell + pad) + cell // 2 - 6), text[:24], fill="black")
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
     return buf.getvalue()
 
 

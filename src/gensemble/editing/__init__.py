@@ -11,7 +11,10 @@ dicts; `gensemble.editing.files` reads and writes the image files for the CLI.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -33,6 +36,7 @@ from gensemble.editing.complete import (
 from gensemble.editing.latent import SearchConfig, search
 from gensemble.errors import ConfigError, DataError
 from gensemble.fusion.critic import fit_ensemble_critic
+from gensemble.imageio import labelled_sheet_png
 from gensemble.tournament import heldout_halves, pooled_fakes
 
 if TYPE_CHECKING:
@@ -159,6 +163,7 @@ def load_or_fit_cost_model(editor: Editor) -> CostModel:
         except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass  # a damaged cache is refitted, never trusted
     x = editor.calibration[-cfg.n_cost_fit :]
+    announce_fit(editor, x, cfg.search, path)
     model = fit_cost_model(
         editor.generators, x, calibration_holes(len(x), *x.shape[2:]), editor.critic, cfg.search
     )
@@ -171,6 +176,25 @@ def load_or_fit_cost_model(editor: Editor) -> CostModel:
         except OSError:
             pass  # a read-only run folder: fit again next time
     return model
+
+
+def announce_fit(editor: Editor, x: Tensor, search_cfg: SearchConfig, path: Path | None) -> float:
+    """Say on stderr, before it starts, that the one-time cost-model fit runs and about how long it
+    takes here: every member's search, 3 steps on 4 images, timed and scaled to the fit's size."""
+    probe = replace(search_cfg, steps=3)
+    holes = calibration_holes(4, *x.shape[2:])
+    start = time.perf_counter()
+    for model in editor.generators.values():
+        search(model, x[:4], 1 - holes, probe)
+    seconds = (time.perf_counter() - start) * (len(x) / 4) * (search_cfg.steps / 3)
+    where = f"; kept in {path} for this checkpoint" if path is not None else ""
+    print(
+        f"[complete] fitting the completion cost model once: {len(editor.generators)} members search "
+        f"{len(x)} held-out images, about {seconds:.0f} s here{where}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return seconds
 
 
 def slerp(a: Tensor, b: Tensor, t: float) -> Tensor:
@@ -223,6 +247,19 @@ def image_grid_rows(c: Completion, x: Tensor, hole: Tensor) -> Tensor:
     return torch.stack(cols, 1).flatten(0, 1)
 
 
+def candidates_sheet(c: Completion, x: Tensor, hole: Tensor, names: list[str] | None = None) -> bytes:
+    """The labelled candidates sheet: the original, the masked input, each member's fill, the choice
+    (a caption names which member it is), one row per image."""
+    masked = x * (1 - hole) + 0.0 * hole
+    columns = [("original", x), ("masked input", masked)]
+    columns += [(f"fill: {m}", cand) for m, cand in zip(c.members, c.candidates)]
+    columns.append(("choice", c.chosen))
+    captions = [
+        f"{(names or [''] * len(x))[i][:12]} -> {c.members[int(k)]}".strip() for i, k in enumerate(c.choice)
+    ]
+    return labelled_sheet_png(columns, captions)
+
+
 def n_cols(c: Completion) -> int:
     return len(c.members) + 2
 
@@ -233,6 +270,7 @@ __all__ = [
     "Editor",
     "SearchConfig",
     "completion_quality",
+    "candidates_sheet",
     "image_grid_rows",
     "latent_path",
     "slerp",

@@ -11,11 +11,11 @@ from torch import Tensor
 
 from gensemble.artefacts import dumps
 from gensemble.data.images import read_image_folder
-from gensemble.editing import Editor, completion_quality, image_grid_rows, latent_path
+from gensemble.editing import Editor, candidates_sheet, completion_quality, latent_path
 from gensemble.editing.complete import CompletionConfig
 from gensemble.editing.masks import box_mask, mask_from_image
 from gensemble.errors import ConfigError, DataError, shown
-from gensemble.imageio import check_output, grid_png, load_image, png_bytes, save_grid
+from gensemble.imageio import check_output, load_image, png_bytes, save_grid
 from gensemble.run import load_run
 from gensemble.runfolder import Outputs, writes_into_run
 
@@ -87,7 +87,7 @@ def complete_files(
             out.add(output / f"{p.stem}.png", png_bytes(result.chosen[i]))
         extra, report = output / "candidates.png", output / "completion.json"
     if candidates:
-        out.add(extra, grid_png(image_grid_rows(result, x, hole), nrow=len(result.members) + 2))
+        out.add(extra, candidates_sheet(result, x, hole, [p.name for p in paths]))
         out.add(report, dumps({"members": result.members, "images": summary}, indent=2))
     out.commit()
     return {"output": str(output), "images": summary}
@@ -156,12 +156,12 @@ def complete_heldout(run: str | Path, n: int = 8, device: str = "cpu") -> dict[s
     quality = completion_quality(result, x, hole)
     folder = Path(run) / "completion"
     out = Outputs(run)
-    out.add(folder / "panel.png", grid_png(image_grid_rows(result, x, hole), nrow=len(result.members) + 2))
+    out.add(folder / "panel.png", candidates_sheet(result, x, hole))
     summary = {
         "members": result.members,
         "n": len(x),
         "hole": "centre box, half the width and height",
-        "columns": ["image with hole", *result.members, "the choice"],
+        "columns": ["original", "masked input", *result.members, "the choice"],
         "chosen": [result.members[int(i)] for i in result.choice],
         "hole_mse": {
             **{m: round(float(quality["per_member"][j].mean()), 6) for j, m in enumerate(result.members)},
