@@ -12,6 +12,7 @@ import yaml
 from gensemble.data import load_dataset
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation import features as evf
+from gensemble.evaluation.features import fitting_classifiers
 from gensemble.evaluation.run import (
     FLOOR_ROW,
     evaluate_run,
@@ -320,3 +321,11 @@ def test_an_unlabelled_reference_gets_k_means_clusters(digits_run, tmp_path):
     assert table["classes"] == [f"cluster {i}" for i in range(10)] and "k-means" in table["by"]
     assert all(v > 0 for v in table["reference"])  # every cluster holds some of the reference
     assert set(table["rows"]) == set(result.rows) and set(table["worst"]) <= set(result.rows)
+
+
+def test_an_unlabelled_folder_of_classifier_sized_images_is_told_which_classifier_fits():
+    """A folder of 28×28 grayscale images defaults to Inception; the note names the shipped
+    classifiers that take exactly such images, and none fits 3×32×32 photos."""
+    notes = fitting_classifiers((1, 28, 28))
+    assert any("--features classifier:fashion-mnist" in n for n in notes)
+    assert any("classifier:mnist-5k" in n for n in notes) and fitting_classifiers((3, 32, 32)) == []

@@ -32,19 +32,15 @@ from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation.artefacts import GRID_N, log_acceptance_rates, stage_grids
 from gensemble.evaluation.coverage import Coverage, coverage_notes
 from gensemble.evaluation.evaluator import Evaluator
-from gensemble.evaluation.features import (  # noqa: F401  (re-exported: gensemble.evaluation.run is the entry point)
-    CACHE_FORMAT,
-    DEFAULT_TOY_METRICS,
-    FEATURE_KINDS,
+from gensemble.evaluation.features import (  # noqa: F401  (re-exported: the entry point)
     Featurizer,
     announce_cost,
-    as_saved_images,
     cached_features,
     check_features_name,
-    classifier_datasets,
     default_feature_cache,
     extract_features,
     extractor_fingerprint,
+    fitting_classifiers,
     resolve_features,
 )
 from gensemble.evaluation.result import (  # noqa: F401
@@ -245,6 +241,8 @@ def evaluate_run(
             "biased upwards; compare FIDs only at the same n",
             stacklevel=2,
         )
+    if featurizer.name.startswith("inception") and features is None and heldout.is_image:
+        notes.extend(fitting_classifiers(tuple(heldout.x.shape[1:])))
     if featurizer.name.startswith("inception"):
         announce_cost(featurizer, n * (2 + len(ens.members) + len(fusion_names)), tuple(eval_half.shape[1:]))
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_feature_cache()

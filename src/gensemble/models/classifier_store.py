@@ -90,6 +90,21 @@ def shipped_folder(dataset: str) -> Path | None:
     return folder if (folder / META_FILE).is_file() else None
 
 
+def shipped_fitting(channels: int, size: int) -> list[tuple[str, float]]:
+    """(dataset, held-out accuracy) of every shipped classifier whose input is `channels` × `size`²:
+    a domain classifier an unlabelled folder of such images could be evaluated with."""
+    out = []
+    for meta_path in sorted(SHIPPED_DIR.glob(f"*/{META_FILE}")):
+        try:
+            meta = json.loads(meta_path.read_text())
+            cfg = meta["config"]
+            if cfg["in_channels"] == channels and cfg["image_size"] == size:
+                out.append((str(meta["dataset"]), float(meta.get("heldout_accuracy", float("nan")))))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged file is refused where it is loaded, not here
+    return out
+
+
 def load_shipped(dataset: str) -> DomainClassifier:
     folder = shipped_folder(dataset)
     if folder is None:
