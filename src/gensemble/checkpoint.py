@@ -222,7 +222,8 @@ def checkpoint_at(run_dir: str | Path, step: int) -> Path:
             if CHECKPOINT_NAME.fullmatch(p.name) and is_complete(p)
         )
         raise CheckpointError(
-            f"run {shown(str(run_dir))} has no checkpoint at step {step}; kept steps: {', '.join(map(str, kept)) or 'none'}"
+            f"run {shown(str(run_dir))} has no checkpoint at total step {step} (the sum of every member's "
+            f"steps); kept: {', '.join(map(str, kept)) or 'none'}"
         )
     return folder
 

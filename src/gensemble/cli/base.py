@@ -20,7 +20,10 @@ def command(name: str) -> Callable:
 
 RUN_HELP = "run folder (written by 'gensemble train')"
 DEVICE_HELP = "cpu, cuda, cuda:N (a GPU by index) or auto (CUDA when present)"
-STEP_HELP = "use the kept checkpoint at this total step instead of the latest"
+STEP_HELP = (
+    "use the kept checkpoint at this total step instead of the latest; a checkpoint is named by the sum "
+    "of every member's generator updates (4 members at 3000 steps each: step-00012000)"
+)
 
 
 def device_arg(value: str) -> str:
