@@ -230,7 +230,7 @@ def test_undertrained_members_are_named_and_step_picks_a_checkpoint(tmp_path, ca
     code, _, err = run_cli(
         capsys, "sample", str(run), "-n", "4", "-o", str(tmp_path / "s.png"), "--step", "4"
     )
-    one_line_error(code, err, "no checkpoint at step 4; kept steps: 3, 6")
+    one_line_error(code, err, "no checkpoint at total step 4 (the sum of every member's steps); kept: 3, 6")
 
 
 # --- 7. export ---------------------------------------------------------------------------------
