@@ -32,3 +32,30 @@ def test_progress_prints_one_line_per_stage_off_a_terminal(capsys):
         set_quiet(False)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("[stage-x] 10/10 img in") and "rate=0.5" in err[0]
+
+
+def test_training_shows_the_whole_runs_eta_beside_each_members(tmp_path, capsys, monkeypatch):
+    """Off a terminal, progress lines carry the whole run's ETA (member-steps left at the rate so
+    far), not only the current member's; the clock stops when training ends."""
+    import gensemble.progress as prog
+
+    monkeypatch.setattr(prog, "LOG_EVERY_S", 0.0)  # a line on every step
+    set_quiet(False)
+    cfg = write_config(tmp_path / "c.yaml")
+    train_run(cfg, tmp_path / "R", ["train.steps=6"])
+    err = capsys.readouterr().err
+    assert "whole run ETA" in err and prog.RUN_CLOCK.eta() is None
+
+
+def test_run_clock_extrapolates_member_steps_left():
+    from gensemble.progress import RunClock
+
+    clock = RunClock()
+    assert clock.eta() is None
+    clock.begin(100)
+    assert clock.eta() is None  # no step made yet: no rate
+    clock.advance(50)
+    assert clock.eta() is not None and clock.eta().endswith("s")
+    clock.end()
+    clock.advance(10)
+    assert clock.eta() is None

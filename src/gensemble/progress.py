@@ -54,6 +54,9 @@ class _StageLine:
             parts.append(f"{rate:.1f} {self.unit}/s" if rate >= 0.1 else f"{1 / rate:.0f} s/{self.unit}")
             if not final and self.total:
                 parts.append(f"ETA {format_seconds((self.total - self.n) / rate)}")
+            run_eta = RUN_CLOCK.eta()
+            if not final and run_eta is not None:
+                parts.append(f"whole run ETA {run_eta}")
         parts += [f"{k}={v}" for k, v in self.postfix.items()]
         return ", ".join(parts)
 
@@ -66,6 +69,34 @@ class _StageLine:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+class RunClock:
+    """The whole run's ETA, beside each member's: member-steps made against those the run has left,
+    at the rate so far. `train` starts it; the training loops advance it; every progress line shows it."""
+
+    def __init__(self) -> None:
+        self.total, self.done, self._start = 0, 0, 0.0
+
+    def begin(self, remaining: int) -> None:
+        self.total, self.done, self._start = remaining, 0, time.perf_counter()
+
+    def advance(self, steps: int = 1) -> None:
+        if self.total:
+            self.done += steps
+
+    def end(self) -> None:
+        self.total = 0
+
+    def eta(self) -> str | None:
+        """ "12m30s" left for the whole run, or None outside a run or before the first step."""
+        elapsed = time.perf_counter() - self._start
+        if not self.total or not self.done or elapsed <= 0:
+            return None
+        return format_seconds((self.total - self.done) * elapsed / self.done)
+
+
+RUN_CLOCK = RunClock()
 
 
 def format_seconds(s: float) -> str:

@@ -40,9 +40,9 @@ from gensemble import threads
 from gensemble.data import DataConfig, Dataset, load_dataset
 from gensemble.ensemble.base import MemberTask
 from gensemble.errors import ConfigError
-from gensemble.progress import progress
+from gensemble.progress import RUN_CLOCK, progress
 from gensemble.registry import Registry
-from gensemble.training.loop import StepHook, TrainConfig, fit_member, update_ema
+from gensemble.training.loop import StepHook, TrainConfig, fit_member, postfix, update_ema
 from gensemble.training.member import Member, MemberConfig, build_member
 from gensemble.training.stacked import StackedGAN, batch_key, stacking_pays
 
@@ -110,6 +110,7 @@ class Executor:
                 for m in members:
                     m.step += 1
                 bar.update(1)
+                RUN_CLOCK.advance(len(members))
                 threads.tick()
                 if write_back is not None and needs_weights(hooks, members[0].step):
                     write_back()
@@ -118,7 +119,7 @@ class Executor:
                         for m, s in zip(members, stats):
                             hooks(m, s)
                 if members[0].step % ens.cfg.train.log_every == 0:
-                    bar.set_postfix({k: f"{v:.3f}" for k, v in stats[0].items()}, refresh=False)
+                    bar.set_postfix(postfix(stats[0]), refresh=False)
         finally:
             if write_back is not None:
                 write_back()

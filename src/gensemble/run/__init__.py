@@ -21,6 +21,7 @@ from gensemble.data import HELDOUT_FILE, Dataset, check_heldout, heldout_listing
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
 from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
+from gensemble.progress import RUN_CLOCK
 from gensemble.run.budget import describe_seconds, estimate_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
 from gensemble.run.hooks import RunHooks
@@ -255,9 +256,11 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) ->
     if resume:
         truncate_metrics(out, {m.name: m.step for m in ens.members})
     hooks = RunHooks(ens, out)
+    RUN_CLOCK.begin(sum(max(0, cfg.train.steps - m.step) for m in ens.members))
     try:
         scheme_for(cfg).train(ens, data, hooks, executor)
         ens.save()
     finally:
+        RUN_CLOCK.end()
         hooks.close()
     return out

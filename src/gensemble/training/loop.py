@@ -19,7 +19,7 @@ from gensemble.data import Dataset
 from gensemble.data.transforms import augment
 from gensemble.errors import ConfigError, shown
 from gensemble.losses import GANLoss, elbo, gradient_penalty
-from gensemble.progress import progress
+from gensemble.progress import RUN_CLOCK, progress
 from gensemble.training.member import Member
 
 # Far beyond any run in the literature (PacGAN's 2-D runs: ~400k steps; BigGAN: batch 2048), so a
@@ -227,14 +227,22 @@ def fit_member(
             stats = step_fn(member, data, cfg.batch_size, weights, shard=shard)
             member.step += 1
             bar.update(1)
+            RUN_CLOCK.advance(1)
             threads.tick()  # re-decides the thread count now and then (see gensemble.threads)
             if on_step is not None:
                 on_step(member, stats)
             if member.step % cfg.log_every == 0:
-                bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+                bar.set_postfix(postfix(stats), refresh=False)
     finally:
         bar.close()
     return member
+
+
+def postfix(stats: dict[str, float]) -> dict[str, str]:
+    """A progress bar's postfix: the latest losses, and the whole run's ETA while `train` runs."""
+    out = {k: f"{v:.3f}" for k, v in stats.items()}
+    eta = RUN_CLOCK.eta()
+    return out | ({"run ETA": eta} if eta is not None else {})
 
 
 def count_parameters(module: nn.Module) -> int:
