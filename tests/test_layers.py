@@ -1,5 +1,6 @@
 """The house's layers: imports point down (import-linter contract in pyproject.toml) and no gensemble
-module takes part in an import cycle (type-only imports excepted: they never run)."""
+module takes part in an import cycle, type-only imports included (a type that points up the layers
+is a dependency all the same)."""
 
 import shutil
 import subprocess
@@ -13,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def import_cycles(package: str = "gensemble") -> list[list[str]]:
-    """Strongly connected components of more than one module in the runtime import graph."""
-    graph = grimp.build_graph(package, cache_dir=None, exclude_type_checking_imports=True)
+    """Strongly connected components of more than one module in the import graph (type-only included)."""
+    graph = grimp.build_graph(package, cache_dir=None, exclude_type_checking_imports=False)
     edges = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
     index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
 
@@ -60,6 +61,18 @@ def test_a_cycle_would_be_found(tmp_path, monkeypatch):
     (pkg / "b.py").write_text("from circ import a\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert import_cycles("circ") == [["circ.a", "circ.b"]]
+
+
+def test_a_type_only_cycle_would_be_found(tmp_path, monkeypatch):
+    pkg = tmp_path / "typed"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from typed import b\n")
+    (pkg / "b.py").write_text(
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from typed import a\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert import_cycles("typed") == [["typed.a", "typed.b"]]
 
 
 @pytest.mark.skipif(

@@ -36,7 +36,7 @@ from gensemble.training.member import build_member
 from gensemble.training.memory import check_memory
 
 if TYPE_CHECKING:
-    from gensemble.run.config import RunConfig
+    from gensemble.ensemble.config import RunConfig
 
 __all__ = [
     "SCHEMES",

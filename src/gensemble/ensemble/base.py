@@ -5,8 +5,9 @@ never from the package, so registering them creates no cycle."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -19,10 +20,9 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from gensemble.data import Dataset
+    from gensemble.ensemble.config import RunConfig
     from gensemble.ensemble.state import Ensemble
-    from gensemble.execution import Executor
-    from gensemble.run.config import RunConfig
-    from gensemble.run.hooks import RunHooks
+    from gensemble.training.loop import StepHook
     from gensemble.training.member import Member, MemberConfig
 
 
@@ -37,6 +37,35 @@ class MemberTask:
     @property
     def done(self) -> bool:
         return self.member.step >= self.target_step
+
+
+Stats = dict[str, float]
+
+
+class Executor(Protocol):
+    """What a scheme asks of whoever runs its training (gensemble.execution implements it: in this
+    process, on Ray, under DDP). Passed in by the run, so a scheme never picks a backend."""
+
+    def stacks(self, nets: Sequence[nn.Module]) -> bool:
+        """Whether these identical networks should train as one stacked model."""
+        ...
+
+    def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
+        """Bring every task's member to its target step."""
+        ...
+
+    def run_lockstep(
+        self,
+        ens: Ensemble,
+        members: Sequence[Member],
+        target: int,
+        round_fn: Callable[[], list[Stats]],
+        hooks: StepHook | None,
+        write_back: Callable[[], None] | None = None,
+        desc: str | None = None,
+    ) -> None:
+        """Call `round_fn` (one step of every member) until the members reach `target`."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +101,7 @@ class Scheme:
     def build(self, ens: Ensemble) -> None:
         """Add auxiliary networks, optimisers and scheme state. Must be deterministic from the config."""
 
-    def train(self, ens: Ensemble, data: Dataset, hooks: RunHooks, executor: Executor) -> None:
+    def train(self, ens: Ensemble, data: Dataset, hooks: StepHook, executor: Executor) -> None:
         """Train through `executor` (passed in by the run, so a scheme never picks a backend)."""
         raise NotImplementedError
 

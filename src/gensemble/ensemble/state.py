@@ -16,7 +16,7 @@ from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unf
 from gensemble.training.member import Member, MemberConfig
 
 if TYPE_CHECKING:
-    from gensemble.run.config import RunConfig
+    from gensemble.ensemble.config import RunConfig
 
 # What an auxiliary network is for. `discriminators()` returns the "discriminator" ones: networks
 # that map images to real-vs-fake logits of shape (N,), which scoring and fusion may use.

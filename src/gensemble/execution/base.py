@@ -47,7 +47,7 @@ from gensemble.training.member import Member, MemberConfig, build_member
 from gensemble.training.stacked import StackedGAN, batch_key, stacking_pays
 
 if TYPE_CHECKING:
-    from gensemble.run import Ensemble
+    from gensemble.ensemble.state import Ensemble
 
 Stats = dict[str, float]
 Stacking = Literal["auto", "always", "never"]

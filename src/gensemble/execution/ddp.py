@@ -40,7 +40,7 @@ from gensemble.training.member import Member
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
-    from gensemble.run import Ensemble
+    from gensemble.ensemble.state import Ensemble
 
 T = TypeVar("T")
 LAUNCH = "torchrun --nproc_per_node=N -m gensemble train --ddp CONFIG --out RUN"

@@ -52,7 +52,7 @@ from gensemble.execution.base import (
 from gensemble.progress import progress, set_quiet
 
 if TYPE_CHECKING:
-    from gensemble.run import Ensemble
+    from gensemble.ensemble.state import Ensemble
     from gensemble.training.loop import StepHook
 
 INSTALL = "pip install 'gensemble[ray]'"

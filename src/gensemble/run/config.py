@@ -3,46 +3,19 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gensemble.config import apply_overrides, from_dict, load_yaml, to_dict
-from gensemble.data import DataConfig
 from gensemble.ensemble import resolve_scheme
+from gensemble.ensemble.config import MAX_MEMBERS, RunConfig  # noqa: F401  (re-exported)
 from gensemble.errors import ConfigError
-from gensemble.training.loop import TrainConfig
 from gensemble.training.member import MemberConfig
 
 # Keys of the one-member shorthand: a config with `model:` at the top level is one member.
 RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every", "threads")
-MAX_MEMBERS = 64
 MEMBER_KEYS = ("model", "loss", "gp_weight", "n_critic", "optim", "seed", "bootstrap")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything a run needs. `scheme` is {"name": <registered scheme>, **its parameters}."""
-
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    members: tuple[MemberConfig, ...] = ()
-    scheme: dict[str, Any] = field(default_factory=lambda: {"name": "independent"})
-
-    def validate(self, path: str = "") -> None:
-        if not self.members:
-            raise ConfigError(
-                "the config has no members; add a 'model:' section or a non-empty 'members:' list"
-            )
-        names = [m.name for m in self.members]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise ConfigError(f"member name {sorted(dupes)[0]!r} is used twice; member names must be unique")
-        if len(self.members) > MAX_MEMBERS:
-            raise ConfigError(
-                f"the config has {len(self.members)} members; at most {MAX_MEMBERS} are supported "
-                "(each costs a model's memory and training time)"
-            )
 
 
 def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

@@ -32,7 +32,6 @@ import contextlib
 import math
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gensemble.calibration import CalibrationMethod, Calibrator, fit_calibrator
+from gensemble.calibration import CalibrationMethod, fit_calibrator
 from gensemble.data import MIN_HELDOUT, Dataset, heldout_halves, load_dataset  # noqa: F401  (re-exported)
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
@@ -55,7 +54,7 @@ from gensemble.tournament.scorings import (  # noqa: F401  (re-exported)
     play_games,
     rate,
 )
-from gensemble.tournament.table import ScoreTable, _jsonable  # noqa: F401  (re-exported)
+from gensemble.tournament.table import Judgements, ScoreTable, _jsonable  # noqa: F401  (re-exported)
 
 Scoring = Literal["matrix", "battle", "elo", "glicko"]
 SCORINGS: tuple[str, ...] = ("matrix", "battle", "elo", "glicko")
@@ -128,34 +127,6 @@ def require_discriminators(ens: Ensemble, what: str, hint: str | None = None) ->
 
 
 # --- judgements: the one stage that runs networks --------------------------------------------------
-@dataclass
-class Judgements:
-    """Every judge's raw logits and calibrated probabilities on held-out real data and on a fixed
-    sample set from every generator."""
-
-    generators: tuple[str, ...]
-    discriminators: tuple[str, ...]  # the judges' names
-    owners: tuple[str | None, ...]  # member of each judge, None for shared critics and feature judges
-    real_logits: Tensor  # (N, R)
-    fake_logits: Tensor  # (M, N, S)
-    real_probs: Tensor  # (N, R), calibrated
-    fake_probs: Tensor  # (M, N, S), calibrated
-    calibrators: dict[str, Calibrator]
-    calibration: str
-    judges: JudgeConfig = field(default_factory=JudgeConfig)
-
-    def counted(self) -> np.ndarray:
-        """(M, N) which judgements count towards S(G): all, or all but a member's own judge of its
-        generators (and their snapshots, "member@step") when self-judgement is off."""
-        mask = np.ones((len(self.generators), len(self.discriminators)), dtype=bool)
-        if not self.judges.self_judgement:
-            for i, g in enumerate(self.generators):
-                for k, owner in enumerate(self.owners):
-                    mask[i, k] = owner is None or owner != g.split("@", 1)[0]
-            mask[mask.sum(axis=1) == 0] = True  # a generator judged only by its own D keeps it
-        return mask
-
-
 def make_judges(
     ens: Ensemble,
     cal_real: Tensor,

@@ -17,7 +17,7 @@ import numpy as np
 from gensemble.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gensemble.tournament import Judgements
+    from gensemble.tournament.table import Judgements
 
 
 def fool_rates(j: Judgements, soft: bool = False) -> np.ndarray:

@@ -10,7 +10,7 @@ import numpy as np
 from gensemble.errors import ConfigError
 
 if TYPE_CHECKING:
-    from gensemble.tournament import ScoreTable
+    from gensemble.tournament.table import ScoreTable
 
 
 def select_top_k(

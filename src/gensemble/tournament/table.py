@@ -1,4 +1,5 @@
-"""The tournament's result table (ScoreTable) and its JSON form, which RUN/tournament.json holds."""
+"""The tournament's data: every judge's judgements (Judgements) and the result table (ScoreTable)
+with its JSON form, which RUN/tournament.json holds."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from torch import Tensor
+
+from gensemble.calibration import Calibrator
+from gensemble.tournament.judges import JudgeConfig
 
 
 @dataclass(frozen=True)
@@ -121,3 +126,31 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (np.floating, np.integer)):
         return v.item()
     return v
+
+
+@dataclass
+class Judgements:
+    """Every judge's raw logits and calibrated probabilities on held-out real data and on a fixed
+    sample set from every generator."""
+
+    generators: tuple[str, ...]
+    discriminators: tuple[str, ...]  # the judges' names
+    owners: tuple[str | None, ...]  # member of each judge, None for shared critics and feature judges
+    real_logits: Tensor  # (N, R)
+    fake_logits: Tensor  # (M, N, S)
+    real_probs: Tensor  # (N, R), calibrated
+    fake_probs: Tensor  # (M, N, S), calibrated
+    calibrators: dict[str, Calibrator]
+    calibration: str
+    judges: JudgeConfig = field(default_factory=JudgeConfig)
+
+    def counted(self) -> np.ndarray:
+        """(M, N) which judgements count towards S(G): all, or all but a member's own judge of its
+        generators (and their snapshots, "member@step") when self-judgement is off."""
+        mask = np.ones((len(self.generators), len(self.discriminators)), dtype=bool)
+        if not self.judges.self_judgement:
+            for i, g in enumerate(self.generators):
+                for k, owner in enumerate(self.owners):
+                    mask[i, k] = owner is None or owner != g.split("@", 1)[0]
+            mask[mask.sum(axis=1) == 0] = True  # a generator judged only by its own D keeps it
+        return mask
