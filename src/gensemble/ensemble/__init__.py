@@ -30,7 +30,7 @@ from gensemble.ensemble.base import (
     build_aux_discriminator,
     require_same,
 )
-from gensemble.ensemble.state import AuxRole, Ensemble, check_member_shape
+from gensemble.ensemble.state import AuxRole, Ensemble, check_member_shape, ema_key
 from gensemble.errors import ConfigError
 from gensemble.training.member import build_member
 from gensemble.training.memory import check_memory
@@ -96,8 +96,6 @@ def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device 
     ens = Ensemble(cfg, members, shape, device)
     if cfg.train.keeps_ema:
         for m in members:
-            ens.add_aux(
-                f"{m.name}.G_ema", copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema"
-            )
+            ens.add_aux(ema_key(m.name), copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema")
     scheme_for(cfg).build(ens)
     return ens

@@ -78,6 +78,7 @@ def boosting_weights(ratios: Tensor, beta: float) -> Tensor:
 )
 class Boosting(Scheme):
     config = AdaGANConfig
+    runs_as_tasks = True
 
     def ratio_spec(self, cfg) -> MemberConfig:
         """The member config the density-ratio discriminator is built from."""

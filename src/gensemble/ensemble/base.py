@@ -79,6 +79,9 @@ class Scheme:
     config: ClassVar[type] = NoParams
     families: ClassVar[tuple[str, ...]] = ("gan", "vae")  # member families the scheme can train
     bagging: ClassVar[bool] = False  # whether members' `bootstrap: true` means anything to the scheme
+    # Whether members train through executor tasks (each member alone between scheme events), which
+    # data parallelism can split; the others couple their members at every step.
+    runs_as_tasks: ClassVar[bool] = False
 
     def __init__(self, params: Any) -> None:
         self.params = params

@@ -41,6 +41,7 @@ def swap_discriminators(a, b) -> None:
 @SCHEMES.register("swap", "GAP: GAN pairs train in parallel and exchange discriminators every K steps")
 class Swap(Scheme):
     config = GAPConfig
+    runs_as_tasks = True
     families = ("gan",)
 
     def check(self, cfg) -> None:

@@ -39,6 +39,7 @@ class IndependentConfig:
 @SCHEMES.register("independent", "members train independently, each with its own seed (optionally bagged)")
 class Independent(Scheme):
     config = IndependentConfig
+    runs_as_tasks = True
     bagging = True
 
     def build(self, ens) -> None:

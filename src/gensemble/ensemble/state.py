@@ -18,6 +18,12 @@ from gensemble.training.member import Member, MemberConfig
 if TYPE_CHECKING:
     from gensemble.ensemble.config import RunConfig
 
+
+def ema_key(member: str) -> str:
+    """The name of a member's EMA generator among the ensemble's auxiliary networks."""
+    return f"{member}.G_ema"
+
+
 # What an auxiliary network is for. `discriminators()` returns the "discriminator" ones: networks
 # that map images to real-vs-fake logits of shape (N,), which scoring and fusion may use.
 AuxRole = Literal["discriminator", "classifier", "ema", "parameter"]

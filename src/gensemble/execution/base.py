@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from gensemble import threads
 from gensemble.data import DataConfig, Dataset, load_dataset
 from gensemble.ensemble.base import MemberTask
+from gensemble.ensemble.state import ema_key
 from gensemble.errors import ConfigError
 from gensemble.progress import RUN_CLOCK, progress
 from gensemble.registry import Registry
@@ -220,7 +221,7 @@ class TaskResult:
 
 
 def task_spec(ens: Ensemble, task: MemberTask, target_step: int | None = None) -> TaskSpec:
-    ema = ens.aux.get(f"{task.member.name}.G_ema")
+    ema = ens.aux.get(ema_key(task.member.name))
     return TaskSpec(
         member=task.member.cfg,
         state=export_state(task.member),
@@ -265,7 +266,7 @@ def apply_result(ens: Ensemble, member: Member, result: TaskResult, hooks: Any) 
     """Driver side: the worker's state into the live member, its EMA into the run, its log lines to the hooks."""
     import_state(member, result.state)
     if result.ema is not None:
-        ens.aux[f"{member.name}.G_ema"].load_state_dict(result.ema)
+        ens.aux[ema_key(member.name)].load_state_dict(result.ema)
     log = getattr(hooks, "log", None)
     for step, stats in result.logs:
         if log is not None:

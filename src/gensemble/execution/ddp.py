@@ -32,7 +32,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from gensemble.ensemble.base import MemberTask
+from gensemble.ensemble.base import SCHEMES, MemberTask
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.execution.base import EXECUTORS, Executor
 from gensemble.training.loop import Shard, StepHook, TrainConfig, fit_member, resolve_device
@@ -95,16 +95,16 @@ def start_process_group(env: DistEnv, device: torch.device) -> None:
         dist.init_process_group("gloo", rank=env.rank, world_size=env.world)
 
 
-# Schemes whose members train through executor tasks (each member alone between scheme events);
-# the others couple their members at every step, which data parallelism does not split.
-TASK_SCHEMES = ("independent", "swap", "boosting")
+def task_schemes() -> list[str]:
+    """The schemes data parallelism can run: those whose members train through executor tasks."""
+    return [name for name in SCHEMES if SCHEMES.get(name).runs_as_tasks]
 
 
 def check_ddp_config(cfg: Any, world: int) -> None:
     """Refuse, on every rank alike, what data parallelism cannot do."""
-    if cfg.scheme["name"] not in TASK_SCHEMES:
+    if cfg.scheme["name"] not in task_schemes():
         raise ConfigError(
-            f"data-parallel training supports the schemes {', '.join(TASK_SCHEMES)}, not "
+            f"data-parallel training supports the schemes {', '.join(task_schemes())}, not "
             f"{cfg.scheme['name']!r}, whose members train coupled at every step"
         )
     if cfg.train.batch_size % world:
@@ -208,7 +208,7 @@ class DataParallelExecutor(Executor):
             )
 
     def run_lockstep(self, ens: Ensemble, *args: Any, **kwargs: Any) -> None:
-        raise ConfigError(f"data-parallel training supports the schemes {', '.join(TASK_SCHEMES)}")
+        raise ConfigError(f"data-parallel training supports the schemes {', '.join(task_schemes())}")
 
 
 if "ddp" not in EXECUTORS:

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble.ensemble.state import ema_key
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.sampling import Samples
@@ -93,7 +94,7 @@ def ingredients(ens: Any, names: list[str], p: AverageParams) -> tuple[list[dict
     """The state dicts to average and a label naming them ("m0:ema", "m0:soup(8)")."""
     from safetensors.torch import load_file
 
-    has_ema = all(f"{n}.G_ema" in ens.aux for n in names)
+    has_ema = all(ema_key(n) in ens.aux for n in names)
     has_snaps = all(snapshot_files(ens.run_dir, n) for n in names)
     source = p.source
     if source == "auto":
@@ -109,7 +110,7 @@ def ingredients(ens: Any, names: list[str], p: AverageParams) -> tuple[list[dict
                 f"fusion 'average' with source=ema needs EMA weights, but {', '.join(names)} kept none; "
                 "train with train.ema_halflife_kimg > 0 (e.g. 10) or train.ema_decay > 0 (e.g. 0.999)"
             )
-        states = [{k: v.detach().cpu() for k, v in ens.aux[f"{n}.G_ema"].state_dict().items()} for n in names]
+        states = [{k: v.detach().cpu() for k, v in ens.aux[ema_key(n)].state_dict().items()} for n in names]
         return states, f"{'+'.join(names)}:ema"
     if not has_snaps:
         raise ConfigError(

@@ -19,6 +19,7 @@ from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
 from gensemble.data import HELDOUT_FILE, Dataset, check_heldout, heldout_listing, load_dataset
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
+from gensemble.ensemble.state import ema_key
 from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
 from gensemble.progress import RUN_CLOCK
@@ -117,7 +118,7 @@ def load_run(
             stacklevel=2,
         )
     for m in ens.members:
-        averaged = ens.aux.get(f"{m.name}.G_ema")
+        averaged = ens.aux.get(ema_key(m.name))
         if ema and averaged is not None:
             m.model.generator_net().load_state_dict(averaged.state_dict())
         m.model.eval()

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from gensemble.checkpoint import atomic_write_bytes
+from gensemble.ensemble.state import ema_key
 from gensemble.imageio import make_grid
 from gensemble.training.loop import update_ema
 from gensemble.training.member import Member
@@ -38,7 +39,7 @@ class RunHooks:
 
     def __call__(self, member: Member, stats: dict[str, float]) -> None:
         step = member.step
-        ema = self.ens.aux.get(f"{member.name}.G_ema")
+        ema = self.ens.aux.get(ema_key(member.name))
         if ema is not None:
             update_ema(ema, member.model.generator_net(), self.cfg.ema_beta(step))
         if self.cfg.snapshot_every and step % self.cfg.snapshot_every == 0:
