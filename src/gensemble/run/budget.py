@@ -1,32 +1,58 @@
-"""What a run will cost in time, estimated before it runs by timing a few steps of throwaway members."""
+"""What a run will cost in time, estimated before it runs by training a throwaway copy for a moment.
+
+The copy is built from the same config (same seeds; the run itself is untouched) and trained by
+the scheme through the local executor, the path the real run takes: the stacked engine where it
+pays, the scheme's own rounds, and every member. After a warm-up (kernels, allocator, the thread
+probe) it trains in chunks until PROBE_SECONDS have passed, and the rate of those steps is
+extrapolated to `train.steps`. Timing a few single-member steps instead, as this did before, was
+off by 2-6× (measured in benchmarks/estimates.py): too few steps on a noisy machine, and not the
+code path that runs.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
+from dataclasses import replace
 
 import torch
 
-from gensemble.ensemble import build_ensemble
-from gensemble.training.loop import STEPS
+from gensemble.ensemble import build_ensemble, scheme_for
+from gensemble.execution import make_executor
+
+WARM_STEPS = 3  # steps each member takes before the clock starts
+CHUNK_STEPS = 5  # steps added per timed chunk
+PROBE_SECONDS = 2.0  # the timed part lasts at least this long (or until train.steps is reached)
 
 
-def estimate_seconds(cfg, data, device: torch.device, probe_steps: int = 3) -> float:
-    """Seconds the members' own training steps will take here, timed on throwaway copies.
+def estimate_seconds(cfg, data, device: torch.device, probe_seconds: float = PROBE_SECONDS) -> float:
+    """Seconds the run's training will take here (checkpoint and image writes not included)."""
+    with contextlib.redirect_stderr(io.StringIO()):  # the copy's progress lines are not the run's
+        return _probe(cfg, data, device, probe_seconds)
 
-    A fresh ensemble (built from the same seeds, then discarded, so the run itself is untouched)
-    makes one warm-up and `probe_steps` timed steps per member; the rest is extrapolated. Scheme
-    overheads (GMAN's extra critics, AdaGAN's ratio phase) are not included.
-    """
-    ens = build_ensemble(cfg, data.shape, device)
-    total = 0.0
-    for m in ens.members:
-        step = STEPS[m.family]
-        step(m, data, cfg.train.batch_size)
+
+def _probe(cfg, data, device: torch.device, probe_seconds: float) -> float:
+    steps = cfg.train.steps
+    warm = min(WARM_STEPS, steps)
+    probe_cfg = replace(cfg, train=replace(cfg.train, steps=warm))
+    ens = build_ensemble(probe_cfg, data.shape, device)
+    scheme, executor = scheme_for(cfg), make_executor("local")
+    scheme.train(ens, data, no_hook, executor)
+    done, elapsed = warm, 0.0
+    while done < steps and elapsed < probe_seconds:
+        target = min(steps, done + CHUNK_STEPS)
+        ens.cfg = replace(cfg, train=replace(cfg.train, steps=target))
         start = time.perf_counter()
-        for _ in range(probe_steps):
-            step(m, data, cfg.train.batch_size)
-        total += (time.perf_counter() - start) / probe_steps * cfg.train.steps
-    return total
+        scheme.train(ens, data, no_hook, executor)
+        elapsed += time.perf_counter() - start
+        done = target
+    timed = done - warm
+    return elapsed / timed * steps if timed else elapsed
+
+
+def no_hook(member, stats) -> None:
+    """The throwaway copy writes nothing."""
 
 
 def describe_seconds(s: float) -> str:
