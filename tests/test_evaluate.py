@@ -12,13 +12,12 @@ import yaml
 from gensemble.data import load_dataset
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation import features as evf
-from gensemble.evaluation.features import fitting_classifiers
+from gensemble.evaluation.features import fitting_classifiers, resolve_features
 from gensemble.evaluation.run import (
     FLOOR_ROW,
     evaluate_run,
     evaluate_samples,
     kid_subset_size,
-    resolve_features,
 )
 from gensemble.imageio import save_image
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats

@@ -86,12 +86,17 @@ def scheme_names() -> list[tuple[str, str]]:
     return SCHEMES.describe()
 
 
-def build_ensemble(cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu") -> Ensemble:
-    """Members from their own seeds, then whatever auxiliary networks the scheme adds."""
+def build_ensemble(
+    cfg: RunConfig, shape: tuple[int, ...], device: torch.device | str = "cpu", for_training: bool = True
+) -> Ensemble:
+    """Members from their own seeds, then whatever auxiliary networks the scheme adds. With
+    `for_training`, a run whose training batch would not fit in memory is refused first; inference
+    (sampling, scoring, evaluation) needs no training batch and skips that check."""
     device = torch.device(device)
     for m in cfg.members:
         check_member_shape(m, shape, cfg.data.name)
-    check_memory(cfg.members, shape, cfg.train.batch_size, device)
+    if for_training:
+        check_memory(cfg.members, shape, cfg.train.batch_size, device)
     members = [build_member(m, shape, device) for m in cfg.members]
     ens = Ensemble(cfg, members, shape, device)
     if cfg.train.keeps_ema:

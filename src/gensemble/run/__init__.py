@@ -108,7 +108,7 @@ def load_run(
         )
     cfg = load_config(run_dir / "config.yaml")
     data = load_dataset(cfg.data, "test")
-    ens = build_ensemble(cfg, data.shape, resolve_device(device))
+    ens = build_ensemble(cfg, data.shape, resolve_device(device), for_training=False)
     ens.run_dir = run_dir
     busy = holder(run_dir)
     ens.restore(weights_only=True, step=step)

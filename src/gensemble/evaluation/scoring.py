@@ -1,0 +1,118 @@
+"""Scoring an evaluation plan: the floor row, every member and every fusion, each n samples through
+the same features and metrics against the same reference. Returns rows and sample grids; writing
+them is the caller's (evaluation/run.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from gensemble.errors import ConfigError, GensembleError
+from gensemble.evaluation.artefacts import GRID_N
+from gensemble.evaluation.coverage import Coverage
+from gensemble.evaluation.evaluator import Evaluator
+from gensemble.evaluation.plan import FLOOR_SEED, REFERENCE_SEED, EvalPlan, floor_sample
+from gensemble.evaluation.result import FLOOR_ROW
+from gensemble.fusion import FusionContext, build_fusion, parse_fusion_params
+from gensemble.metrics import FeatureOutput
+from gensemble.progress import progress
+
+FUSION_PREFIX = "fusion:"
+
+
+@dataclass
+class Scored:
+    """What scoring produced: rows of metrics, member shares and choices of fusions, sample grids."""
+
+    rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    shares: dict[str, dict[str, float]] = field(default_factory=dict)
+    grids: dict[str, Tensor] = field(default_factory=dict)
+    choices: dict[str, dict[str, Any]] = field(default_factory=dict)
+    coverage: Coverage | None = None
+
+
+def score_plan(plan: EvalPlan) -> Scored:
+    """Every row of the plan, in order: the floor, the members, the fusions."""
+    feat, n, seed = plan.featurizer, plan.n, plan.request.seed
+    evaluator = Evaluator.prepare(
+        feat, plan.real[:n], plan.metrics, seed, plan.toy, (plan.cache, f"{plan.label}-test-eval-n{n}")
+    )
+    out = Scored()
+    # Which share of each row falls in each class (or k-means cluster) of the reference.
+    if plan.toy is None and evaluator.reference is not None:
+        out.coverage = Coverage.prepare(evaluator.reference, plan.ens.cfg.data.name, feat.name, seed)
+    # Generated samples' features are cached like real ones, keyed by a hash of the images themselves:
+    # the same checkpoint, seed, n and fusion settings draw the same images, so a second evaluation
+    # (another --reference, a re-render) extracts nothing again, and any change is a new entry.
+    generated = (plan.cache, f"{plan.label}-generated")
+
+    def score(feats: FeatureOutput, row: str) -> dict[str, float]:
+        if out.coverage is not None:
+            out.coverage.add(row, feats)
+        return evaluator.score_features(feats)
+
+    # One context for every fusion: the tournament (read from RUN/tournament.json when `score` saved
+    # it), the proposals and the ensemble critic are computed once and shared.
+    ctx = FusionContext.build(plan.ens, plan.heldout, REFERENCE_SEED) if plan.fusion_names else None
+    bar = progress(1 + len(plan.ens.members) + len(plan.fusion_names), "evaluate", unit="row")
+    try:
+        out.rows[FLOOR_ROW] = score(floor_features(plan), FLOOR_ROW)
+        bar.update(1)
+        for member in plan.ens.members:
+            x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
+            out.rows[member.name] = score(feat(x, member.name, generated), member.name)
+            out.grids[member.name] = x[:GRID_N]
+            bar.update(1)
+        for name in plan.fusion_names:
+            row = FUSION_PREFIX + name
+            out.rows[row], out.shares[row], x, choice = evaluate_fusion(
+                ctx, name, n, seed, lambda x, d: score(feat(x, d, generated), d), plan.settings[name]
+            )
+            if choice is not None:
+                out.choices[row] = choice
+            out.grids[row] = x[:GRID_N]
+            bar.update(1)
+    finally:
+        bar.close()
+    return out
+
+
+def floor_features(plan: EvalPlan) -> FeatureOutput:
+    """The floor row's features: n real images that are not the reference, in a generator's place."""
+    n, cache, label = plan.n, plan.cache, plan.label
+    if plan.request.on_training_split:
+        # The reference is the training split, so held-out images stand in for a generator.
+        held = plan.real_heldout_half
+        if len(held) < n:
+            raise ConfigError(
+                f"--reference train with --n {n}: the floor row needs {n} held-out images but the "
+                f"evaluation half has {len(held)}; use --n {len(held)} or less"
+            )
+        return plan.featurizer(held[:n], "floor", (cache, f"{label}-test-eval-n{n}"))
+    x = floor_sample(plan.ens.cfg.data, n)
+    return plan.featurizer(x, "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
+
+
+def evaluate_fusion(
+    ctx: FusionContext, name: str, n: int, seed: int, score: Any, params: Any = None
+) -> tuple[dict[str, float], dict[str, float], Tensor, dict[str, Any] | None]:
+    """One fusion's row, its member shares, its samples and what it chose (`auto`; else None): build
+    it in `ctx` (on the calibration half of the held-out split) with `params` (default: its
+    defaults), draw n, score them."""
+    params = parse_fusion_params(name, {}) if params is None else params
+    if getattr(params, "fit_seed", REFERENCE_SEED) != REFERENCE_SEED:
+        raise GensembleError(
+            f"fusion {name!r} would fit on the evaluation half; its fit_seed must be {REFERENCE_SEED}"
+        )
+    sampler = build_fusion(ctx.ens, name, ctx.real, params, ctx=ctx)
+    samples = sampler.sample(n, torch.Generator().manual_seed(seed))
+    row = score(samples.x.cpu(), FUSION_PREFIX + name)
+    rate = getattr(sampler, "acceptance_rate", None)
+    if rate is not None:
+        row["acceptance_rate"] = float(rate)
+    shares = samples.shares()
+    row["top_share"] = max(shares.values())  # the largest share of one member among kept samples
+    return row, shares, samples.x.cpu(), getattr(sampler, "choice", None)
