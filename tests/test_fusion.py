@@ -18,6 +18,7 @@ from gensemble.fusion import (
 )
 from gensemble.fusion.auto import shift_for
 from gensemble.fusion.average import average_state_dicts
+from gensemble.fusion.choice import simulate_mh
 from gensemble.fusion.critic import drs_acceptance
 from gensemble.fusion.ddls import energy, langevin
 from gensemble.fusion.mixture import median_bandwidths, mmd_weights, softmax_weights
@@ -483,3 +484,32 @@ def test_rejection_chooses_gamma_on_held_out_data_and_says_so(trio):
     assert set(one["candidates"]) == {"γ at p0", "γ at p90"}
     fixed = build_fusion(ens, "rejection", real, {**p, "gamma_percentile": 90})
     assert fixed.choice is None and fixed.p.gamma_percentile == 90
+
+
+def test_simulated_mh_chains_find_high_ratio_proposals_and_never_return_a_start():
+    """auto scores MH-GAN from the pool: chains accept min(1, r'/r) moves, so they end mostly on the
+    proposals the critic rates far above the rest; chains stuck on a start are rerun from a proposal."""
+    feats = [np.arange(100.0)[:, None]]  # a proposal's feature is its index
+    ratios = [np.where(np.arange(100) < 10, 5.0, -5.0)]  # the first ten look far more real
+    starts = np.full((200, 1), -1.0)
+    out = simulate_mh(feats, ratios, starts, np.zeros(200), 20, 0)
+    assert (out[:, 0] < 10).mean() > 0.9
+    stuck = simulate_mh(feats, ratios, starts, np.full(200, 50.0), 20, 0)  # no proposal beats a start
+    assert (stuck[:, 0] >= 0).all()  # every chain was rerun from a proposal, none returned a start
+
+
+def test_auto_tries_mh_under_every_critic(trio):
+    ens, real = trio
+    p = {
+        "burn_in": 300,
+        "n_calibration": 500,
+        "n_choose": 200,
+        "pool": 3,
+        "gamma_percentiles": [80],
+        "mh_chains": [5],
+    }
+    c = build_fusion(ens, "auto", real, p).choice
+    assert {
+        "uniform + MH (chains of 5, judges critic)",
+        "uniform + MH (chains of 5, features critic)",
+    } <= set(c["candidates"])

@@ -184,6 +184,44 @@ def simulate(
     return None
 
 
+def simulate_mh(
+    feats: list[np.ndarray],
+    ratios: list[np.ndarray],
+    start_feats: np.ndarray,
+    start_ratios: np.ndarray,
+    chain: int,
+    seed: int,
+) -> np.ndarray:
+    """The features of where MH-GAN's independent chains (fusion/mh.py) end, one per start: each of
+    `chain` steps proposes a draw of the uniform mixture (from the pool, with replacement) and accepts
+    it with probability min(1, r'/r). A chain that never moves is rerun from a proposal, as the
+    sampler does, so no real start is returned."""
+    rng = np.random.default_rng(seed)
+    pooled_f, pooled_r = np.concatenate(feats), np.concatenate(ratios)
+    owner = np.concatenate([np.full(len(f), i) for i, f in enumerate(feats)])
+    per = np.array([len(f) for f in feats], dtype=float)
+    weight = (1.0 / len(feats)) / per[owner]  # every member equally likely, whatever its pool's size
+    weight /= weight.sum()
+
+    def run(cur_r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pos, moved = np.full(len(cur_r), -1), np.zeros(len(cur_r), dtype=bool)
+        for _ in range(chain):
+            prop = rng.choice(len(pooled_r), size=len(cur_r), p=weight)
+            ok = np.log(np.maximum(rng.random(len(cur_r)), 1e-12)) < pooled_r[prop] - cur_r
+            pos[ok], cur_r = prop[ok], np.where(ok, pooled_r[prop], cur_r)
+            moved |= ok
+        return pos, moved
+
+    pos, moved = run(np.asarray(start_ratios, dtype=np.float64).copy())
+    stuck = ~moved
+    if stuck.any():
+        first = rng.choice(len(pooled_r), size=int(stuck.sum()), p=weight)
+        again, _ = run(pooled_r[first].copy())
+        pos[stuck] = np.where(again >= 0, again, first)
+    del start_feats  # the starts are only ever left behind
+    return pooled_f[pos]
+
+
 def can_choose(ctx: FusionContext) -> bool:
     """Whether a choice can be scored here: on a domain classifier's features, or on raw values of
     low dimension (2-D toys). FID on the raw pixels of a folder would need a covariance per pixel pair."""
