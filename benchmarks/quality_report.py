@@ -164,8 +164,9 @@ def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
         fashion_goal(fashion, "fashion_equal_wallclock", "single (equal wall-clock)"),
     ]
     found += [free_fashion_goal(fashion), free_stacked_goal(stacked), free_toy_goal(toy)]
+    found += [single_critics_goal(fashion)]
     names = ["grid25", "ring8", "stacked_mnist", "fashion_equal_updates", "fashion_equal_wallclock"]
-    names += ["free_fashion", "free_stacked_mnist", "free_grid25"]
+    names += ["free_fashion", "free_stacked_mnist", "free_grid25", "single_critics_not_worse"]
     return [g or _goal(n, "-", "not run", False) for g, n in zip(found, names)]
 
 
@@ -181,11 +182,36 @@ def _pair(rows: list[dict[str, Any]], dataset: str | None = None) -> tuple[dict 
 
 
 def same_generator(auto: dict[str, Any], best: dict[str, Any]) -> str | None:
-    """The member's name when auto kept only the best member: then any gap between the two rows is
-    two draws of one generator, not a gain (None otherwise)."""
+    """The member's name when auto kept only the best member and rejected nothing: then any gap
+    between the two rows is two draws of one generator, not a gain (None otherwise). With rejection
+    (proposals per kept sample above 1) the samples are that member's, refined by the critic."""
     shares = auto.get("shares") or {}
     only = [m for m, v in shares.items() if v >= 0.999]
-    return only[0] if only and only[0] == best.get("member") else None
+    refined = auto.get("proposals_per_kept", 1.0) > 1.0 + 1e-9
+    return only[0] if only and only[0] == best.get("member") and not refined else None
+
+
+SINGLE_CRITICS = ("single + rejection", "single + mh")
+
+
+def single_critics_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """rejection and mh on the single model (its own fine-tuned D or the feature judge, as chosen)
+    at least as good as the raw single model, on classifier features and, where measured, Inception."""
+    plain = next((r for r in rows if r["method"] == "single (equal updates)"), None)
+    critics = [r for r in rows if r["method"] in SINGLE_CRITICS and "fid" in r]
+    if plain is None or not critics:
+        return None
+    parts, met = [], True
+    for r in critics:
+        inc, inc_text = inception_cut(r, plain)
+        parts.append(f"{r['method']} FID {r['fid']:.2f} vs {plain['fid']:.2f}{inc_text}")
+        met = met and r["fid"] <= plain["fid"] and (inc is None or inc >= 0)
+    return _goal(
+        "single_critics_not_worse",
+        "rejection and mh on the single model at least as good as the model (classifier; Inception where measured)",
+        "; ".join(parts),
+        met,
+    )
 
 
 def free_fashion_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -252,6 +278,8 @@ def inception_rows(
     picks = [r for r in fashion if r["method"].startswith("single (")] + ([best] if best else [])
     # The free ensemble's goal: auto against the best member, both confirmed on Inception.
     picks += [r for r in fashion if r["method"] in (AUTO_ROW, "best member") and r is not best]
+    # The single model's critic rows: whether a critic fusion makes one model worse, on Inception too.
+    picks += [r for r in fashion if r["method"] in SINGLE_CRITICS and r is not best]
     if only_free:  # Inception is slow on a CPU: only what the free-ensemble goal needs
         picks = [r for r in picks if r["method"] in (AUTO_ROW, "best member")]
     for r in picks:

@@ -17,6 +17,7 @@ NAMES = [
     "free_fashion",
     "free_stacked_mnist",
     "free_grid25",
+    "single_critics_not_worse",
 ]
 
 
@@ -119,3 +120,29 @@ def test_auto_that_kept_only_the_best_member_is_no_gain():
     ]
     g = next(g for g in evaluate_goals({"stacked": rows}) if g["name"] == "free_stacked_mnist")
     assert g["met"] is False and "sampling noise" in g["measured"]
+
+
+def test_auto_that_refined_only_the_best_member_is_a_gain():
+    """DRS on the best member alone (proposals rejected) is a refinement, not two draws of it."""
+    best = {"dataset": "stacked-mnist", "method": "best member", "kind": "best member", "member": "m2"}
+    auto = {"dataset": "stacked-mnist", "method": "ensemble + auto", "kind": "ensemble"}
+    rows = [
+        best | {"modes_hit": 210, "kl": 4.0},
+        auto | {"modes_hit": 247, "kl": 3.7, "shares": {"m1": 0.0, "m2": 1.0}, "proposals_per_kept": 4.2},
+    ]
+    g = next(g for g in evaluate_goals({"stacked": rows}) if g["name"] == "free_stacked_mnist")
+    assert g["met"] is True and "sampling noise" not in g["measured"]
+
+
+def test_single_critics_must_not_make_the_model_worse_on_either_features():
+    plain = {"dataset": "fashion-mnist", "method": "single (equal updates)", "kind": "single", "fid": 14.7}
+    rej = {"dataset": "fashion-mnist", "method": "single + rejection", "kind": "single + critic", "fid": 10.5}
+    mh = {"dataset": "fashion-mnist", "method": "single + mh", "kind": "single + critic", "fid": 7.6}
+
+    def goal(rows):
+        return next(g for g in evaluate_goals({"fashion": rows}) if g["name"] == "single_critics_not_worse")
+
+    assert goal([plain, rej, mh])["met"] is True
+    assert goal([plain, rej, mh | {"fid": 15.0}])["met"] is False
+    worse_on_inception = [plain | {"inception_fid": 60.0}, rej | {"inception_fid": 65.0}, mh]
+    assert goal(worse_on_inception)["met"] is False and "Inception" in goal(worse_on_inception)["measured"]
