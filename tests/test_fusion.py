@@ -513,3 +513,20 @@ def test_auto_tries_mh_under_every_critic(trio):
         "uniform + MH (chains of 5, judges critic)",
         "uniform + MH (chains of 5, features critic)",
     } <= set(c["candidates"])
+
+
+def test_auto_reports_the_proposals_its_choice_drew(trio):
+    """The benchmark's cost columns (and its free-ensemble goals) read `proposed` off auto too."""
+    ens, real = trio
+    p = {
+        "burn_in": 300,
+        "n_calibration": 500,
+        "n_choose": 200,
+        "pool": 3,
+        "gamma_percentiles": [80],
+        "mh_chains": [5],
+    }
+    sampler = build_fusion(ens, "auto", real, p)
+    sampler.sample(100, torch.Generator().manual_seed(0))
+    inner = getattr(sampler.inner, "proposed", None)
+    assert sampler.proposed == inner and (inner is None or inner >= 100)

@@ -95,6 +95,11 @@ class AutoSampler:
     def acceptance_rate(self) -> float | None:
         return self.inner.acceptance_rate
 
+    @property
+    def proposed(self) -> int | None:
+        """Proposals the chosen sampler drew (None for a plain mixture, which draws what it returns)."""
+        return getattr(self.inner, "proposed", None)
+
     def sample(self, n: int, generator: torch.Generator | None = None) -> Samples:
         return self.inner.sample(n, generator)
 
