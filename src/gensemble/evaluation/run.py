@@ -75,17 +75,14 @@ def evaluate_samples(
     fake_probs: ArrayLike | None = None,
     real_labels: ArrayLike | None = None,
     toy_modes: tuple[ArrayLike, float] | None = None,
-    real_stats: tuple[np.ndarray, np.ndarray] | None = None,
-    kid_real_sums: np.ndarray | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
     """Metrics of one fake feature set (N, D) against real features (M, D), as a flat dict.
 
     `fake_probs` (N, classes) are class probabilities for ``is`` and, on labelled images, ``modes``
     (KL against the histogram of `real_labels`, or uniform when None). `toy_modes` = (centres,
-    sigma) makes ``modes`` the 2-D mixture statistics of `fake` (raw points). `real_stats` is
-    `feature_stats(real)` and `kid_real_sums` the real half of KID, passed to skip recomputing them
-    for every fake set.
+    sigma) makes ``modes`` the 2-D mixture statistics of `fake` (raw points). To score many fake
+    sets against one reference, prepare it once with `evaluation.evaluator.Evaluator`.
     """
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -96,8 +93,6 @@ def evaluate_samples(
         fake_probs=None if fake_probs is None else np.asarray(fake_probs),
         real_labels=None if real_labels is None else np.asarray(real_labels),
         toy_modes=None if toy_modes is None else (np.asarray(toy_modes[0]), float(toy_modes[1])),
-        real_stats=real_stats,
-        kid_real_sums=kid_real_sums,
         seed=seed,
     )
     return compute_metrics(tuple(metrics), inputs)

@@ -14,6 +14,14 @@ from gensemble.errors import GensembleError
 from gensemble.metrics.extractor import ArrayLike, as_feature_array
 
 
+class PolyKernel(NamedTuple):
+    """KID's kernel (gamma x·y + coef0)^degree; gamma None is 1/D, the reference implementation's."""
+
+    degree: int = 3
+    gamma: float | None = None
+    coef0: float = 1.0
+
+
 class KIDResult(NamedTuple):
     """Mean and standard deviation of the per-subset MMD² estimates."""
 
@@ -67,9 +75,7 @@ def kid_real_sums(
     n_fake: int,
     subsets: int = 100,
     subset_size: int = 1000,
-    degree: int = 3,
-    gamma: float | None = None,
-    coef0: float = 1.0,
+    kernel: PolyKernel = PolyKernel(),
     seed: int = 0,
 ) -> np.ndarray:
     """The real-real kernel sum of every subset `kid` draws against `n_fake` fake rows. It depends on
@@ -78,7 +84,7 @@ def kid_real_sums(
     m = min(subset_size, x.shape[0], n_fake)
     idx = kid_subsets(x.shape[0], n_fake, subsets, m, seed)
     return np.array(
-        [off_diagonal_sum(polynomial_kernel(x[ix], x[ix], degree, gamma, coef0)) for ix, _ in idx]
+        [off_diagonal_sum(polynomial_kernel(x[ix], x[ix], *kernel)) for ix, _ in idx]
     )
 
 
@@ -87,9 +93,7 @@ def kid(
     fake: ArrayLike,
     subsets: int = 100,
     subset_size: int = 1000,
-    degree: int = 3,
-    gamma: float | None = None,
-    coef0: float = 1.0,
+    kernel: PolyKernel = PolyKernel(),
     seed: int = 0,
     real_sums: np.ndarray | None = None,
 ) -> KIDResult:
@@ -108,11 +112,11 @@ def kid(
     for i, (ix, iy) in enumerate(kid_subsets(x.shape[0], y.shape[0], subsets, m, seed)):
         xs, ys = x[ix], y[iy]
         sum_xx = (
-            off_diagonal_sum(polynomial_kernel(xs, xs, degree, gamma, coef0))
+            off_diagonal_sum(polynomial_kernel(xs, xs, *kernel))
             if real_sums is None
             else real_sums[i]
         )
-        sum_yy = off_diagonal_sum(polynomial_kernel(ys, ys, degree, gamma, coef0))
-        sum_xy = float(polynomial_kernel(xs, ys, degree, gamma, coef0).sum())
+        sum_yy = off_diagonal_sum(polynomial_kernel(ys, ys, *kernel))
+        sum_xy = float(polynomial_kernel(xs, ys, *kernel).sum())
         estimates[i] = mmd2_from_sums(sum_xx, sum_yy, sum_xy, m)
     return KIDResult(float(estimates.mean()), float(estimates.std()))
