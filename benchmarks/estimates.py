@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skimage import data as skdata
+from sklearn.datasets import load_sample_images
 
 from gensemble.data import DataConfig, load_dataset
 from gensemble.imageio import save_image
@@ -42,9 +42,9 @@ def grayscale_folder(folder: Path, n: int = 2000) -> Path:
 
 
 def colour_folder(folder: Path, n: int = 2000, seed: int = 0) -> Path:
-    """n random 32×32 RGB crops of skimage's bundled photos (astronaut, chelsea, coffee, rocket)."""
+    """n random 32×32 RGB crops of scikit-learn's two bundled photos (china.jpg, flower.jpg)."""
     rng = np.random.default_rng(seed)
-    photos = [skdata.astronaut(), skdata.chelsea(), skdata.coffee(), skdata.rocket()]
+    photos = list(load_sample_images().images)
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         p = photos[i % len(photos)]

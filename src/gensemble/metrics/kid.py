@@ -83,9 +83,7 @@ def kid_real_sums(
     x = as_feature_array(real, "real", min_rows=2)
     m = min(subset_size, x.shape[0], n_fake)
     idx = kid_subsets(x.shape[0], n_fake, subsets, m, seed)
-    return np.array(
-        [off_diagonal_sum(polynomial_kernel(x[ix], x[ix], *kernel)) for ix, _ in idx]
-    )
+    return np.array([off_diagonal_sum(polynomial_kernel(x[ix], x[ix], *kernel)) for ix, _ in idx])
 
 
 def kid(
@@ -111,11 +109,7 @@ def kid(
     estimates = np.empty(subsets)
     for i, (ix, iy) in enumerate(kid_subsets(x.shape[0], y.shape[0], subsets, m, seed)):
         xs, ys = x[ix], y[iy]
-        sum_xx = (
-            off_diagonal_sum(polynomial_kernel(xs, xs, *kernel))
-            if real_sums is None
-            else real_sums[i]
-        )
+        sum_xx = off_diagonal_sum(polynomial_kernel(xs, xs, *kernel)) if real_sums is None else real_sums[i]
         sum_yy = off_diagonal_sum(polynomial_kernel(ys, ys, *kernel))
         sum_xy = float(polynomial_kernel(xs, ys, *kernel).sum())
         estimates[i] = mmd2_from_sums(sum_xx, sum_yy, sum_xy, m)

@@ -3,8 +3,8 @@
 The copy is built from the same config (same seeds; the run itself is untouched) and trained by
 the scheme through the local executor, the path the real run takes: the stacked engine where it
 pays, the scheme's own rounds, and every member. After a warm-up (kernels, allocator, the thread
-probe) it trains in chunks until PROBE_SECONDS have passed, and the rate of those steps is
-extrapolated to `train.steps`. Timing a few single-member steps instead, as this did before, was
+probe) it trains in chunks of doubling size until PROBE_SECONDS have passed; the per-step cost is
+the slope of chunk time against chunk steps, extrapolated to `train.steps`. Timing a few single-member steps instead, as this did before, was
 off by 2-6× (measured in benchmarks/estimates.py): too few steps on a noisy machine, and not the
 code path that runs.
 """
@@ -16,13 +16,14 @@ import io
 import time
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from gensemble.ensemble import build_ensemble, scheme_for
 from gensemble.execution import make_executor
 
 WARM_STEPS = 3  # steps each member takes before the clock starts
-CHUNK_STEPS = 5  # steps added per timed chunk
+CHUNK_STEPS = 5  # steps in the first timed chunk; each next one is twice as long
 PROBE_SECONDS = 2.0  # the timed part lasts at least this long (or until train.steps is reached)
 
 
@@ -39,16 +40,25 @@ def _probe(cfg, data, device: torch.device, probe_seconds: float) -> float:
     ens = build_ensemble(probe_cfg, data.shape, device)
     scheme, executor = scheme_for(cfg), make_executor("local")
     scheme.train(ens, data, no_hook, executor)
-    done, elapsed = warm, 0.0
-    while done < steps and elapsed < probe_seconds:
-        target = min(steps, done + CHUNK_STEPS)
+    # Chunks of doubling size: each call of the scheme pays a fixed cost (stacking the members,
+    # starting the loop) that the real run pays once, so the per-step cost is the slope of a line
+    # through (chunk steps, chunk seconds), not their ratio (a toy's steps are cheaper than it).
+    done, size, sizes, times = warm, CHUNK_STEPS, [], []
+    while done < steps and sum(times) < probe_seconds:
+        target = min(steps, done + size)
         ens.cfg = replace(cfg, train=replace(cfg.train, steps=target))
         start = time.perf_counter()
         scheme.train(ens, data, no_hook, executor)
-        elapsed += time.perf_counter() - start
-        done = target
-    timed = done - warm
-    return elapsed / timed * steps if timed else elapsed
+        times.append(time.perf_counter() - start)
+        sizes.append(target - done)
+        done, size = target, size * 2
+    if not sizes:
+        return 0.0
+    if len(sizes) >= 3:
+        slope, overhead = np.polyfit(sizes, times, 1)
+        if slope > 0:
+            return float(slope * steps + max(overhead, 0.0))
+    return sum(times) / sum(sizes) * steps
 
 
 def no_hook(member, stats) -> None:
