@@ -224,7 +224,11 @@ def test_cli_table_and_json(digits_run, tmp_path, capsys):
     assert code == 0
     rows = json.loads(out)
     assert list(rows) == [FLOOR_ROW, "m0", "vae"]
-    assert set(rows["m0"]) == {"fid", "modes_hit", "kl"}
+    assert set(rows["m0"]) == {"fid", "modes_hit", "kl", "class_shares", "worst_class"}
+    # Per-class coverage travels with each row: the share of each of the classifier's 10 classes.
+    shares = rows["m0"]["class_shares"]
+    assert list(shares) == [str(i) for i in range(10)] and abs(sum(shares.values()) - 1) < 1e-3
+    assert rows["m0"]["worst_class"] in shares
     code, out, _ = run_cli(capsys, "evaluate", str(digits_run), "-n", "50", "--metrics", "fid,kid")
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["row", "fid", "↓"]

@@ -112,7 +112,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         fusion_settings=args.set,
     )
     if args.json:
-        print_json(result.to_json())
+        print_json(result.to_cli_json())
     else:
         print(result.format())
     return 0

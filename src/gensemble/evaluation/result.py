@@ -45,8 +45,22 @@ class EvalResult:
     info: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, dict[str, float]]:
-        """{"<row>": {"<metric>": value}}: what `--json` prints."""
+        """{"<row>": {"<metric>": value}}: the rows' metrics (evaluation.json's 'rows')."""
         return {row: dict(values) for row, values in self.rows.items()}
+
+    def to_cli_json(self) -> dict[str, dict[str, Any]]:
+        """What `evaluate --json` prints: each row's metrics and, where the reference's classes (or
+        k-means clusters) are known, its `class_shares` ({class: share of its samples}) and
+        `worst_class` (the reference's own shares are in evaluation.json's 'per_class')."""
+        out: dict[str, dict[str, Any]] = self.to_json()
+        table = self.info.get("per_class")
+        if table:
+            for row, shares in table["rows"].items():
+                if row in out:
+                    out[row]["class_shares"] = dict(zip(table["classes"], shares))
+                    if row in table["worst"]:
+                        out[row]["worst_class"] = table["worst"][row]["class"]
+        return out
 
     def to_file_json(self) -> dict[str, Any]:
         """What RUN/evaluation.json holds: the rows and how they were measured."""
