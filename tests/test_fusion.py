@@ -491,23 +491,26 @@ def test_simulated_mh_chains_find_high_ratio_proposals_and_never_return_a_start(
     proposals the critic rates far above the rest; chains stuck on a start are rerun from a proposal."""
     feats = [np.arange(100.0)[:, None]]  # a proposal's feature is its index
     ratios = [np.where(np.arange(100) < 10, 5.0, -5.0)]  # the first ten look far more real
-    starts = np.full((200, 1), -1.0)
-    out = simulate_mh(feats, ratios, starts, np.zeros(200), 20, 0)
+    out = simulate_mh(feats, ratios, np.zeros(200), 20, 0)
     assert (out[:, 0] < 10).mean() > 0.9
-    stuck = simulate_mh(feats, ratios, starts, np.full(200, 50.0), 20, 0)  # no proposal beats a start
+    stuck = simulate_mh(feats, ratios, np.full(200, 50.0), 20, 0)  # no proposal beats a start
     assert (stuck[:, 0] >= 0).all()  # every chain was rerun from a proposal, none returned a start
+
+
+# auto at test sizes, with one short MH chain among its candidates.
+AUTO_WITH_MH = {
+    "burn_in": 300,
+    "n_calibration": 500,
+    "n_choose": 200,
+    "pool": 3,
+    "gamma_percentiles": [80],
+    "mh_chains": [5],
+}
 
 
 def test_auto_tries_mh_under_every_critic(trio):
     ens, real = trio
-    p = {
-        "burn_in": 300,
-        "n_calibration": 500,
-        "n_choose": 200,
-        "pool": 3,
-        "gamma_percentiles": [80],
-        "mh_chains": [5],
-    }
+    p = AUTO_WITH_MH
     c = build_fusion(ens, "auto", real, p).choice
     assert {
         "uniform + MH (chains of 5, judges critic)",
@@ -518,14 +521,7 @@ def test_auto_tries_mh_under_every_critic(trio):
 def test_auto_reports_the_proposals_its_choice_drew(trio):
     """The benchmark's cost columns (and its free-ensemble goals) read `proposed` off auto too."""
     ens, real = trio
-    p = {
-        "burn_in": 300,
-        "n_calibration": 500,
-        "n_choose": 200,
-        "pool": 3,
-        "gamma_percentiles": [80],
-        "mh_chains": [5],
-    }
+    p = AUTO_WITH_MH
     sampler = build_fusion(ens, "auto", real, p)
     sampler.sample(100, torch.Generator().manual_seed(0))
     inner = getattr(sampler.inner, "proposed", None)

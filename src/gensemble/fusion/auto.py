@@ -167,13 +167,12 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
             best = (scores[label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
     starts = ctx.calib_real[:n]
-    start_feats = features_of(pool.fn, starts).double().numpy()
     mh_best: tuple[float, str, int] | None = None
     for c, cr in crits.items():
         start_r = cr.log_ratio(starts).double().numpy()
         for k in p.mh_chains:
             label = f"uniform + MH (chains of {k}{'' if len(crits) == 1 else f', {c} critic'})"
-            kept = simulate_mh(feats, ratios[c], start_feats, start_r, k, p.fit_seed + 11 * k)
+            kept = simulate_mh(feats, ratios[c], start_r, k, p.fit_seed + 11 * k)
             scores[label] = round(crit(kept), 6)
             if scores[label] < best[0] and (mh_best is None or scores[label] < mh_best[0]):
                 mh_best = (scores[label], c, k)

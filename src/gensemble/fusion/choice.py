@@ -187,7 +187,6 @@ def simulate(
 def simulate_mh(
     feats: list[np.ndarray],
     ratios: list[np.ndarray],
-    start_feats: np.ndarray,
     start_ratios: np.ndarray,
     chain: int,
     seed: int,
@@ -218,7 +217,6 @@ def simulate_mh(
         first = rng.choice(len(pooled_r), size=int(stuck.sum()), p=weight)
         again, _ = run(pooled_r[first].copy())
         pos[stuck] = np.where(again >= 0, again, first)
-    del start_feats  # the starts are only ever left behind
     return pooled_f[pos]
 
 
