@@ -297,3 +297,20 @@ def test_kid_with_precomputed_real_sums_is_the_same_kid():
     assert kid(real, fake, subsets=20, subset_size=100, seed=3, real_sums=sums) == kid(
         real, fake, subsets=20, subset_size=100, seed=3
     )
+
+
+@pytest.mark.parametrize("whole_gram", [True, False])
+def test_kid_from_one_gram_matrix_equals_kid_from_every_subsets_blocks(monkeypatch, whole_gram):
+    kid_module = importlib.import_module("gensemble.metrics.kid")
+    if not whole_gram:  # the per-subset fallback for sets too large for one Gram matrix
+        monkeypatch.setattr(kid_module, "WHOLE_GRAM", 0)
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(250, 8)), rng.normal(0.3, 1.2, size=(180, 8))
+    estimates = []
+    for ix, iy in kid_module.kid_subsets(len(real), len(fake), 15, 90, 4):
+        xs, ys = real[ix], fake[iy]
+        k_xx, k_yy, k_xy = (polynomial_kernel(a, b) for a, b in ((xs, xs), (ys, ys), (xs, ys)))
+        estimates.append(mmd2_unbiased(k_xx, k_yy, k_xy))
+    got = kid(real, fake, subsets=15, subset_size=90, seed=4)
+    assert got.mean == pytest.approx(np.mean(estimates), rel=1e-10, abs=1e-14)
+    assert got.std == pytest.approx(np.std(estimates), rel=1e-8)

@@ -70,6 +70,41 @@ def off_diagonal_sum(k: np.ndarray) -> float:
     return float(k.sum() - np.trace(k))
 
 
+# Up to this many entries (N × M) a whole Gram matrix is built once and every subset's sum read off it
+# (200 MB of float64); beyond it each subset's blocks are built on their own, as the reference does.
+WHOLE_GRAM = 25_000_000
+
+
+def block_sums(
+    x: np.ndarray, y: np.ndarray, rows: np.ndarray, cols: np.ndarray, kernel: PolyKernel
+) -> np.ndarray:
+    """Σ_{i ∈ rows[s], j ∈ cols[s]} k(x_i, y_j) for every subset s; rows (S, m) index x, cols (S, m) y.
+
+    One Gram matrix and two matrix products (1ᵀ K 1 per subset, with 0/1 indicator columns) in place
+    of 2S blocks of m × m: at N = 2,000 and 100 subsets of 1,000 about ten times less arithmetic, and
+    the same sums up to float64 rounding."""
+    if x.shape[0] * y.shape[0] > WHOLE_GRAM:
+        return np.array([float(polynomial_kernel(x[r], y[c], *kernel).sum()) for r, c in zip(rows, cols)])
+    k = polynomial_kernel(x, y, *kernel)
+    a, b = indicators(rows, x.shape[0]), indicators(cols, y.shape[0])
+    return np.einsum("is,is->s", a, k @ b)
+
+
+def indicators(idx: np.ndarray, n: int) -> np.ndarray:
+    """(n, S) 0/1 matrix whose column s marks the rows idx[s]."""
+    out = np.zeros((n, len(idx)))
+    out[idx, np.arange(len(idx))[:, None]] = 1.0
+    return out
+
+
+def within_sums(x: np.ndarray, rows: np.ndarray, kernel: PolyKernel) -> np.ndarray:
+    """Off-diagonal within-set kernel sums of every subset rows[s] of x."""
+    total = block_sums(x, x, rows, rows, kernel)
+    self_k = (1.0 / x.shape[1] if kernel.gamma is None else kernel.gamma) * np.einsum("ij,ij->i", x, x)
+    self_k = (self_k + kernel.coef0) ** kernel.degree
+    return total - self_k[rows].sum(1)
+
+
 def kid_real_sums(
     real: ArrayLike,
     n_fake: int,
@@ -83,7 +118,7 @@ def kid_real_sums(
     x = as_feature_array(real, "real", min_rows=2)
     m = min(subset_size, x.shape[0], n_fake)
     idx = kid_subsets(x.shape[0], n_fake, subsets, m, seed)
-    return np.array([off_diagonal_sum(polynomial_kernel(x[ix], x[ix], *kernel)) for ix, _ in idx])
+    return within_sums(x, np.stack([ix for ix, _ in idx]), kernel)
 
 
 def kid(
@@ -106,11 +141,9 @@ def kid(
     m = min(subset_size, x.shape[0], y.shape[0])
     if real_sums is not None and len(real_sums) != subsets:
         raise GensembleError(f"kid: real_sums has {len(real_sums)} subsets, not {subsets}")
-    estimates = np.empty(subsets)
-    for i, (ix, iy) in enumerate(kid_subsets(x.shape[0], y.shape[0], subsets, m, seed)):
-        xs, ys = x[ix], y[iy]
-        sum_xx = off_diagonal_sum(polynomial_kernel(xs, xs, *kernel)) if real_sums is None else real_sums[i]
-        sum_yy = off_diagonal_sum(polynomial_kernel(ys, ys, *kernel))
-        sum_xy = float(polynomial_kernel(xs, ys, *kernel).sum())
-        estimates[i] = mmd2_from_sums(sum_xx, sum_yy, sum_xy, m)
+    idx = kid_subsets(x.shape[0], y.shape[0], subsets, m, seed)
+    rows, cols = np.stack([ix for ix, _ in idx]), np.stack([iy for _, iy in idx])
+    sum_xx = within_sums(x, rows, kernel) if real_sums is None else real_sums
+    sum_yy, sum_xy = within_sums(y, cols, kernel), block_sums(x, y, rows, cols, kernel)
+    estimates = np.array([mmd2_from_sums(a, b, c, m) for a, b, c in zip(sum_xx, sum_yy, sum_xy)])
     return KIDResult(float(estimates.mean()), float(estimates.std()))
