@@ -94,7 +94,7 @@ def test_every_method_samples(trio, name):
     assert torch.isfinite(out.x).all()
     assert 0 <= int(out.member_ids.min()) and int(out.member_ids.max()) < len(out.members)
     if name in ("rejection", "stacked", "vote", "mh", "snapshots") or (
-        name == "auto" and sampler.choice["gamma_percentile"] is not None
+        name == "auto" and (sampler.choice["gamma_percentile"] is not None or "mh_chain" in sampler.choice)
     ):
         assert 0.0 < sampler.acceptance_rate <= 1.0
     else:
@@ -526,3 +526,23 @@ def test_auto_reports_the_proposals_its_choice_drew(trio):
     sampler.sample(100, torch.Generator().manual_seed(0))
     inner = getattr(sampler.inner, "proposed", None)
     assert sampler.proposed == inner and (inner is None or inner >= 100)
+
+
+def test_auto_never_chooses_a_candidate_dearer_than_max_cost(trio):
+    """Every candidate's proposals per sample is reported; one above `max_cost` is scored, not chosen."""
+    ens, real = trio
+    free = build_fusion(ens, "auto", real, AUTO_WITH_MH).choice
+    costs = free["proposals_per_sample"]
+    assert costs["uniform"] == 1.0 and costs["uniform + MH (chains of 5, features critic)"] == 5.0
+    assert all(v >= 1.0 for v in costs.values())
+    drs = [k for k in costs if "rejection" in k]
+    assert drs and all(costs[k] > 1.0 for k in drs)  # a DRS candidate keeps fewer than it draws
+    cheap = build_fusion(ens, "auto", real, {**AUTO_WITH_MH, "max_cost": 1}).choice
+    assert cheap["proposals_per_sample"][cheap["chosen"]] <= 1.0
+    assert (
+        cheap["gamma_percentile"] is None
+        and "mh_chain" not in cheap
+        and "at most 1 proposals" in cheap["why"]
+    )
+    with pytest.raises(ConfigError, match="max_cost"):
+        build_fusion(ens, "auto", real, {**AUTO_WITH_MH, "max_cost": 0.5})

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from gensemble.checkpoint import atomic_write_text
+from gensemble.editing.complete import CompletionConfig
 from gensemble.editing.files import complete_heldout
 from gensemble.evaluation.run import evaluate_run
 from gensemble.progress import progress
@@ -25,8 +26,15 @@ T = TypeVar("T")
 # ensemble. MH (and vote, stacked, ddls) cost more sampling time than the demo's budget after training
 # allows and lost to these in the benchmark; `gensemble evaluate RUN --fusion mh` adds any of them.
 DEMO_FUSIONS = ("auto", "uniform", "weighted", "best", "rejection", "snapshots")
+# The demo's stages after training are held to a quarter of its training time, so `auto` considers
+# only candidates that draw at most 10 proposals per sample (MH chains of 10, DRS keeping ≥ 10%).
+# On the demo's own run, chosen on the choice quarter: MH with chains of 10 scored 19.5 against 17.8
+# for chains of 40 and 25.0 for the best member (docs/fusion.md, "What auto costs").
+DEMO_FUSION_SETTINGS = {"auto": {"max_cost": 10}}
 # --fast: auto compares its candidates on fewer images, from a smaller pool (a smoke test).
-FAST_FUSION_SETTINGS = {"auto": {"n_choose": 300, "pool": 4}}
+FAST_FUSION_SETTINGS = {"auto": {"max_cost": 10, "n_choose": 300, "pool": 4}}
+# The completion cost model is fitted on 32 calibration images (128 by default): the demo completes 8.
+DEMO_COMPLETION = CompletionConfig(n_cost_fit=32)
 
 # --fast: a smoke test of the same pipeline in about a minute (not a meaningful result).
 FAST_OVERRIDES = [
@@ -86,7 +94,7 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
             features="classifier",
             n=n,
             fusions=DEMO_FUSIONS,
-            fusion_settings=FAST_FUSION_SETTINGS if fast else {},
+            fusion_settings=FAST_FUSION_SETTINGS if fast else DEMO_FUSION_SETTINGS,
         ),
     )
     inception_text = ""
@@ -101,7 +109,7 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
         inception_text = "\n\nInception-feature FID/KID:\n" + inc.format()
 
     say("   completing 8 held-out images with a centre hole (every member proposes, the critics choose)")
-    completion = stage("complete", lambda: complete_heldout(run_dir, 8))
+    completion = stage("complete", lambda: complete_heldout(run_dir, 8, cfg=DEMO_COMPLETION))
 
     say("4/4 writing the HTML report from the saved results")
     report = stage("report", lambda: report_run(run_dir, out / "report.html"))

@@ -137,11 +137,13 @@ def interpolate_files(
 
 
 @writes_into_run("complete")
-def complete_heldout(run: str | Path, n: int = 8, device: str = "cpu") -> dict[str, Any]:
+def complete_heldout(
+    run: str | Path, n: int = 8, device: str = "cpu", cfg: CompletionConfig = CompletionConfig()
+) -> dict[str, Any]:
     """Complete n held-out images with a centre hole; write RUN/completion/ (panel.png and scores) for the report."""
     if n < 1:
         raise ConfigError(f"--heldout must be at least 1, got {n}")
-    editor = load_editor(run, device)
+    editor = load_editor(run, device, cfg)
     if n > len(editor.heldout):
         warnings.warn(
             f"--heldout {n} is more than the {len(editor.heldout)} held-out images the critic never saw "

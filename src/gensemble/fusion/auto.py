@@ -58,12 +58,18 @@ class AutoParams(RejectionParams):
     top_k_choices: tuple[int, ...] = (2, 3)  # uniform mixtures of the k best members tried
     # MH-GAN chain lengths tried on the uniform mixture under every critic (() tries no MH). On the
     # benchmark's Fashion-MNIST runs MH with the feature judge beat DRS on the choice quarter.
-    mh_chains: tuple[int, ...] = (40,)
+    mh_chains: tuple[int, ...] = (10, 20, 40)
+    # The most proposals a candidate may draw per returned sample (DRS: 1 / its acceptance on the
+    # pool; MH: its chain length). Dearer candidates are scored and reported but not chosen: sampling
+    # time grows with it (each proposal is a generator pass and a judge pass).
+    max_cost: float = 40.0
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
         if any(k < 1 for k in self.mh_chains):
             raise ConfigError(f"config key '{path}.mh_chains' must be positive, got {list(self.mh_chains)}")
+        if self.max_cost < 1:
+            raise ConfigError(f"config key '{path}.max_cost' must be at least 1, got {self.max_cost}")
         if any(k < 1 for k in self.top_k_choices):
             raise ConfigError(f"config key '{path}.top_k_choices' must be positive, got {self.top_k_choices}")
 
@@ -71,11 +77,15 @@ class AutoParams(RejectionParams):
 class WeightedDRSSampler(RejectionSampler):
     """DRS over a weighted mixture, with the uniform-mixture critic's ratio corrected per member."""
 
-    def __init__(self, proposal: MixtureSampler, log_ratio: Any, shift: Tensor, p: RejectionParams) -> None:
+    def __init__(
+        self, proposal: MixtureSampler, log_ratio: Any, shift: Tensor, p: RejectionParams, log_m: float | None
+    ) -> None:
         super().__init__(proposal, p.batch_size, p.max_proposals, "auto")
         self.log_ratio, self.shift, self.p = log_ratio, shift, p
-        burn, owner = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
-        self.log_m = float((log_ratio(burn) + shift[owner]).max())
+        if log_m is None:  # no pool of burn_in proposals to read D̃_M off: draw the burn-in
+            burn, owner = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
+            log_m = float((log_ratio(burn) + shift[owner]).max())
+        self.log_m = log_m
 
     def accept_from(self, x: Tensor, owner: Tensor, generator: torch.Generator | None) -> Tensor:
         lr = self.log_ratio(x) + self.shift[owner]
@@ -158,12 +168,16 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     fakes = [f[: len(fit_real)] for f in feats]
     learned = fid_weights(fakes, fit_real) if kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
     scores: dict[str, float | None] = {}
+    costs: dict[str, float] = {}
     best: tuple[float, Candidate] | None = None
     for k, cand in enumerate(candidates(names, member_fids, learned, p, list(crits))):
         kept = simulate(cand, feats, ratios, n, p, p.fit_seed + 7 * k)
         label = cand.label
-        scores[label] = None if kept is None else round(crit(kept), 6)
-        if kept is not None and (best is None or scores[label] < best[0]):
+        scores[label] = None if kept is None else round(crit(kept[0]), 6)
+        if kept is None:
+            continue
+        costs[label] = round(kept[1], 3)
+        if kept[1] <= p.max_cost and (best is None or scores[label] < best[0]):
             best = (scores[label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
     starts = ctx.calib_real[:n]
@@ -173,11 +187,15 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         for k in p.mh_chains:
             label = f"uniform + MH (chains of {k}{'' if len(crits) == 1 else f', {c} critic'})"
             kept = simulate_mh(feats, ratios[c], start_r, k, p.fit_seed + 11 * k)
-            scores[label] = round(crit(kept), 6)
-            if scores[label] < best[0] and (mh_best is None or scores[label] < mh_best[0]):
+            scores[label], costs[label] = round(crit(kept), 6), float(k)
+            if (
+                k <= p.max_cost
+                and scores[label] < best[0]
+                and (mh_best is None or scores[label] < mh_best[0])
+            ):
                 mh_best = (scores[label], c, k)
     if mh_best is not None:
-        return mh_choice(ctx, p, proposal, crits, mh_best, scores, member_fids, names, n, kind)
+        return mh_choice(ctx, p, proposal, crits, mh_best, (scores, costs), member_fids, names, n, kind)
     fid, cand = best
     w = torch.tensor(cand.weights)
     keep = [i for i in range(len(names)) if cand.weights[i] > 0]
@@ -188,7 +206,13 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         for i, s in zip(keep, shift_for(np.asarray(cand.weights))[keep]):
             shift[ctx.names.index(names[i])] = float(s)
         params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile})
-        inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params)
+        # D̃_M off the pool: the largest corrected ratio among the kept members' proposals.
+        corrected = [
+            r + s for r, s in zip(ratios[cand.critic], shift_for(np.asarray(cand.weights))) if s > -np.inf
+        ]
+        pooled = np.concatenate(corrected)
+        log_m = float(pooled.max()) if len(pooled) >= p.burn_in else None
+        inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params, log_m)
     chosen = cand.label
     best_member = min(range(len(names)), key=lambda i: member_fids[i])
     choice = {
@@ -202,12 +226,19 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         "n_choose": n,
         "criterion": kind,
         "candidates": scores,
-        "why": (
-            f"lowest {kind.upper()} on {n} held-out images no judge or critic was fitted on: {chosen} {fid:.4g} "
-            f"against the best member alone ({names[best_member]}) {member_fids[best_member]:.4g}"
-        ),
+        "proposals_per_sample": costs,
+        "max_cost": p.max_cost,
+        "why": why(kind, n, chosen, fid, names[best_member], member_fids[best_member], p.max_cost),
     }
     return AutoSampler(inner, choice)
+
+
+def why(kind: str, n: int, chosen: str, fid: float, best: str, best_fid: float, max_cost: float) -> str:
+    return (
+        f"lowest {kind.upper()} on {n} held-out images no judge or critic was fitted on, among candidates "
+        f"drawing at most {max_cost:g} proposals per sample: {chosen} {fid:.4g} against the best member "
+        f"alone ({best}) {best_fid:.4g}"
+    )
 
 
 def mh_choice(
@@ -216,7 +247,7 @@ def mh_choice(
     proposal: MixtureSampler,
     crits: dict[str, Any],
     mh_best: tuple[float, str, int],
-    scores: dict[str, float | None],
+    scored: tuple[dict[str, float | None], dict[str, float]],
     member_fids: list[float],
     names: list[str],
     n: int,
@@ -224,9 +255,10 @@ def mh_choice(
 ) -> AutoSampler:
     """auto's choice when an MH-GAN candidate scored lowest: that chain length and critic."""
     fid, critic, chain = mh_best
+    scores, costs = scored
     params = MHParams(n_calibration=p.n_calibration, batch_size=p.batch_size, chain_length=chain)
     inner = MHSampler(proposal, crits[critic], ctx.calib_real, params)
-    chosen = next(k for k, v in scores.items() if v == fid and "MH" in k)
+    chosen = next(k for k, v in scores.items() if v == fid and "MH" in k and costs[k] == chain)
     best_member = min(range(len(names)), key=lambda i: member_fids[i])
     return AutoSampler(
         inner,
@@ -242,10 +274,9 @@ def mh_choice(
             "n_choose": n,
             "criterion": kind,
             "candidates": scores,
-            "why": (
-                f"lowest {kind.upper()} on {n} held-out images no judge or critic was fitted on: {chosen} "
-                f"{fid:.4g} against the best member alone ({names[best_member]}) {member_fids[best_member]:.4g}"
-            ),
+            "proposals_per_sample": costs,
+            "max_cost": p.max_cost,
+            "why": why(kind, n, chosen, fid, names[best_member], member_fids[best_member], p.max_cost),
         },
     )
 

@@ -147,9 +147,10 @@ def simulate(
     n: int,
     p: RejectionParams,
     seed: int,
-) -> np.ndarray | None:
-    """The features of the first n samples the candidate would keep from the pool, or None when the
-    pool runs out first. Mirrors the samplers: mixture draws, then DRS in batches of p.batch_size."""
+) -> tuple[np.ndarray, float] | None:
+    """The features of the first n samples the candidate would keep from the pool and the proposals
+    it drew per kept sample, or None when the pool runs out first. Mirrors the samplers: mixture
+    draws, then DRS in batches of p.batch_size."""
     rng = np.random.default_rng(seed)
     w = np.asarray(cand.weights)
     sizes = [len(f) for f in feats]
@@ -157,7 +158,7 @@ def simulate(
         counts = rng.multinomial(n, w)
         if any(c > s for c, s in zip(counts, sizes)):
             return None
-        return np.concatenate([f[:c] for f, c in zip(feats, counts) if c])
+        return np.concatenate([f[:c] for f, c in zip(feats, counts) if c]), 1.0
     shift = shift_for(w)
     # A stream of proposals from the w-mixture, taken in order from each member's pool, up to the
     # first draw of a member whose pool is spent.
@@ -180,7 +181,8 @@ def simulate(
         prob = drs_acceptance(chunk, log_m, None, cand.gamma_percentile, p.epsilon).numpy()
         kept.extend((np.nonzero(u[start : start + len(chunk)] < prob)[0] + start).tolist())
         if len(kept) >= n:
-            return np.concatenate(feats)[rows[np.asarray(kept[:n])]]
+            last = kept[n - 1]  # the stream position of the n-th kept: what n samples cost to draw
+            return np.concatenate(feats)[rows[np.asarray(kept[:n])]], (last + 1) / n
     return None
 
 
@@ -230,10 +232,12 @@ def can_choose(ctx: FusionContext) -> bool:
 
 def choose_drs(
     ctx: FusionContext, gens: dict[str, Any], critics: dict[str, Any], p: RejectionParams, what: str
-) -> tuple[str, float, dict[str, Any]]:
-    """(critic, γ percentile) for DRS of the uniform mixture of `gens`, chosen among `critics` (label ->
-    anything with log_ratio) × p.gamma_percentiles by the criterion on the choice quarter. Each
-    generator contributes p.pool × n / len(gens) proposals, so the pool does not grow with them."""
+) -> tuple[str, float, dict[str, Any], float | None]:
+    """(critic, γ percentile, the record, D̃_M) for DRS of the uniform mixture of `gens`, chosen among
+    `critics` (label -> anything with log_ratio) × p.gamma_percentiles by the criterion on the choice
+    quarter. Each generator contributes p.pool × n / len(gens) proposals, so the pool does not grow
+    with them. D̃_M is the chosen critic's largest ratio in the pool when the pool holds at least
+    p.burn_in proposals (it is then a burn-in of the same mixture), else None."""
     n = min(p.n_choose, len(ctx.choose_real))
     pool = proposal_pool(ctx, p.fit_seed)
     crit = choice_criterion(ctx, pool, n, p.criterion, p.fit_seed)
@@ -249,11 +253,13 @@ def choose_drs(
     for j, (c, g) in enumerate((c, g) for c in critics for g in p.gamma_percentiles):
         label = f"γ at p{g:g}" + (f", {c} critic" if len(critics) > 1 else "")
         kept = simulate(Candidate(label, uniform, g, c), feats, ratios, n, p, p.fit_seed + 7 * j)
-        scores[label], settings[label] = (None if kept is None else round(crit(kept), 6)), (c, g)
+        scores[label], settings[label] = (None if kept is None else round(crit(kept[0]), 6)), (c, g)
     fitting = {k: v for k, v in scores.items() if v is not None}
     # When the pool cannot feed even the loosest setting, the most accepting one is kept.
     label = min(fitting, key=fitting.get) if fitting else min(settings, key=lambda k: settings[k][1])
     critic, gamma = settings[label]
+    pooled = np.concatenate(ratios[critic])
+    log_m = float(pooled.max()) if len(pooled) >= p.burn_in else None
     return (
         critic,
         gamma,
@@ -266,4 +272,5 @@ def choose_drs(
             "candidates": scores,
             "why": f"{what}: lowest {crit.kind.upper()} on {n} held-out images no judge or critic was fitted on",
         },
+        log_m,
     )

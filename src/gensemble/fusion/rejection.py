@@ -32,13 +32,18 @@ class DRSSampler(RejectionSampler):
         p: RejectionParams,
         name: str,
         choice: dict[str, Any] | None = None,
+        log_m: float | None = None,
     ) -> None:
+        """`log_m`: D̃_M already known (the largest ratio in the choice's pool of at least `burn_in`
+        proposals of this mixture); None draws the burn-in."""
         super().__init__(proposal, p.batch_size, p.max_proposals, name)
         if p.gamma is None and p.gamma_percentile == "auto":
             raise ValueError("resolve gamma_percentile='auto' with resolve_gamma before sampling")
         self.log_ratio, self.p, self.choice = log_ratio, p, choice
-        burn, _ = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
-        self.log_m = float(log_ratio(burn).max())
+        if log_m is None:
+            burn, _ = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
+            log_m = float(log_ratio(burn).max())
+        self.log_m = log_m
 
     def accept(self, x: Tensor, generator: torch.Generator | None) -> Tensor:
         lr = self.log_ratio(x)
@@ -66,8 +71,9 @@ def drs_sampler(
         why = "no domain classifier to score a choice on: the paper's 95th percentile"
         return DRSSampler(proposal, first.log_ratio, replace(p, gamma_percentile=95.0), name, {"why": why})
     gens = dict(zip(proposal.names, proposal.models))
-    critic, gamma, choice = choose_drs(ctx, gens, critics, p, f"fusion {name!r}")
-    return DRSSampler(proposal, critics[critic].log_ratio, replace(p, gamma_percentile=gamma), name, choice)
+    critic, gamma, choice, log_m = choose_drs(ctx, gens, critics, p, f"fusion {name!r}")
+    params = replace(p, gamma_percentile=gamma)
+    return DRSSampler(proposal, critics[critic].log_ratio, params, name, choice, log_m)
 
 
 @register_fusion(
