@@ -48,10 +48,19 @@ class JudgeConfig:
     # worse there (docs/fusion.md, "Judges").
     steps: int = 50
     lr: float = 1e-3
-    batch: int = 256  # real images per step (and as many pooled samples)
+    # Real images per step (and as many pooled samples); None: the kind's own. Fine-tuning takes 128:
+    # it ranked the judges benchmark's Fashion population as well as 256 against FID on the choice
+    # quarter of its calibration half (Spearman 0.983 both, the same top member) in half the time
+    # (5.8 s against 12.6 s). The feature judge keeps 256: at 128 its DRS lost most of its gain on
+    # the demo run's choice quarter (23.7 against 19.5; the best member 25.0).
+    batch: int | None = None
     # Whether a member's own judge counts towards its generator's S(G). A generator is trained to fool
     # exactly its own D, so a raw D rates its own G too highly; fine-tuned judges have seen every member.
     self_judgement: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch is None:  # resolved here, so tournament.json records the number used
+            object.__setattr__(self, "batch", 128 if self.kind == "finetuned" else 256)
 
     def validate(self, path: str = "") -> None:
         p = f"{path}." if path else ""
@@ -63,7 +72,7 @@ class JudgeConfig:
             raise ConfigError(f"config key '{p}judge_steps' must be in [1, 100000], got {self.steps}")
         if not 0 < self.lr < 1:
             raise ConfigError(f"config key '{p}judge_lr' must be in (0, 1), got {self.lr}")
-        if self.batch < 2:
+        if self.batch is None or self.batch < 2:
             raise ConfigError(f"config key '{p}judge_batch' must be at least 2, got {self.batch}")
 
     def record(self) -> dict[str, Any]:
