@@ -294,7 +294,7 @@ def test_heldout_beyond_the_evaluation_half_says_it_is_clamped(image_run, monkey
 
     real = files.load_editor
 
-    def two_held_out(run, device="cpu"):
+    def two_held_out(run, device="cpu", cfg=None):
         editor = real(run, device, FAST)
         editor.heldout = editor.heldout[:2]
         return editor

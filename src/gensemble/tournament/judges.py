@@ -48,19 +48,23 @@ class JudgeConfig:
     # worse there (docs/fusion.md, "Judges").
     steps: int = 50
     lr: float = 1e-3
-    # Real images per step (and as many pooled samples); None: the kind's own. Fine-tuning takes 128:
-    # it ranked the judges benchmark's Fashion population as well as 256 against FID on the choice
-    # quarter of its calibration half (Spearman 0.983 both, the same top member) in half the time
-    # (5.8 s against 12.6 s). The feature judge keeps 256: at 128 its DRS lost most of its gain on
-    # the demo run's choice quarter (23.7 against 19.5; the best member 25.0).
+    # Real images per step (and as many pooled samples); None: the default for the kind and the data
+    # (`batch_for`). Fine-tuning on images takes 128: it ranked the judges benchmark's Fashion
+    # population as well as 256 against FID on the choice quarter of its calibration half (Spearman
+    # 0.983 both, the same top member) in half the time (5.8 s against 12.6 s). Elsewhere 256: the
+    # feature judge at 128 lost most of its DRS gain on the demo run's choice quarter (23.7 against
+    # 19.5; the best member 25.0), and on 2-D toys fine-tuning at 128 lifted DRS's high-quality share
+    # far less (6.8% against about 15%, tests/test_fusion.py); there a step costs next to nothing.
     batch: int | None = None
     # Whether a member's own judge counts towards its generator's S(G). A generator is trained to fool
     # exactly its own D, so a raw D rates its own G too highly; fine-tuned judges have seen every member.
     self_judgement: bool = True
 
-    def __post_init__(self) -> None:
-        if self.batch is None:  # resolved here, so tournament.json records the number used
-            object.__setattr__(self, "batch", 128 if self.kind == "finetuned" else 256)
+    def batch_for(self, images: bool) -> int:
+        """The batch this config trains with on images (4-D data) or points."""
+        if self.batch is not None:
+            return self.batch
+        return 128 if self.kind == "finetuned" and images else 256
 
     def validate(self, path: str = "") -> None:
         p = f"{path}." if path else ""
@@ -72,7 +76,7 @@ class JudgeConfig:
             raise ConfigError(f"config key '{p}judge_steps' must be in [1, 100000], got {self.steps}")
         if not 0 < self.lr < 1:
             raise ConfigError(f"config key '{p}judge_lr' must be in (0, 1), got {self.lr}")
-        if self.batch is None or self.batch < 2:
+        if self.batch is not None and self.batch < 2:
             raise ConfigError(f"config key '{p}judge_batch' must be at least 2, got {self.batch}")
 
     def record(self) -> dict[str, Any]:
@@ -140,12 +144,13 @@ def fit_feature_judge(real: Tensor, fake: Tensor, source: str, cfg: JudgeConfig,
     judge = FeatureJudge(fn, both.mean(0), both.std(0).clamp_min(1e-6))
     opt = torch.optim.Adam(judge.mlp.parameters(), lr=cfg.lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed + 13)
-    labels = torch.cat([torch.ones(cfg.batch), torch.zeros(cfg.batch)])
+    batch = cfg.batch_for(real.dim() == 4)
+    labels = torch.cat([torch.ones(batch), torch.zeros(batch)])
     judge.train()
     # Features are precomputed, so a step costs only the MLP: take more of them than a D would.
     for _ in range(cfg.steps * 5):
-        xr = fr[torch.randint(len(fr), (cfg.batch,), generator=gen)]
-        xf = ff[torch.randint(len(ff), (cfg.batch,), generator=gen)]
+        xr = fr[torch.randint(len(fr), (batch,), generator=gen)]
+        xf = ff[torch.randint(len(ff), (batch,), generator=gen)]
         loss = F.binary_cross_entropy_with_logits(judge.from_features(torch.cat([xr, xf])), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -161,10 +166,11 @@ def finetune_copies(
     gen = torch.Generator().manual_seed(seed + 3)
     copies = {k: copy.deepcopy(d).requires_grad_(True).train() for k, d in discs.items()}
     opts = {k: torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(0.5, 0.999)) for k, d in copies.items()}
-    labels = torch.cat([torch.ones(cfg.batch), torch.zeros(cfg.batch)])
+    size = cfg.batch_for(real.dim() == 4)
+    labels = torch.cat([torch.ones(size), torch.zeros(size)])
     for _ in range(cfg.steps):
-        xr = real[torch.randint(len(real), (cfg.batch,), generator=gen)]
-        xf = fake[torch.randint(len(fake), (cfg.batch,), generator=gen)]
+        xr = real[torch.randint(len(real), (size,), generator=gen)]
+        xf = fake[torch.randint(len(fake), (size,), generator=gen)]
         batch = torch.cat([xr.cpu(), xf])
         for k, d in copies.items():
             device = next(d.parameters()).device
@@ -194,7 +200,9 @@ def fit_judges(
     the calibration data) against samples pooled from every generator."""
     if cfg.kind == "raw":
         return dict(discs)
-    fake = pool_of(generators, min(POOL_CAP, max(cfg.steps * cfg.batch, len(real) * 2)), seed)
+    fake = pool_of(
+        generators, min(POOL_CAP, max(cfg.steps * cfg.batch_for(real.dim() == 4), len(real) * 2)), seed
+    )
     if cfg.kind == "features":
         return {FEATURE_JUDGE: fit_feature_judge(real, fake, feature_source(dataset), cfg, seed)}
     return finetune_copies(discs, real, fake, cfg, seed)
