@@ -38,7 +38,7 @@ from gensemble.errors import ConfigError
 from gensemble.losses import GAN_LOSSES
 from gensemble.progress import progress
 from gensemble.sampling import mixture_sample
-from gensemble.training.loop import d_phase, sample_batch
+from gensemble.training.loop import d_objective, sample_batch
 from gensemble.training.member import MemberConfig
 
 
@@ -149,7 +149,7 @@ class Boosting(Scheme):
         for _ in range(self.params.ratio_steps):
             real = sample_batch(data, batch, rng)
             fake, _ = mixture_sample(models, mixture, batch, rng)
-            loss, _ = d_phase(D, logistic, real, fake.to(device), rng, 0.0)
+            loss, _ = d_objective(D, logistic, real, fake.to(device), None, 0.0)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -29,6 +29,7 @@ from gensemble.ensemble.base import SCHEMES, Scheme, build_aux_discriminator, re
 from gensemble.errors import ConfigError
 from gensemble.losses import build_optimizer
 from gensemble.training.loop import noise, sample_batch
+from gensemble.training.round import Optimizers, RoundParts, gan_round
 from gensemble.training.stacked import net_group, rows, stack_draws, stacked_d_phase
 
 
@@ -104,44 +105,53 @@ class MultiDiscriminator(Scheme):
         loss, cfg0 = members[0].loss, members[0].cfg
         batch, device, n_d = ens.cfg.train.batch_size, data.x.device, p.discriminators
 
-        def one_round() -> list[dict[str, float]]:
-            for _ in range(cfg0.n_critic):
-                real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
-                z = stack_draws(members, lambda m: noise(m, batch, device))
-                eps = None
-                if loss.gradient_penalty:
-                    eps = torch.cat([torch.rand(batch, generator=m.rng) for m in members]).to(device)
-                    eps = eps.expand(n_d, -1)
-                with torch.no_grad():
-                    fake = G(z).flatten(0, 1)
-                # Every critic sees the same batches: expand (no copy) along the critic axis.
-                loss_d, d_stats = stacked_d_phase(
-                    D, loss, real.expand(n_d, *real.shape), fake.expand(n_d, *fake.shape), eps, cfg0.gp_weight
-                )
-                D.zero_grad()
-                loss_d.backward()
-                D.step()
-            fake = G(stack_draws(members, lambda m: noise(m, batch, device)))
-            logits = D(fake.flatten(0, 1), shared=True).view(n_d * len(members), batch)
+        def draw() -> tuple[Tensor, Tensor, Tensor | None]:
+            real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
+            z = stack_draws(members, lambda m: noise(m, batch, device))
+            eps = None
+            if loss.gradient_penalty:
+                eps = torch.cat([torch.rand(batch, generator=m.rng) for m in members]).to(device)
+                eps = eps.expand(n_d, -1)
+            return real, z, eps
+
+        def d_loss(real: Tensor, fake: Tensor, eps: Tensor | None) -> tuple[Tensor, list[dict[str, float]]]:
+            # Every critic sees the same batches: expand (no copy) along the critic axis.
+            loss_d, d_stats = stacked_d_phase(
+                D, loss, real.expand(n_d, *real.shape), fake.expand(n_d, *fake.shape), eps, cfg0.gp_weight
+            )
+            # Critics' statistics are averaged over the critics and shared by every member's log line.
+            shared = {k: sum(s[k] for s in d_stats) / n_d for k in d_stats[0]}
+            return loss_d, [shared] * len(members)
+
+        def g_loss(fake: Tensor) -> tuple[Tensor, list[dict[str, float]]]:
+            logits = D(fake, shared=True).view(n_d * len(members), batch)
             values = torch.vmap(loss.g_loss)(logits).view(n_d, len(members))
             temperature = lam.value if lam is not None else torch.tensor(p.temperature, device=device)
             objective = aggregate(values, p.aggregate, temperature)
             total = objective.sum() - (p.temperature_penalty * lam.value.sum() if lam is not None else 0.0)
-            G.zero_grad()
-            if lam_opt is not None:
-                lam_opt.zero_grad(set_to_none=True)
-            total.backward()
-            G.step()
-            if lam_opt is not None:
-                lam_opt.step()
-                with torch.no_grad():
-                    lam.value.clamp_(min=0.0)  # λ < 0 would favour the weakest critic; GMAN keeps λ ≥ 0
-            # Critics' statistics are averaged over the critics and shared by every member's log line.
-            shared = {k: sum(s[k] for s in d_stats) / n_d for k in d_stats[0]}
             columns = {"loss_g": objective.detach()}
             if lam is not None or p.aggregate == "softmax":
                 columns["lambda"] = temperature.detach().expand(len(members))
-            return [{**shared, **r} for r in rows(columns)]
+            return total, rows(columns)
+
+        def keep_lambda_non_negative() -> None:
+            with torch.no_grad():
+                lam.value.clamp_(min=0.0)  # λ < 0 would favour the weakest critic; GMAN keeps λ ≥ 0
+
+        g_opt = G if lam_opt is None else Optimizers(G, lam_opt, after=keep_lambda_non_negative)
+        parts = RoundParts(
+            n_critic=cfg0.n_critic,
+            draw=draw,
+            noise=lambda: stack_draws(members, lambda m: noise(m, batch, device)),
+            G=lambda z: G(z).flatten(0, 1),  # all members' fakes as one batch, for every critic
+            d_loss=d_loss,
+            g_loss=g_loss,
+            d_opt=D,
+            g_opt=g_opt,
+        )
+
+        def one_round() -> list[dict[str, float]]:
+            return gan_round(parts)
 
         def write_back() -> None:
             G.write_back()

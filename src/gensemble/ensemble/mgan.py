@@ -21,13 +21,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import Tensor, nn
 
 from gensemble.config import check_ranges
 from gensemble.ensemble.base import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
 from gensemble.errors import ConfigError
 from gensemble.losses import build_optimizer, gradient_penalty
 from gensemble.training.loop import noise, sample_batch
+from gensemble.training.round import Optimizers, RoundParts, gan_round
 from gensemble.training.stacked import net_group, rows, stack_draws
 
 
@@ -85,39 +86,48 @@ class Mixture(Scheme):
         k, batch, device = len(members), ens.cfg.train.batch_size, data.x.device
         owner = torch.arange(k, device=device).repeat_interleave(batch)  # which generator made each fake
 
-        def one_round() -> list[dict[str, float]]:
-            for _ in range(cfg0.n_critic):
-                real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
-                z = stack_draws(members, lambda m: noise(m, batch, device))
-                with torch.no_grad():
-                    fake = G(z).flatten(0, 1)
-                h_real, h_fake = trunk(real), trunk(fake)
-                real_logits, fake_logits = head(h_real), head(h_fake)
-                loss_d = loss.d_loss(real_logits, fake_logits)
-                if loss.gradient_penalty:
-                    # The penalty's interpolation weights come from member 0's RNG: one stream, checkpointed.
-                    eps = torch.rand(real.shape[0], generator=members[0].rng).to(device)
-                    loss_d = loss_d + cfg0.gp_weight * gradient_penalty(D, real, fake, eps)
-                loss_c = F.cross_entropy(C(h_fake), owner)
-                opt_d.zero_grad(set_to_none=True)
-                opt_c.zero_grad(set_to_none=True)
-                (loss_d + loss_c).backward()
-                opt_d.step()
-                opt_c.step()
-            fake = G(stack_draws(members, lambda m: noise(m, batch, device))).flatten(0, 1)
-            h = trunk(fake)
-            adversarial = torch.vmap(loss.g_loss)(head(h).view(k, batch))
-            diversity = F.cross_entropy(C(h), owner, reduction="none").view(k, batch).mean(1)
-            G.zero_grad()
-            (adversarial + beta * diversity).sum().backward()
-            G.step()
+        def draw() -> tuple[Tensor, Tensor, Tensor | None]:
+            real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
+            z = stack_draws(members, lambda m: noise(m, batch, device))
+            eps = None
+            if loss.gradient_penalty:  # each member's RNG draws the weights of its own rows
+                eps = torch.cat([torch.rand(batch, generator=m.rng) for m in members]).to(device)
+            return real, z, eps
+
+        def d_loss(real: Tensor, fake: Tensor, eps: Tensor | None) -> tuple[Tensor, list[dict[str, float]]]:
+            h_real, h_fake = trunk(real), trunk(fake)
+            real_logits, fake_logits = head(h_real), head(h_fake)
+            loss_d = loss.d_loss(real_logits, fake_logits)
+            if eps is not None:
+                loss_d = loss_d + cfg0.gp_weight * gradient_penalty(D, real, fake, eps)
+            loss_c = F.cross_entropy(C(h_fake), owner)
             shared = {
                 "loss_d": loss_d.item(),
                 "loss_c": loss_c.item(),
                 "d_real": torch.sigmoid(real_logits.detach()).mean().item(),
                 "d_fake": torch.sigmoid(fake_logits.detach()).mean().item(),
             }
-            per_member = rows({"loss_g": adversarial.detach(), "ce": diversity.detach()})
-            return [{**shared, **r} for r in per_member]
+            return loss_d + loss_c, [shared] * k
+
+        def g_loss(fake: Tensor) -> tuple[Tensor, list[dict[str, float]]]:
+            h = trunk(fake)
+            adversarial = torch.vmap(loss.g_loss)(head(h).view(k, batch))
+            diversity = F.cross_entropy(C(h), owner, reduction="none").view(k, batch).mean(1)
+            total = (adversarial + beta * diversity).sum()
+            return total, rows({"loss_g": adversarial.detach(), "ce": diversity.detach()})
+
+        parts = RoundParts(
+            n_critic=cfg0.n_critic,
+            draw=draw,
+            noise=lambda: stack_draws(members, lambda m: noise(m, batch, device)),
+            G=lambda z: G(z).flatten(0, 1),  # the K fake batches as one: the critic sees the mixture
+            d_loss=d_loss,
+            g_loss=g_loss,
+            d_opt=Optimizers(opt_d, opt_c),
+            g_opt=G,
+        )
+
+        def one_round() -> list[dict[str, float]]:
+            return gan_round(parts)
 
         executor.run_lockstep(ens, members, ens.cfg.train.steps, one_round, hooks, G.write_back, "train mgan")

@@ -19,10 +19,8 @@ from gensemble.execution.base import (
     apply_result,
     export_state,
     import_state,
-    needs_weights,
     run_task_spec,
     task_spec,
-    together,
 )
 
 __all__ = [
@@ -38,10 +36,8 @@ __all__ = [
     "export_state",
     "import_state",
     "make_executor",
-    "needs_weights",
     "run_task_spec",
     "task_spec",
-    "together",
 ]
 
 

@@ -28,7 +28,6 @@ A remote backend (Ray) subclasses `RemoteExecutor` and implements `map(specs)`, 
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -36,14 +35,12 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 from torch import Tensor, nn
 
-from gensemble import threads
 from gensemble.data import DataConfig, Dataset, load_dataset
 from gensemble.ensemble.base import MemberTask
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import ConfigError
-from gensemble.progress import RUN_CLOCK, progress
 from gensemble.registry import Registry
-from gensemble.training.loop import StepHook, TrainConfig, fit_member, postfix, update_ema
+from gensemble.training.loop import StepHook, TrainConfig, fit_member, run_rounds, update_ema
 from gensemble.training.member import Member, MemberConfig, build_member
 from gensemble.training.stacked import StackedGAN, batch_key, stacking_pays
 
@@ -52,19 +49,6 @@ if TYPE_CHECKING:
 
 Stats = dict[str, float]
 Stacking = Literal["auto", "always", "never"]
-
-
-# --- hooks, whether they are RunHooks or a plain callable (tests) -------------------------------
-
-
-def together(hooks: Any) -> contextlib.AbstractContextManager:
-    """RunHooks.together() when the hooks have it: one checkpoint after all members' hooks of a step."""
-    return hooks.together() if hasattr(hooks, "together") else contextlib.nullcontext()
-
-
-def needs_weights(hooks: Any, step: int) -> bool:
-    fn = getattr(hooks, "needs_weights", None)
-    return True if fn is None else bool(fn(step))
 
 
 # --- the interface -------------------------------------------------------------------------------
@@ -96,35 +80,9 @@ class Executor:
         write_back: Callable[[], None] | None = None,
         desc: str | None = None,
     ) -> None:
-        """Call `round_fn` (one step of every member) until the members reach `target`.
-
-        `write_back` copies stacked weights into the members; it runs before any hook that reads them.
-        """
-        members = list(members)
-        if not members or members[0].step >= target:
-            return
-        names = f"{members[0].name}..{members[-1].name}" if len(members) > 1 else members[0].name
-        bar = progress(target, desc or f"train {names}", initial=members[0].step, unit="step")
-        try:
-            while members[0].step < target:
-                stats = round_fn()
-                for m in members:
-                    m.step += 1
-                bar.update(1)
-                RUN_CLOCK.advance(len(members))
-                threads.tick()
-                if write_back is not None and needs_weights(hooks, members[0].step):
-                    write_back()
-                if hooks is not None:  # None on processes that do not write (e.g. DDP ranks other than 0)
-                    with together(hooks):
-                        for m, s in zip(members, stats):
-                            hooks(m, s)
-                if members[0].step % ens.cfg.train.log_every == 0:
-                    bar.set_postfix(postfix(stats[0]), refresh=False)
-        finally:
-            if write_back is not None:
-                write_back()
-            bar.close()
+        """Call `round_fn` (one step of every member) until the members reach `target`: the training
+        loop every member runs (`training.loop.run_rounds`)."""
+        run_rounds(members, target, round_fn, hooks, ens.cfg.train.log_every, write_back, desc)
 
 
 class LocalExecutor(Executor):

@@ -6,9 +6,11 @@ TensorBoard are hooks (`gensemble.run.hooks`) so the loop stays short.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +23,7 @@ from gensemble.errors import ConfigError, shown
 from gensemble.losses import GANLoss, elbo, gradient_penalty
 from gensemble.progress import RUN_CLOCK, progress
 from gensemble.training.member import Member
+from gensemble.training.round import RoundParts, gan_round
 
 # Far beyond any run in the literature (PacGAN's 2-D runs: ~400k steps; BigGAN: batch 2048), so a
 # value above them is a typo (1e12 for 1e5), refused before anything is written.
@@ -143,20 +146,19 @@ def noise(member: Member, n: int, device: torch.device, shard: Shard = WHOLE) ->
     return shard.take(torch.randn(n, member.model.z_dim, generator=member.rng)).to(device)
 
 
-def d_phase(
+def d_objective(
     D: Callable[[Tensor], Tensor],
     loss: GANLoss,
     real: Tensor,
     fake: Tensor,
-    rng: torch.Generator,
+    eps: Tensor | None,
     gp_weight: float,
-    shard: Shard = WHOLE,
 ) -> tuple[Tensor, dict[str, float]]:
-    """The discriminator objective on one real and one (detached) fake batch."""
+    """The discriminator objective on one real and one (detached) fake batch; `eps` are the gradient
+    penalty's interpolation weights (None without a penalty)."""
     real_logits, fake_logits = D(real), D(fake)
     loss_d = loss.d_loss(real_logits, fake_logits)
-    if loss.gradient_penalty:
-        eps = shard.take(torch.rand(real.shape[0] * shard.world, generator=rng)).to(real.device)
+    if eps is not None:
         loss_d = loss_d + gp_weight * gradient_penalty(D, real, fake, eps)
     stats = {
         "loss_d": loss_d.item(),
@@ -166,27 +168,49 @@ def d_phase(
     return loss_d, stats
 
 
+def member_round(
+    member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None, shard: Shard = WHOLE
+) -> RoundParts:
+    """One GAN member's round (on this process's shard of each batch): its own G, D and optimisers."""
+    G, D, loss, cfg = member.model.G, member.model.D, member.loss, member.cfg
+    device = data.x.device
+
+    def draw() -> tuple[Tensor, Tensor, Tensor | None]:
+        real = sample_batch(data, batch_size, member.rng, weights, shard)
+        z = noise(member, batch_size, device, shard)
+        # The whole batch's weights are drawn and sharded, as the batch is: every rank's RNG stays equal.
+        eps = (
+            shard.take(torch.rand(batch_size, generator=member.rng)).to(device)
+            if loss.gradient_penalty
+            else None
+        )
+        return real, z, eps
+
+    def d_loss(real: Tensor, fake: Tensor, eps: Tensor | None) -> tuple[Tensor, list[dict[str, float]]]:
+        loss_d, stats = d_objective(D, loss, real, fake, eps, cfg.gp_weight)
+        return loss_d, [stats]
+
+    def g_loss(fake: Tensor) -> tuple[Tensor, list[dict[str, float]]]:
+        loss_g = loss.g_loss(D(fake))
+        return loss_g, [{"loss_g": loss_g.item()}]
+
+    return RoundParts(
+        n_critic=cfg.n_critic,
+        draw=draw,
+        noise=lambda: noise(member, batch_size, device, shard),
+        G=G,
+        d_loss=d_loss,
+        g_loss=g_loss,
+        d_opt=member.optimizers["D"],
+        g_opt=member.optimizers["G"],
+    )
+
+
 def gan_step(
     member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None, shard: Shard = WHOLE
 ) -> dict[str, float]:
-    """n_critic discriminator updates, then one generator update (on this process's shard of each batch)."""
-    G, D = member.model.G, member.model.D
-    opt_g, opt_d = member.optimizers["G"], member.optimizers["D"]
-    device = data.x.device
-    for _ in range(member.cfg.n_critic):
-        real = sample_batch(data, batch_size, member.rng, weights, shard)
-        with torch.no_grad():
-            fake = G(noise(member, batch_size, device, shard))
-        loss_d, stats = d_phase(D, member.loss, real, fake, member.rng, member.cfg.gp_weight, shard)
-        opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
-    fake = G(noise(member, batch_size, device, shard))
-    loss_g = member.loss.g_loss(D(fake))
-    opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    opt_g.step()
-    return {**stats, "loss_g": loss_g.item()}
+    """n_critic discriminator updates, then one generator update: `gan_round` for one member."""
+    return gan_round(member_round(member, data, batch_size, weights, shard))[0]
 
 
 def vae_step(
@@ -208,6 +232,58 @@ STEPS = {"gan": gan_step, "vae": vae_step}
 StepHook = Callable[[Member, dict[str, float]], None]
 
 
+def together(hooks: Any) -> contextlib.AbstractContextManager:
+    """RunHooks.together() when the hooks have it: one checkpoint after all members' hooks of a step."""
+    return hooks.together() if hasattr(hooks, "together") else contextlib.nullcontext()
+
+
+def needs_weights(hooks: Any, step: int) -> bool:
+    """Whether the hooks at `step` read the members' weights (RunHooks says; a plain callable may)."""
+    fn = getattr(hooks, "needs_weights", None)
+    return True if fn is None else bool(fn(step))
+
+
+def run_rounds(
+    members: Sequence[Member],
+    target: int,
+    round_fn: Callable[[], list[dict[str, float]]],
+    on_step: StepHook | None,
+    log_every: int,
+    write_back: Callable[[], None] | None = None,
+    desc: str | None = None,
+) -> None:
+    """The training loop, for one member or several in lockstep: call `round_fn` (one step of every
+    member, returning each one's stats) until the members reach `target`, then the hooks.
+
+    `write_back` copies stacked weights into the members; it runs before any hook that reads them.
+    `on_step` is None on processes that do not write (DDP ranks other than 0)."""
+    members = list(members)
+    if not members or members[0].step >= target:
+        return
+    names = f"{members[0].name}..{members[-1].name}" if len(members) > 1 else members[0].name
+    bar = progress(target, desc or f"train {names}", initial=members[0].step, unit="step")
+    try:
+        while members[0].step < target:
+            stats = round_fn()
+            for m in members:
+                m.step += 1
+            bar.update(1)
+            RUN_CLOCK.advance(len(members))
+            threads.tick()  # re-decides the thread count now and then (see gensemble.threads)
+            if write_back is not None and needs_weights(on_step, members[0].step):
+                write_back()
+            if on_step is not None:
+                with together(on_step):
+                    for m, st in zip(members, stats):
+                        on_step(m, st)
+            if members[0].step % log_every == 0:
+                bar.set_postfix(postfix(stats[0]), refresh=False)
+    finally:
+        if write_back is not None:
+            write_back()
+        bar.close()
+
+
 def fit_member(
     member: Member,
     data: Dataset,
@@ -217,24 +293,16 @@ def fit_member(
     steps: int | None = None,
     shard: Shard = WHOLE,
 ) -> Member:
-    """Train `member` until it has made `steps` (default cfg.steps) updates; resumes from member.step."""
+    """Train `member` until it has made `steps` (default cfg.steps) updates; resumes from member.step.
+    The one-member case of `run_rounds`."""
     total = cfg.steps if steps is None else steps
     step_fn = STEPS[member.family]
     member.model.train()
-    bar = progress(total, f"train {member.name}", initial=member.step, unit="step")
-    try:
-        while member.step < total:
-            stats = step_fn(member, data, cfg.batch_size, weights, shard=shard)
-            member.step += 1
-            bar.update(1)
-            RUN_CLOCK.advance(1)
-            threads.tick()  # re-decides the thread count now and then (see gensemble.threads)
-            if on_step is not None:
-                on_step(member, stats)
-            if member.step % cfg.log_every == 0:
-                bar.set_postfix(postfix(stats), refresh=False)
-    finally:
-        bar.close()
+
+    def one_round() -> list[dict[str, float]]:
+        return [step_fn(member, data, cfg.batch_size, weights, shard=shard)]
+
+    run_rounds([member], total, one_round, on_step, cfg.log_every)
     return member
 
 

@@ -35,6 +35,7 @@ from gensemble.losses import GANLoss, gradient_penalty
 from gensemble.training.bmm import mlp_plan, run_plan
 from gensemble.training.loop import noise, sample_batch
 from gensemble.training.member import Member
+from gensemble.training.round import RoundParts, gan_round
 
 Stats = dict[str, float]
 
@@ -222,7 +223,7 @@ def stack_draws(members: Sequence[Member], draw: Callable[[Member], Tensor]) -> 
 def stacked_d_phase(
     D: NetGroup, loss: GANLoss, real: Tensor, fake: Tensor, eps: Tensor | None, gp_weight: float
 ) -> tuple[Tensor, list[Stats]]:
-    """`train.d_phase` for M critics at once: the sum of their losses, and each one's statistics."""
+    """`training.loop.d_objective` for M critics at once: the sum of their losses, and each one's statistics."""
     real_logits, fake_logits = D(real), D(fake)
     losses = torch.vmap(loss.d_loss)(real_logits, fake_logits)
     if eps is not None:
@@ -252,29 +253,38 @@ class StackedGAN:
         self.G.train()
         self.D.train()
 
-    def step(self, data: Dataset, batch_size: int, weights: Sequence[Tensor | None]) -> list[Stats]:
-        """`training.loop.gan_step` for every member at once, drawing from each member's RNG in the same order."""
+    def parts(self, data: Dataset, batch_size: int, weights: Sequence[Tensor | None]) -> RoundParts:
+        """The stacked round: each member's draws from its own RNG, losses vmapped and summed."""
         members, device = self.members, data.x.device
         cfg, loss = members[0].cfg, members[0].loss
         draws = list(zip(members, weights))
-        for _ in range(cfg.n_critic):
+
+        def draw() -> tuple[Tensor, Tensor, Tensor | None]:
             real = torch.stack([sample_batch(data, batch_size, m.rng, w) for m, w in draws])
             z = stack_draws(members, lambda m: noise(m, batch_size, device))
             eps = None
             if loss.gradient_penalty:
                 eps = stack_draws(members, lambda m: torch.rand(batch_size, generator=m.rng)).to(device)
-            with torch.no_grad():
-                fake = self.G(z)
-            loss_d, stats = stacked_d_phase(self.D, loss, real, fake, eps, cfg.gp_weight)
-            self.D.zero_grad()
-            loss_d.backward()
-            self.D.step()
-        fake = self.G(stack_draws(members, lambda m: noise(m, batch_size, device)))
-        loss_g = torch.vmap(loss.g_loss)(self.D(fake))
-        self.G.zero_grad()
-        loss_g.sum().backward()
-        self.G.step()
-        return [{**s, "loss_g": g} for s, g in zip(stats, loss_g.tolist())]
+            return real, z, eps
+
+        def g_loss(fake: Tensor) -> tuple[Tensor, list[Stats]]:
+            per_member = torch.vmap(loss.g_loss)(self.D(fake))
+            return per_member.sum(), [{"loss_g": g} for g in per_member.tolist()]
+
+        return RoundParts(
+            n_critic=cfg.n_critic,
+            draw=draw,
+            noise=lambda: stack_draws(members, lambda m: noise(m, batch_size, device)),
+            G=self.G,
+            d_loss=lambda real, fake, eps: stacked_d_phase(self.D, loss, real, fake, eps, cfg.gp_weight),
+            g_loss=g_loss,
+            d_opt=self.D,
+            g_opt=self.G,
+        )
+
+    def step(self, data: Dataset, batch_size: int, weights: Sequence[Tensor | None]) -> list[Stats]:
+        """`training.loop.gan_step` for every member at once, drawing from each member's RNG in the same order."""
+        return gan_round(self.parts(data, batch_size, weights))
 
     def write_back(self) -> None:
         self.G.write_back()
