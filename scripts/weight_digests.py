@@ -91,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path)
     ap.add_argument("--only", action="append", help="case names (default: all)")
+    ap.add_argument(
+        "--reuse-fake",
+        choices=("default", "true", "false"),
+        default="default",
+        help="set every member's reuse_fake (false: the round as it was before the fake batch was reused)",
+    )
     args = ap.parse_args(argv)
     out: dict[str, str] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,7 +104,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             run = Path(tmp) / name
-            train_run(copy.deepcopy(cfg), run, backend=backend)
+            cfg = copy.deepcopy(cfg)
+            if args.reuse_fake != "default":
+                flag = {"reuse_fake": args.reuse_fake == "true"}
+                if "members" in cfg:
+                    cfg["members"] = [{**m, **flag} for m in cfg["members"]]
+                else:  # the one-member shorthand
+                    cfg.update(flag)
+            train_run(cfg, run, backend=backend)
             out[name] = digest(run)
             print(f"{name:40s} {out[name]}", file=sys.stderr, flush=True)
     text = json.dumps(out, indent=1) + "\n"

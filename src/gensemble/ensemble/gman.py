@@ -77,7 +77,7 @@ class MultiDiscriminator(Scheme):
 
     def check(self, cfg) -> None:
         super().check(cfg)
-        require_same(cfg, ("loss", "n_critic", "gp_weight"))
+        require_same(cfg, ("loss", "n_critic", "gp_weight", "reuse_fake"))
 
     def build(self, ens) -> None:
         p, spec = self.params, ens.cfg.members[0]
@@ -148,6 +148,7 @@ class MultiDiscriminator(Scheme):
             g_loss=g_loss,
             d_opt=D,
             g_opt=g_opt,
+            reuse_fake=cfg0.reuse_fake,
         )
 
         def one_round() -> list[dict[str, float]]:

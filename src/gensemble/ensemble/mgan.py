@@ -60,7 +60,7 @@ class Mixture(Scheme):
             raise ConfigError(
                 f"scheme 'mixture' needs at least 2 generators to tell apart; member {cfg.members[0].name!r} is alone"
             )
-        require_same(cfg, ("loss", "n_critic", "gp_weight"))
+        require_same(cfg, ("loss", "n_critic", "gp_weight", "reuse_fake"))
 
     def build(self, ens) -> None:
         spec = ens.cfg.members[0]
@@ -125,6 +125,7 @@ class Mixture(Scheme):
             g_loss=g_loss,
             d_opt=Optimizers(opt_d, opt_c),
             g_opt=G,
+            reuse_fake=cfg0.reuse_fake,
         )
 
         def one_round() -> list[dict[str, float]]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +13,10 @@ from gensemble.ensemble.config import MAX_MEMBERS, RunConfig  # noqa: F401  (re-
 from gensemble.errors import ConfigError
 from gensemble.training.member import MemberConfig
 
-# Keys of the one-member shorthand: a config with `model:` at the top level is one member.
 RESUMABLE_KEYS = ("steps", "device", "log_every", "image_every", "threads")
-MEMBER_KEYS = ("model", "loss", "gp_weight", "n_critic", "optim", "seed", "bootstrap")
+# Keys of the one-member shorthand: a config with `model:` at the top level is one member. Read off
+# MemberConfig, so a new member setting is accepted there too (its name stays positional: m0).
+MEMBER_KEYS = tuple(f.name for f in fields(MemberConfig) if f.name != "name")
 
 
 def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:

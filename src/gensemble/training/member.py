@@ -24,6 +24,9 @@ class MemberConfig:
     loss: str = "non-saturating"  # a GAN loss name; ignored by VAEs (they train on the ELBO)
     gp_weight: float = 10.0  # WGAN-GP penalty weight
     n_critic: int = 1  # D updates per G update
+    # With n_critic 1, the G update reuses the D update's fake batch (one generator pass per step, as
+    # pytorch/examples' dcgan/main.py does); false draws a fresh latent batch for it.
+    reuse_fake: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     bootstrap: bool = False  # independent scheme: train on a bootstrap resample of the data (bagging)

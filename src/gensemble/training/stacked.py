@@ -280,6 +280,7 @@ class StackedGAN:
             g_loss=g_loss,
             d_opt=self.D,
             g_opt=self.G,
+            reuse_fake=cfg.reuse_fake,
         )
 
     def step(self, data: Dataset, batch_size: int, weights: Sequence[Tensor | None]) -> list[Stats]:
@@ -301,7 +302,17 @@ def batch_key(member: Member, target: int) -> str | None:
     c = member.cfg
     # Everything but the seed (and the name): architecture, loss, optimiser, progress and goal.
     return json.dumps(
-        [c.model, c.loss, c.gp_weight, c.n_critic, repr(c.optim), member.step, target, str(member.model.G)],
+        [
+            c.model,
+            c.loss,
+            c.gp_weight,
+            c.n_critic,
+            c.reuse_fake,
+            repr(c.optim),
+            member.step,
+            target,
+            str(member.model.G),
+        ],
         sort_keys=True,
         default=str,
     )
