@@ -169,7 +169,9 @@ def build_optimizer(params: Iterable[Tensor], cfg: OptimConfig, role: str = "G")
     """An optimiser for one network; D (role "D") uses `lr_d` when it is set."""
     lr = cfg.lr_d if (role == "D" and cfg.lr_d is not None) else cfg.lr
     if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(
+            params, lr=lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, fused=True
+        )
     if cfg.name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return torch.optim.RMSprop(

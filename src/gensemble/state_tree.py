@@ -92,6 +92,12 @@ def load_optimizer(opt: torch.optim.Optimizer, state: Any) -> None:
                 raise CheckpointError(
                     f"checkpoint optimiser state {problem}; the checkpoint is damaged or from another config"
                 )
+            for key, value in entry.items():
+                # Moments take their parameter's memory layout (channels-last convolutions), as they
+                # have when the optimiser makes them: kernels over mixed layouts round differently,
+                # and a resumed run would drift from the uninterrupted one.
+                if value.dim() > 0 and value.stride() != p.stride():
+                    entry[key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
 def _group_problem(live: list[dict[str, Any]], loaded: list[dict[str, Any]]) -> str | None:

@@ -148,6 +148,7 @@ class MultiDiscriminator(Scheme):
             g_loss=g_loss,
             d_opt=D,
             g_opt=g_opt,
+            critic=D.param_owners(),
             reuse_fake=cfg0.reuse_fake,
         )
 

@@ -125,6 +125,7 @@ class Mixture(Scheme):
             g_loss=g_loss,
             d_opt=Optimizers(opt_d, opt_c),
             g_opt=G,
+            critic=(D, C),
             reuse_fake=cfg0.reuse_fake,
         )
 

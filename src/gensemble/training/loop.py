@@ -203,6 +203,7 @@ def member_round(
         g_loss=g_loss,
         d_opt=member.optimizers["D"],
         g_opt=member.optimizers["G"],
+        critic=(D,),
         reuse_fake=cfg.reuse_fake,
     )
 

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from gensemble.config import SEED_RANGE, check_ranges, from_dict, to_dict
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.losses import GAN_LOSSES, GANLoss, OptimConfig, build_optimizer
 from gensemble.models import GenerativeModel, get_model
 from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unflatten_state
+
+CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,11 @@ def build_member(cfg: MemberConfig, shape: tuple[int, ...], device: str | torch.
         except ValueError as exc:
             raise ConfigError(f"member {cfg.name!r}: {exc}") from None
     model.to(device)
+    if torch.device(device).type == "cpu" and any(isinstance(m, CONVOLUTIONS) for m in model.modules()):
+        # Channels-last convolution weights, before any optimiser state exists: on a CPU a DCGAN step
+        # ran about 6% faster (benchmarks/loop_speed.py) and sampling about 1.25x (0.22 s against
+        # 0.28 s per 2,000 at 48 channels). The values are the same up to float summation order.
+        model.to(memory_format=torch.channels_last)
     nets = model.networks()
     if entry.family == "gan":
         optimizers = {

@@ -19,12 +19,13 @@ instead of two, and one latent draw fewer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 Stats = dict[str, float]
 Draw = tuple[Tensor, Tensor, Tensor | None]
@@ -67,6 +68,23 @@ class RoundParts:
     d_opt: Updater
     g_opt: Updater
     reuse_fake: bool = False
+    # The critic's networks (D, MGAN's classifier head): frozen during the G phase, so its backward
+    # computes no weight gradients for them (they were discarded: D's next update zeroes them first).
+    critic: Sequence[nn.Module] = ()
+
+
+@contextmanager
+def frozen(modules: Sequence[nn.Module]) -> Iterator[None]:
+    """The modules' trainable parameters with requires_grad off inside the block (StyleGAN2-ADA's
+    training loop toggles it per phase the same way)."""
+    params = [p for m in modules for p in m.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def gan_round(r: RoundParts) -> list[Stats]:
@@ -88,8 +106,9 @@ def gan_round(r: RoundParts) -> list[Stats]:
         r.d_opt.step()
     if fake is None:
         fake = r.G(r.noise())
-    loss_g, g_stats = r.g_loss(fake)
-    r.g_opt.zero_grad()
-    loss_g.backward()
+    with frozen(r.critic):
+        loss_g, g_stats = r.g_loss(fake)
+        r.g_opt.zero_grad()
+        loss_g.backward()
     r.g_opt.step()
     return [{**d, **g} for d, g in zip(d_stats, g_stats)]

@@ -59,6 +59,10 @@ class NetGroup:
     def train(self, mode: bool = True) -> None:
         raise NotImplementedError
 
+    def param_owners(self) -> list[nn.Module]:
+        """The modules whose parameters this group trains (to freeze them for a phase)."""
+        raise NotImplementedError
+
 
 class LoopedNets(NetGroup):
     """The reference: each network runs on its own slice, each optimiser steps its own network."""
@@ -80,6 +84,9 @@ class LoopedNets(NetGroup):
     def train(self, mode: bool = True) -> None:
         for net in self.nets:
             net.train(mode)
+
+    def param_owners(self) -> list[nn.Module]:
+        return list(self.nets)
 
 
 class StackedNets(NetGroup, nn.Module):
@@ -131,6 +138,9 @@ class StackedNets(NetGroup, nn.Module):
         for net in self.members:
             net.train(mode)
         return self
+
+    def param_owners(self) -> list[nn.Module]:
+        return [self]  # the stacked parameters; the members' own are not used while stacked
 
     def _member_params(self, i: int) -> list[Tensor]:
         named = dict(self.members[i].named_parameters())
@@ -280,6 +290,7 @@ class StackedGAN:
             g_loss=g_loss,
             d_opt=self.D,
             g_opt=self.G,
+            critic=self.D.param_owners(),
             reuse_fake=cfg.reuse_fake,
         )
 
