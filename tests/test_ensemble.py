@@ -72,7 +72,7 @@ def test_scheme_trains_and_names_every_network(tmp_path, case):
     assert {f"m{i}.{net}" for i in range(4) for net in ("G", "D")} | set(aux) == nets
     ens = load_run(run)
     assert all(m.step == 6 for m in ens.members)
-    mixture = ens.state["mixture_weights"]
+    mixture = ens.state.mixture_weights
     assert mixture.shape == (4,) and torch.isclose(mixture.sum(), torch.tensor(1.0))
     discriminators = ens.discriminators()
     assert all(d(torch.zeros(5, 2)).shape == (5,) for d in discriminators.values())
@@ -190,9 +190,9 @@ def test_boosting_weights_and_mixture_are_kept(tmp_path):
         ensemble_config(tmp_path / "c.yaml", {"name": "boosting", "ratio_steps": 5}, n=3), tmp_path / "R"
     )
     ens = load_run(run)
-    torch.testing.assert_close(ens.state["mixture_weights"], torch.full((3,), 1 / 3))  # β_t = 1/t: uniform
-    assert set(ens.state["data_weights"]) == {"m1", "m2"}
-    for w in ens.state["data_weights"].values():
+    torch.testing.assert_close(ens.state.mixture_weights, torch.full((3,), 1 / 3))  # β_t = 1/t: uniform
+    assert set(ens.state.data_weights) == {"m1", "m2"}
+    for w in ens.state.data_weights.values():
         assert w.shape == (50_000,) and torch.isclose(w.sum(), torch.tensor(1.0)) and (w >= 0).all()
 
 
@@ -200,7 +200,7 @@ def test_bagging_weights_are_checkpointed(tmp_path):
     members = [{"model": TINY, "seed": 0}, {"model": TINY, "seed": 1, "bootstrap": True}]
     cfg = ensemble_config(tmp_path / "c.yaml", {"name": "independent"}, n=2, members=members)
     ens = load_run(train_run(cfg, tmp_path / "R"))
-    assert list(ens.state["data_weights"]) == ["m1"] and ens.state["data_weights"]["m1"].sum() == 50_000
+    assert list(ens.state.data_weights) == ["m1"] and ens.state.data_weights["m1"].sum() == 50_000
 
 
 def final_tensors(run: Path) -> dict:
@@ -256,7 +256,7 @@ def test_boosting_resumes_exactly_after_a_crash_mid_member(tmp_path, monkeypatch
     resumed = train_run(cfg, tmp_path / "b", resume=True)
     assert_identical_runs(straight, resumed)
     assert torch.equal(
-        load_run(resumed).state["data_weights"]["m2"], load_run(straight).state["data_weights"]["m2"]
+        load_run(resumed).state.data_weights["m2"], load_run(straight).state.data_weights["m2"]
     )
 
 
@@ -312,7 +312,7 @@ def test_swap_exchanges_discriminators_with_their_optimisers(tmp_path):
             ensemble_config(tmp_path / "c.yaml", {"name": "swap", "swap_every": 2}, steps=4), tmp_path / "R"
         )
     )
-    assert ens.state["swaps"] == 1  # at step 2; none at the last step
+    assert ens.state.swaps == 1  # at step 2; none at the last step
     a, b = ens.members[:2]
     Da, Db, opt_a = a.model.D, b.model.D, a.optimizers["D"]
     swap_discriminators(a, b)

@@ -102,5 +102,7 @@ def build_ensemble(
     if cfg.train.keeps_ema:
         for m in members:
             ens.add_aux(ema_key(m.name), copy.deepcopy(m.model.generator_net()).requires_grad_(False), "ema")
-    scheme_for(cfg).build(ens)
+    scheme = scheme_for(cfg)
+    ens.state = scheme.state_type()
+    scheme.build(ens)
     return ens

@@ -26,7 +26,7 @@ RNG of the ratio phase), so a resumed run continues exactly where it stopped.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -34,6 +34,7 @@ from torch import Tensor
 
 from gensemble.config import SEED_RANGE, check_ranges
 from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme, aux_seed, build_aux_discriminator
+from gensemble.ensemble.state import SchemeState
 from gensemble.errors import ConfigError
 from gensemble.losses import GAN_LOSSES
 from gensemble.progress import progress
@@ -73,11 +74,19 @@ def boosting_weights(ratios: Tensor, beta: float) -> Tensor:
     return (weights / weights.sum()).float()
 
 
+@dataclass
+class BoostState(SchemeState):
+    data_weights: dict[str, Tensor] = field(default_factory=dict)  # each later member's reweighted data
+    boost_done: int = 0  # members trained and added to the mixture (a resume skips them)
+    boost_rng: Tensor | None = None  # the density-ratio rounds' RNG state
+
+
 @SCHEMES.register(
     "boosting", "AdaGAN: members added one by one, each on data reweighted to what the mixture misses"
 )
 class Boosting(Scheme):
     config = AdaGANConfig
+    state_type = BoostState
     runs_as_tasks = True
 
     def ratio_spec(self, cfg) -> MemberConfig:
@@ -106,10 +115,8 @@ class Boosting(Scheme):
     def build(self, ens) -> None:
         D, opt = build_aux_discriminator(ens, self.ratio_spec(ens.cfg), "boost.D")
         ens.add_aux("boost.D", D, "discriminator", opt)
-        ens.state["mixture_weights"] = torch.zeros(len(ens.members))
-        ens.state["data_weights"] = {}
-        ens.state["boost_done"] = 0
-        ens.state["boost_rng"] = torch.Generator().manual_seed(self.params.seed).get_state()
+        ens.state.mixture_weights = torch.zeros(len(ens.members))
+        ens.state.boost_rng = torch.Generator().manual_seed(self.params.seed).get_state()
 
     def beta(self, t: int) -> float:
         if t == 0:
@@ -119,29 +126,29 @@ class Boosting(Scheme):
     def train(self, ens, data, hooks, executor) -> None:
         steps = ens.cfg.train.steps
         for t, member in enumerate(ens.members):
-            if t < ens.state["boost_done"]:
+            if t < ens.state.boost_done:
                 continue  # trained and added to the mixture before a resume
             beta, weights = self.beta(t), None
             if t > 0:
-                table = ens.state["data_weights"]
+                table = ens.state.data_weights
                 if member.name not in table:
                     table[member.name] = boosting_weights(self.density_ratios(ens, data, t), beta)
                 weights = table[member.name].to(data.x.device)
             executor.run(ens, [MemberTask(member, steps, weights)], data, hooks)
-            mixture = ens.state["mixture_weights"].clone()
+            mixture = ens.state.mixture_weights.clone()
             mixture[:t] *= 1.0 - beta
             mixture[t] = beta
-            ens.state["mixture_weights"], ens.state["boost_done"] = mixture, t + 1
+            ens.state.mixture_weights, ens.state.boost_done = mixture, t + 1
 
     def density_ratios(self, ens, data, t: int) -> Tensor:
         """dP_model/dP_data at every training example, from a fresh discriminator (data vs the mixture)."""
         rng = torch.Generator()
-        rng.set_state(ens.state["boost_rng"])
+        rng.set_state(ens.state.boost_rng)
         spec = self.ratio_spec(ens.cfg)
         D, opt = build_aux_discriminator(ens, spec, "boost.D", seed=aux_seed(spec.seed, f"boost.D.round{t}"))
         ens.aux["boost.D"], ens.aux_optimizers["boost.D"] = D, opt  # the run keeps the latest one
         models = [m.model for m in ens.members[:t]]
-        mixture = ens.state["mixture_weights"][:t]
+        mixture = ens.state.mixture_weights[:t]
         logistic = GAN_LOSSES.get("minimax")  # cross-entropy: D estimates P_data / (P_data + P_model)
         batch, device = ens.cfg.train.batch_size, data.x.device
         D.train()
@@ -159,5 +166,5 @@ class Boosting(Scheme):
         with torch.no_grad():
             logits = torch.cat([D(x) for x in data.x.split(1024)]).double().cpu()
         D.train()
-        ens.state["boost_rng"] = rng.get_state()
+        ens.state.boost_rng = rng.get_state()
         return torch.exp(-logits.clamp(-50.0, 50.0))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 import torch
 from torch import nn
 
+from gensemble.ensemble.state import SchemeState
 from gensemble.errors import ConfigError
 from gensemble.registry import Registry
 from gensemble.training.member import build_member
@@ -82,6 +83,7 @@ class Scheme:
     # Whether members train through executor tasks (each member alone between scheme events), which
     # data parallelism can split; the others couple their members at every step.
     runs_as_tasks: ClassVar[bool] = False
+    state_type: ClassVar[type[SchemeState]] = SchemeState  # what `build` puts in ens.state
 
     def __init__(self, params: Any) -> None:
         self.params = params

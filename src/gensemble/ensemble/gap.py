@@ -21,6 +21,7 @@ import torch
 
 from gensemble.config import check_ranges
 from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme
+from gensemble.ensemble.state import SchemeState
 from gensemble.errors import ConfigError
 
 
@@ -38,9 +39,15 @@ def swap_discriminators(a, b) -> None:
     a.optimizers["D"], b.optimizers["D"] = b.optimizers["D"], a.optimizers["D"]
 
 
+@dataclass
+class SwapState(SchemeState):
+    swaps: int = 0  # discriminator exchanges made so far (each happens once, resume or not)
+
+
 @SCHEMES.register("swap", "GAP: GAN pairs train in parallel and exchange discriminators every K steps")
 class Swap(Scheme):
     config = GAPConfig
+    state_type = SwapState
     runs_as_tasks = True
     families = ("gan",)
 
@@ -59,8 +66,7 @@ class Swap(Scheme):
                 )
 
     def build(self, ens) -> None:
-        ens.state["swaps"] = 0
-        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
+        ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
     def train(self, ens, data, hooks, executor) -> None:
         k, steps = self.params.swap_every, ens.cfg.train.steps
@@ -68,10 +74,10 @@ class Swap(Scheme):
         while True:
             at = min(m.step for m in ens.members)
             # A swap is due at every K-th step reached; the count makes it happen once, resume or not.
-            if at % k == 0 and 0 < at < steps and ens.state["swaps"] < at // k:
+            if at % k == 0 and 0 < at < steps and ens.state.swaps < at // k:
                 for a, b in pairs:
                     swap_discriminators(a, b)
-                ens.state["swaps"] = at // k
+                ens.state.swaps = at // k
             if at >= steps:
                 break
             target = min(steps, (at // k + 1) * k)

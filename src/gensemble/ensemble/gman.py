@@ -89,7 +89,7 @@ class MultiDiscriminator(Scheme):
             lam = Temperatures(len(ens.members), p.temperature)
             ens.add_aux("gman.lambda", lam, "parameter", build_optimizer(lam.parameters(), spec.optim, "G"))
         ens.idle.update(f"{m.name}.D" for m in ens.members)
-        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
+        ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
     def train(self, ens, data, hooks, executor) -> None:
         members, p = ens.members, self.params

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
 from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme
+from gensemble.ensemble.state import SchemeState
 
 if TYPE_CHECKING:
     from gensemble.ensemble.state import Ensemble
@@ -22,10 +23,10 @@ def bootstrap_weights(n: int, seed: int) -> torch.Tensor:
 
 
 def bagging_weights(ens: Ensemble, member: Member, n: int) -> torch.Tensor | None:
-    """The member's bootstrap weights (made once, kept in ens.state["data_weights"]), or None if not bagged."""
+    """The member's bootstrap weights (made once, kept in ens.state.data_weights), or None if not bagged."""
     if not member.cfg.bootstrap:
         return None
-    table = ens.state.setdefault("data_weights", {})
+    table = ens.state.data_weights
     if member.name not in table:
         table[member.name] = bootstrap_weights(n, member.cfg.seed)
     return table[member.name]
@@ -36,14 +37,20 @@ class IndependentConfig:
     pass
 
 
+@dataclass
+class BaggingState(SchemeState):
+    data_weights: dict[str, torch.Tensor] = field(default_factory=dict)  # bagged members' bootstrap counts
+
+
 @SCHEMES.register("independent", "members train independently, each with its own seed (optionally bagged)")
 class Independent(Scheme):
     config = IndependentConfig
     runs_as_tasks = True
     bagging = True
+    state_type = BaggingState
 
     def build(self, ens) -> None:
-        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
+        ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
     def train(self, ens, data, hooks, executor) -> None:
         # One task per member; the executor stacks members of one architecture and skips finished ones.

@@ -72,7 +72,7 @@ class Mixture(Scheme):
             head = nn.Linear(features, len(ens.members))
         ens.add_aux("mgan.C", head, "classifier", build_optimizer(head.parameters(), spec.optim, "D"))
         ens.idle.update(f"{m.name}.D" for m in ens.members)
-        ens.state["mixture_weights"] = torch.full((len(ens.members),), 1.0 / len(ens.members))
+        ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
     def train(self, ens, data, hooks, executor) -> None:
         members, beta = ens.members, self.params.beta

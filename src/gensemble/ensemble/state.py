@@ -3,7 +3,7 @@ checkpointed. Built from a RunConfig by `build_ensemble`; run.py moves it to and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +22,33 @@ if TYPE_CHECKING:
 def ema_key(member: str) -> str:
     """The name of a member's EMA generator among the ensemble's auxiliary networks."""
     return f"{member}.G_ema"
+
+
+@dataclass
+class SchemeState:
+    """What a scheme keeps between steps, checkpointed with the run. Schemes that keep more subclass
+    it (`Scheme.state_type`); a field's name is its key in the checkpoint's scheme_state."""
+
+    mixture_weights: torch.Tensor | None = None  # how `sample` mixes the members (None: uniformly)
+
+    def to_tree(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+    @classmethod
+    def from_tree(cls, tree: Any) -> SchemeState:
+        """The state a checkpoint holds; a key this scheme does not keep means another run's checkpoint."""
+        if not isinstance(tree, dict):
+            raise CheckpointError(
+                "checkpoint scheme_state is malformed; it is damaged or from another version"
+            )
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(tree) - names)
+        if unknown:
+            raise CheckpointError(
+                f"checkpoint scheme_state has {', '.join(map(repr, unknown))}, which this run's scheme does not "
+                "keep; the checkpoint is from another run"
+            )
+        return cls(**tree)
 
 
 # What an auxiliary network is for. `discriminators()` returns the "discriminator" ones: networks
@@ -45,7 +72,7 @@ class Ensemble:
     device: torch.device = torch.device("cpu")
     aux: dict[str, nn.Module] = field(default_factory=dict)
     aux_optimizers: dict[str, torch.optim.Optimizer] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    state: SchemeState = field(default_factory=SchemeState)
     run_dir: Path | None = None
     aux_roles: dict[str, AuxRole] = field(default_factory=dict)
     idle: set[str] = field(default_factory=set)
@@ -107,7 +134,7 @@ class Ensemble:
                 k: flatten_state(o.state_dict(), f"aux.opt.{k}", tensors)
                 for k, o in self.aux_optimizers.items()
             },
-            "scheme_state": flatten_state(self.state, "scheme", tensors),
+            "scheme_state": flatten_state(self.state.to_tree(), "scheme", tensors),
             "step": self.step,
             "threads": torch.get_num_threads(),  # a resume reuses it: results depend on it (gensemble.threads)
         }
@@ -137,7 +164,7 @@ class Ensemble:
                     f"checkpoint weights for {name!r} do not match the run's config"
                 ) from None
         try:
-            self.state = unflatten_state(state.get("scheme_state", {}), tensors)
+            self.state = type(self.state).from_tree(unflatten_state(state.get("scheme_state", {}), tensors))
             for m in self.members:
                 m.load_training_state(state["members"][m.name], tensors, weights_only=weights_only)
             if weights_only:

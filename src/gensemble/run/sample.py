@@ -29,7 +29,7 @@ def sample_run(
         model = ens.member(member).model
         # One member asked for by name: its samples, listed under it alone (no mixture, no diversity warning).
         return Samples(model.sample(n, gen).cpu(), torch.zeros(n, dtype=torch.long), [member])
-    weights = ens.state.get("mixture_weights")
+    weights = ens.state.mixture_weights
     weights = torch.as_tensor(weights, dtype=torch.float) if weights is not None else torch.ones(len(names))
     x, ids = mixture_sample([m.model for m in ens.members], weights, n, gen)
     return Samples(x, ids, names)
