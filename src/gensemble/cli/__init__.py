@@ -27,7 +27,6 @@ from gensemble.fusion.files import sample_to_file
 from gensemble.progress import set_quiet
 from gensemble.report import report_run
 from gensemble.run import train_run
-from gensemble.run.ddp import train_ddp
 from gensemble.threads import set_threads
 from gensemble.tournament import SCORINGS, score_run
 from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig
@@ -39,7 +38,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.ddp and not args.dry_run:
         if args.backend != "local":
             raise GensembleError("--ddp trains each member data-parallel under torchrun; drop --backend")
-        out = train_ddp(args.config, args.out, args.set, resume=args.resume, device=args.device)
+        out = train_run(
+            args.config, args.out, args.set, resume=args.resume, device=args.device, backend="ddp"
+        )
         print(f"run saved to {out}")
         return 0
     if args.address is not None and args.backend == "local":

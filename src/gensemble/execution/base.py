@@ -40,7 +40,7 @@ from gensemble.ensemble.base import MemberTask
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import ConfigError
 from gensemble.registry import Registry
-from gensemble.training.loop import StepHook, TrainConfig, fit_member, run_rounds, update_ema
+from gensemble.training.loop import StepHook, TrainConfig, fit_member, resolve_device, run_rounds, update_ema
 from gensemble.training.member import Member, MemberConfig, build_member
 from gensemble.training.stacked import StackedGAN, batch_key, stacking_pays
 
@@ -59,6 +59,19 @@ class Executor:
 
     name = "executor"
     stacking: Stacking = "auto"  # when identical networks train as one stacked model
+    is_main = True  # whether this process writes the run (under DDP only rank 0 does)
+
+    # --- the run's lifecycle, as `gensemble.run.train_run` drives it ------------------------------
+    def start(self, cfg: Any) -> torch.device:
+        """Set up what this backend needs for a run of `cfg`; return the device to train on."""
+        return resolve_device(cfg.train.device)
+
+    def on_main(self, fn: Callable[[], Any]) -> Any:
+        """Run fn where the run is written (here: in this process)."""
+        return fn()
+
+    def finish(self, completed: bool) -> None:
+        """Tear down what `start` set up; `completed` says whether training ended normally."""
 
     def stacks(self, nets: Sequence[nn.Module]) -> bool:
         """Whether these (identical) networks should train stacked under this executor."""

@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from gensemble.ensemble.base import SCHEMES, MemberTask
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.execution.base import EXECUTORS, Executor
+from gensemble.progress import set_quiet
 from gensemble.training.loop import Shard, StepHook, TrainConfig, fit_member, resolve_device
 from gensemble.training.member import Member
 
@@ -198,8 +199,35 @@ class DataParallelExecutor(Executor):
     name = "ddp"
     stacking = "never"
 
-    def __init__(self, shard: Shard) -> None:
-        self.shard = shard
+    def __init__(self, env: DistEnv) -> None:
+        self.env, self.shard = env, env.shard
+        self._group = False
+
+    @property
+    def is_main(self) -> bool:  # type: ignore[override]
+        return self.env.is_main
+
+    def start(self, cfg: Any) -> torch.device:
+        """Refuse what data parallelism cannot do (on every rank alike), pick this rank's device, join
+        the process group; ranks other than 0 print nothing."""
+        check_ddp_config(cfg, self.env.world)
+        device = rank_device(cfg.train.device, self.env)
+        if not self.env.is_main:
+            set_quiet(True)
+        start_process_group(self.env, device)
+        self._group = True
+        return device
+
+    def on_main(self, fn: Callable[[], T]) -> T | None:
+        return on_main_rank(self.env, fn)
+
+    def finish(self, completed: bool) -> None:
+        if not self._group:
+            return
+        if completed:
+            dist.barrier()  # no rank leaves before rank 0 has saved the run
+        dist.destroy_process_group()
+        self._group = False
 
     def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook | None) -> None:
         for t in tasks:
@@ -214,7 +242,7 @@ class DataParallelExecutor(Executor):
 if "ddp" not in EXECUTORS:
     EXECUTORS.register(
         "ddp", "torchrun processes, each member data-parallel (torchrun -m gensemble train --ddp)"
-    )(lambda address=None: DataParallelExecutor(DistEnv.from_environ().shard))
+    )(lambda address=None: DataParallelExecutor(DistEnv.from_environ()))
 
 
 def on_main_rank(env: DistEnv, fn: Callable[[], T]) -> T | None:

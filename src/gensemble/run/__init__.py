@@ -6,6 +6,7 @@ both are re-exported here, where most callers look for them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import warnings
@@ -228,13 +229,21 @@ def train_run(
     out = Path(out) if out is not None else Path("runs") / Path(config).stem
     if cfg.train.threads is not None and not threads.explicit():
         threads.set_threads(cfg.train.threads)
-    with run_lock(out, "train"):  # one writer per run folder
-        return train_locked(cfg, out, resume, executor)
+    dev = executor.start(cfg)  # under DDP: every rank joins the process group here
+    completed = False
+    try:
+        # One writer per run folder: this process, or under DDP rank 0 (the others never write).
+        with run_lock(out, "train") if executor.is_main else contextlib.nullcontext():
+            out = train_locked(cfg, out, resume, executor, dev)
+        completed = True
+        return out
+    finally:
+        executor.finish(completed)
 
 
-def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) -> Path:
-    """`train_run` once the folder's lock is held: check, restore, and only then write and train."""
-    dev = resolve_device(cfg.train.device)
+def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor, dev: torch.device) -> Path:
+    """`train_run` once the folder's lock is held: check, restore, and only then write and train.
+    Under DDP every rank runs this; only the executor's main process writes."""
     check_run_dir(out, cfg, resume)
     data = load_train_data(cfg, dev)
     check_heldout(cfg.data, len(data))  # a run nobody could sample or evaluate is refused now
@@ -242,13 +251,31 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) ->
     ens.run_dir = out
     if resume and ((out / "latest.json").exists() or any((out / "checkpoints").glob("step-*"))):
         # Restore fully (and fail, if it must) before writing anything: a resume that cannot
-        # continue exactly leaves every file of the run as it was.
+        # continue exactly leaves every file of the run as it was. (Under DDP every rank reads the
+        # same checkpoint: the run folder must be shared.)
         ens.restore()
-    elif resume:
+    elif resume and executor.is_main:
         warnings.warn(f"{out} has no checkpoint yet; training it from step 0", stacklevel=2)
-    if cfg.train.steps * len(cfg.members) >= LONG_RUN_STEPS:
+    if executor.is_main and cfg.train.steps * len(cfg.members) >= LONG_RUN_STEPS:
         announce_estimate(cfg, data, dev)
     threads.start_run(ens.saved_threads)
+    executor.on_main(lambda: write_run_files(out, cfg, resume, ens))
+    hooks = RunHooks(ens, out) if executor.is_main else None
+    RUN_CLOCK.begin(sum(max(0, cfg.train.steps - m.step) for m in ens.members))
+    try:
+        scheme_for(cfg).train(ens, data, hooks, executor)
+        if executor.is_main:
+            ens.save()
+    finally:
+        RUN_CLOCK.end()
+        if hooks is not None:
+            hooks.close()
+    return out
+
+
+def write_run_files(out: Path, cfg: RunConfig, resume: bool, ens: Ensemble) -> None:
+    """What a run writes before its first step: config.yaml and the folders, the held-out listing,
+    no stale temporaries, and (on a resume) metrics cut back to the checkpoint."""
     prepare_run_dir(out, cfg, resume)
     listing = heldout_listing(cfg.data)
     if listing is not None:
@@ -256,12 +283,3 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor) ->
     clean_stale_temporaries(out)
     if resume:
         truncate_metrics(out, {m.name: m.step for m in ens.members})
-    hooks = RunHooks(ens, out)
-    RUN_CLOCK.begin(sum(max(0, cfg.train.steps - m.step) for m in ens.members))
-    try:
-        scheme_for(cfg).train(ens, data, hooks, executor)
-        ens.save()
-    finally:
-        RUN_CLOCK.end()
-        hooks.close()
-    return out
