@@ -105,7 +105,7 @@ def judge_section(ens, heldout, gens: dict, q: dict) -> dict:
         owners = tuple(owner_of(d, names) for d in nets)
         for self_j in (True, False):
             c = JudgeConfig(cfg.kind, cfg.steps, cfg.lr, cfg.batch, self_judgement=self_j)
-            j = judge_population(gens, nets, owners, cal, ev, N_JUDGE, "platt", 0, c)
+            j = judge_population(gens, nets, owners, (cal, ev), N_JUDGE, "platt", 0, c)
             for scoring in SCORINGS:
                 if not self_j and scoring != "matrix":
                     continue  # self-judgement changes only the matrix mean
@@ -188,7 +188,7 @@ def best_section(config: str, seeds: int, kind: str, save: Callable[[dict], None
         cfg = JUDGES[kind]
         nets = fit_judges(ens.discriminators(), gens, judge_split(cal)[0], cfg, ens.cfg.data.name, 0)
         owners = tuple(owner_of(d, [m.name for m in ens.members]) for d in nets)
-        t = table_from_judgements(judge_population(gens, nets, owners, cal, ev, N_JUDGE, "platt", 0, cfg))
+        t = table_from_judgements(judge_population(gens, nets, owners, (cal, ev), N_JUDGE, "platt", 0, cfg))
         by_tournament = t.generator_ranking()[0]
         pick = build_fusion(ens, "best", heldout).names[0]  # the fusion as users get it
         noise = 2.0 * float(np.std(spread))

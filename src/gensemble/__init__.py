@@ -26,6 +26,7 @@ _API = {
     "sample": ("gensemble.run.sample", "sample_run"),
     "sample_run": ("gensemble.run.sample", "sample_run"),
     "sample_to_file": ("gensemble.fusion.files", "sample_to_file"),
+    "SampleRequest": ("gensemble.fusion.files", "SampleRequest"),
     "save_samples": ("gensemble.sampling", "save_samples"),
     "Samples": ("gensemble.sampling", "Samples"),
     "sample_with_fusion": ("gensemble.fusion", "sample_with_fusion"),

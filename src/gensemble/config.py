@@ -41,20 +41,7 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, path)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(
-            errors[0] if len(errors) == 1 else f"config key '{path}' has an invalid value {shown(value)}"
-        )
+        return _coerce_union(value, tp, path)
     if origin is Literal:
         if value not in get_args(tp):
             raise ConfigError(
@@ -62,30 +49,62 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
             )
         return value
     if origin in (tuple, list):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{path}' must be a list, got {shown(value)}")
-        args = get_args(tp)
-        if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
-        if origin is tuple and args:
-            if len(args) != len(value):
-                raise ConfigError(f"config key '{path}' must have {len(args)} items, got {len(value)}")
-            return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        inner = args[0] if args else Any
-        return type(value)(_coerce(v, inner, f"{path}[{i}]") for i, v in enumerate(value))
+        return _coerce_sequence(value, tp, path)
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"config key '{path}' must be a mapping, got {shown(value)}")
         return dict(value)
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, tp):
-            return value
-        return from_dict(tp, value, path)
+        return value if isinstance(value, tp) else from_dict(tp, value, path)
     if tp is bool:
         if isinstance(value, bool):
             return value
         raise ConfigError(f"config key '{path}' must be true or false, got {shown(value)}")
-    if tp in (int, float) and isinstance(value, str) and NUMBER.fullmatch(value.strip()):
+    if tp in (int, float):
+        return _coerce_number(value, tp, path)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key '{path}' must be a string, got {shown(value)}")
+    if isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"config key '{path}' must be {_type_name(tp)}, got {shown(value)}")
+
+
+def _coerce_union(value: Any, tp: Any, path: str) -> Any:
+    """The first member of the union the value fits; the one error when only one could fit."""
+    args = get_args(tp)
+    if value is None and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return _coerce(value, arg, path)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(
+        errors[0] if len(errors) == 1 else f"config key '{path}' has an invalid value {shown(value)}"
+    )
+
+
+def _coerce_sequence(value: Any, tp: Any, path: str) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(f"config key '{path}' must be a list, got {shown(value)}")
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_coerce(v, args[0], f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is tuple and args:
+        if len(args) != len(value):
+            raise ConfigError(f"config key '{path}' must have {len(args)} items, got {len(value)}")
+        return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+    inner = args[0] if args else Any
+    return type(value)(_coerce(v, inner, f"{path}[{i}]") for i, v in enumerate(value))
+
+
+def _coerce_number(value: Any, tp: type, path: str) -> Any:
+    if isinstance(value, str) and NUMBER.fullmatch(value.strip()):
         # YAML 1.1 reads 1e-4 (no dot) as a string; a number is what the user meant.
         value = (
             float(value) if tp is float or not DIGITS.fullmatch(value.strip().lstrip("+-")) else int(value)
@@ -102,25 +121,15 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
                 )
             return value
         raise ConfigError(f"config key '{path}' must be an integer, got {shown(value)}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            try:
-                number = float(value)
-            except OverflowError:  # an integer of 400 digits
-                raise ConfigError(
-                    f"config key '{path}' is too large for a number, got {shown(value)}"
-                ) from None
-            if not math.isfinite(number):
-                raise ConfigError(f"config key '{path}' must be a finite number, got {shown(value)}")
-            return number
-        raise ConfigError(f"config key '{path}' must be a number, got {shown(value)}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"config key '{path}' must be a string, got {shown(value)}")
-    if isinstance(tp, type) and isinstance(value, tp):
-        return value
-    raise ConfigError(f"config key '{path}' must be {_type_name(tp)}, got {shown(value)}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of 400 digits
+            raise ConfigError(f"config key '{path}' is too large for a number, got {shown(value)}") from None
+        if not math.isfinite(number):
+            raise ConfigError(f"config key '{path}' must be a finite number, got {shown(value)}")
+        return number
+    raise ConfigError(f"config key '{path}' must be a number, got {shown(value)}")
 
 
 def from_dict(cls: type[T], data: Any, path: str = "") -> T:

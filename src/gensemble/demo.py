@@ -120,21 +120,31 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
     after = sum(v for k, v in timings.items() if k != "train")
     timings["after_training"] = round(after, 2)
     atomic_write_text(out / "timings.json", json.dumps(timings, indent=1) + "\n")
-    summary = "\n".join(
+    summary = summary_text(
+        table.format(), result.format() + inception_text, completion, report, run_dir, timings
+    )
+    atomic_write_text(out / "summary.txt", summary + "\n")
+    return summary
+
+
+def summary_text(
+    table: str, evaluation: str, completion: dict, report: Path, run_dir: Path, timings: dict[str, float]
+) -> str:
+    """What the demo prints at the end (and saves as summary.txt)."""
+    total = sum(v for k, v in timings.items() if k != "after_training")
+    return "\n".join(
         [
             "Tournament (rows: generators, columns: discriminators):",
-            table.format(),
+            table,
             "",
             "Evaluation against held-out Fashion-MNIST:",
-            result.format() + inception_text,
+            evaluation,
             "",
             f"Completion of 8 held-out images (hole MSE, lower is better): {completion['hole_mse']}",
             "",
             f"report: {report}",
             f"run folder: {run_dir}  (TensorBoard: tensorboard --logdir {run_dir / 'tb'})",
-            f"done in {sum(timings[k] for k in timings if k != 'after_training') / 60:.1f} min "
-            f"(training {timings['train']:.0f} s, everything after it {after:.0f} s)",
+            f"done in {total / 60:.1f} min "
+            f"(training {timings['train']:.0f} s, everything after it {timings['after_training']:.0f} s)",
         ]
     )
-    atomic_write_text(out / "summary.txt", summary + "\n")
-    return summary

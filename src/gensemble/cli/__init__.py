@@ -23,7 +23,7 @@ from gensemble.cli.base import (
 from gensemble.demo import run_demo
 from gensemble.errors import GensembleError, shown
 from gensemble.evaluation.run import evaluate_run
-from gensemble.fusion.files import sample_to_file
+from gensemble.fusion.files import SampleRequest, sample_to_file
 from gensemble.progress import set_quiet
 from gensemble.report import report_run
 from gensemble.run import train_run
@@ -62,17 +62,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 @command("sample")
 def cmd_sample(args: argparse.Namespace) -> int:
 
-    path, samples = sample_to_file(
-        args.run,
-        args.n,
-        args.output,
-        seed=args.seed,
-        member=args.member,
-        fusion=args.fusion,
-        overrides=args.set,
-        device=args.device,
-        step=args.step,
+    request = SampleRequest(
+        args.n, args.seed, args.member, args.fusion, tuple(args.set), args.device, args.step
     )
+    path, samples = sample_to_file(args.run, args.output, request)
     print(f"wrote {path} ({samples.summary()})")
     return 0
 

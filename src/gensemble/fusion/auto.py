@@ -19,7 +19,7 @@ sampler reports what it chose and every candidate's FID (`choice`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -154,7 +154,6 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     n = min(p.n_choose, len(ctx.choose_real))
     pool = proposal_pool(ctx, p.fit_seed)
     crit = choice_criterion(ctx, pool, n, p.criterion, p.fit_seed)
-    kind = crit.kind
     fit_real = features_of(pool.fn, ctx.calib_real[: p.n_calibration]).double().numpy()
     feats = [pool.features(name, g, p.pool * n) for name, g in zip(names, proposal.models)]
     ratios = {
@@ -164,80 +163,110 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         ]
         for c, cr in crits.items()
     }
-    member_fids = [crit(f[:n]) for f in feats]
+    board = Board(list(names), [crit(f[:n]) for f in feats], n, crit.kind, p.max_cost)
     fakes = [f[: len(fit_real)] for f in feats]
-    learned = fid_weights(fakes, fit_real) if kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
-    scores: dict[str, float | None] = {}
-    costs: dict[str, float] = {}
+    learned = (
+        fid_weights(fakes, fit_real) if crit.kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
+    )
     best: tuple[float, Candidate] | None = None
-    for k, cand in enumerate(candidates(names, member_fids, learned, p, list(crits))):
+    for k, cand in enumerate(candidates(names, board.member_fids, learned, p, list(crits))):
         kept = simulate(cand, feats, ratios, n, p, p.fit_seed + 7 * k)
-        label = cand.label
-        scores[label] = None if kept is None else round(crit(kept[0]), 6)
-        if kept is None:
-            continue
-        costs[label] = round(kept[1], 3)
-        if kept[1] <= p.max_cost and (best is None or scores[label] < best[0]):
-            best = (scores[label], cand)
+        if board.add(cand.label, None if kept is None else (crit(kept[0]), kept[1])):
+            if best is None or board.scores[cand.label] < best[0]:
+                best = (board.scores[cand.label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
-    starts = ctx.calib_real[:n]
     mh_best: tuple[float, str, int] | None = None
     for c, cr in crits.items():
-        start_r = cr.log_ratio(starts).double().numpy()
+        start_r = cr.log_ratio(ctx.calib_real[:n]).double().numpy()
         for k in p.mh_chains:
             label = f"uniform + MH (chains of {k}{'' if len(crits) == 1 else f', {c} critic'})"
             kept = simulate_mh(feats, ratios[c], start_r, k, p.fit_seed + 11 * k)
-            scores[label], costs[label] = round(crit(kept), 6), float(k)
-            if (
-                k <= p.max_cost
-                and scores[label] < best[0]
-                and (mh_best is None or scores[label] < mh_best[0])
-            ):
-                mh_best = (scores[label], c, k)
+            if board.add(label, (crit(kept), float(k))) and board.scores[label] < best[0]:
+                if mh_best is None or board.scores[label] < mh_best[0]:
+                    mh_best = (board.scores[label], c, k)
     if mh_best is not None:
-        return mh_choice(ctx, p, proposal, crits, mh_best, (scores, costs), member_fids, names, n, kind)
+        return mh_choice(ctx, p, proposal, crits, mh_best, board)
+    return mixture_choice(ctx, p, proposal, crits, best, board, ratios)
+
+
+@dataclass
+class Board:
+    """What auto's choice scored: every candidate's criterion and cost, and the members alone."""
+
+    names: list[str]
+    member_fids: list[float]
+    n: int
+    kind: str
+    max_cost: float
+    scores: dict[str, float | None] = field(default_factory=dict)
+    costs: dict[str, float] = field(default_factory=dict)
+
+    def add(self, label: str, scored: tuple[float, float] | None) -> bool:
+        """Record a candidate (None: its pool ran out); whether it may be chosen (within max_cost)."""
+        self.scores[label] = None if scored is None else round(scored[0], 6)
+        if scored is None:
+            return False
+        self.costs[label] = round(scored[1], 3)
+        return scored[1] <= self.max_cost
+
+    def record(self, chosen: str, fid: float, **what: Any) -> dict[str, Any]:
+        """The choice as the sampler reports it: what was chosen, with what, why, among which scores."""
+        i = min(range(len(self.names)), key=lambda j: self.member_fids[j])
+        best, best_fid = self.names[i], self.member_fids[i]
+        return {
+            "chosen": chosen,
+            "fid_choice": fid,
+            "best_member": best,
+            "best_member_fid_choice": round(best_fid, 6),
+            **what,
+            "n_choose": self.n,
+            "criterion": self.kind,
+            "candidates": self.scores,
+            "proposals_per_sample": self.costs,
+            "max_cost": self.max_cost,
+            "why": (
+                f"lowest {self.kind.upper()} on {self.n} held-out images no judge or critic was fitted on, "
+                f"among candidates drawing at most {self.max_cost:g} proposals per sample: {chosen} {fid:.4g} "
+                f"against the best member alone ({best}) {best_fid:.4g}"
+            ),
+        }
+
+
+def mixture_choice(
+    ctx: FusionContext,
+    p: AutoParams,
+    proposal: MixtureSampler,
+    crits: dict[str, Any],
+    best: tuple[float, Candidate],
+    board: Board,
+    ratios: dict[str, list[np.ndarray]],
+) -> AutoSampler:
+    """auto's choice when a mixture (with or without DRS) scored lowest."""
     fid, cand = best
+    names = board.names
     w = torch.tensor(cand.weights)
     keep = [i for i in range(len(names)) if cand.weights[i] > 0]
     mixture = MixtureSampler({names[i]: proposal.models[i] for i in keep}, w[keep], ctx.names)
     inner: Any = mixture
     if cand.gamma_percentile is not None:
         shift = torch.full((len(ctx.names),), -math.inf)
-        for i, s in zip(keep, shift_for(np.asarray(cand.weights))[keep]):
-            shift[ctx.names.index(names[i])] = float(s)
+        corrections = shift_for(np.asarray(cand.weights))
+        for i in keep:
+            shift[ctx.names.index(names[i])] = float(corrections[i])
         params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile})
         # D̃_M off the pool: the largest corrected ratio among the kept members' proposals.
-        corrected = [
-            r + s for r, s in zip(ratios[cand.critic], shift_for(np.asarray(cand.weights))) if s > -np.inf
-        ]
-        pooled = np.concatenate(corrected)
+        pooled = np.concatenate([r + s for r, s in zip(ratios[cand.critic], corrections) if s > -np.inf])
         log_m = float(pooled.max()) if len(pooled) >= p.burn_in else None
         inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params, log_m)
-    chosen = cand.label
-    best_member = min(range(len(names)), key=lambda i: member_fids[i])
-    choice = {
-        "chosen": chosen,
-        "fid_choice": fid,
-        "best_member": names[best_member],
-        "best_member_fid_choice": round(member_fids[best_member], 6),
-        "weights": {names[i]: round(cand.weights[i], 4) for i in keep},
-        "gamma_percentile": cand.gamma_percentile,
-        "critic": None if cand.gamma_percentile is None else cand.critic,
-        "n_choose": n,
-        "criterion": kind,
-        "candidates": scores,
-        "proposals_per_sample": costs,
-        "max_cost": p.max_cost,
-        "why": why(kind, n, chosen, fid, names[best_member], member_fids[best_member], p.max_cost),
-    }
-    return AutoSampler(inner, choice)
-
-
-def why(kind: str, n: int, chosen: str, fid: float, best: str, best_fid: float, max_cost: float) -> str:
-    return (
-        f"lowest {kind.upper()} on {n} held-out images no judge or critic was fitted on, among candidates "
-        f"drawing at most {max_cost:g} proposals per sample: {chosen} {fid:.4g} against the best member "
-        f"alone ({best}) {best_fid:.4g}"
+    return AutoSampler(
+        inner,
+        board.record(
+            cand.label,
+            fid,
+            weights={names[i]: round(cand.weights[i], 4) for i in keep},
+            gamma_percentile=cand.gamma_percentile,
+            critic=None if cand.gamma_percentile is None else cand.critic,
+        ),
     )
 
 
@@ -247,37 +276,25 @@ def mh_choice(
     proposal: MixtureSampler,
     crits: dict[str, Any],
     mh_best: tuple[float, str, int],
-    scored: tuple[dict[str, float | None], dict[str, float]],
-    member_fids: list[float],
-    names: list[str],
-    n: int,
-    kind: str,
+    board: Board,
 ) -> AutoSampler:
     """auto's choice when an MH-GAN candidate scored lowest: that chain length and critic."""
     fid, critic, chain = mh_best
-    scores, costs = scored
     params = MHParams(n_calibration=p.n_calibration, batch_size=p.batch_size, chain_length=chain)
     inner = MHSampler(proposal, crits[critic], ctx.calib_real, params)
-    chosen = next(k for k, v in scores.items() if v == fid and "MH" in k and costs[k] == chain)
-    best_member = min(range(len(names)), key=lambda i: member_fids[i])
+    chosen = next(
+        k for k, v in board.scores.items() if v == fid and "MH" in k and board.costs.get(k) == chain
+    )
     return AutoSampler(
         inner,
-        {
-            "chosen": chosen,
-            "fid_choice": fid,
-            "best_member": names[best_member],
-            "best_member_fid_choice": round(member_fids[best_member], 6),
-            "weights": {name: round(1 / len(names), 4) for name in names},
-            "gamma_percentile": None,
-            "critic": critic,
-            "mh_chain": chain,
-            "n_choose": n,
-            "criterion": kind,
-            "candidates": scores,
-            "proposals_per_sample": costs,
-            "max_cost": p.max_cost,
-            "why": why(kind, n, chosen, fid, names[best_member], member_fids[best_member], p.max_cost),
-        },
+        board.record(
+            chosen,
+            fid,
+            weights={name: round(1 / len(board.names), 4) for name in board.names},
+            gamma_percentile=None,
+            critic=critic,
+            mh_chain=chain,
+        ),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import Tensor
@@ -15,27 +16,31 @@ from gensemble.run.sample import sample_run
 from gensemble.sampling import Samples, save_samples
 
 
-def sample_to_file(
-    run_dir: str | Path,
-    n: int,
-    output: str | Path,
-    seed: int = 0,
-    member: str | None = None,
-    fusion: str | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    device: str = "cpu",
-    step: int | None = None,
-) -> tuple[Path, Samples]:
-    """Sample from a run (a member, its default mixture, or a fusion method), save, return (path, samples)."""
+@dataclass(frozen=True)
+class SampleRequest:
+    """What `gensemble sample` draws: n samples of a member, the run's default mixture or a fusion."""
+
+    n: int
+    seed: int = 0
+    member: str | None = None
+    fusion: str | None = None
+    overrides: tuple[str, ...] = ()  # fusion.KEY=VALUE settings of the fusion
+    device: str = "cpu"
+    step: int | None = None  # the checkpoint at this total step (default: the latest)
+
+
+def sample_to_file(run_dir: str | Path, output: str | Path, request: SampleRequest) -> tuple[Path, Samples]:
+    """Sample from a run as `request` says, save to `output` (.png or .npz), return (path, samples)."""
     check_output(output, (".png", ".npz"))
-    if fusion is not None:
+    r = request
+    if r.fusion is not None:
         samples = sample_with_fusion(
-            run_dir, fusion, n, seed=seed, overrides=overrides, device=device, step=step
+            run_dir, r.fusion, r.n, seed=r.seed, overrides=list(r.overrides), device=r.device, step=r.step
         )
     else:
-        if overrides:
+        if r.overrides:
             raise ConfigError("--set applies to fusion parameters; pass --fusion NAME as well")
-        samples = sample_run(run_dir, n, seed=seed, member=member, device=device, step=step)
+        samples = sample_run(run_dir, r.n, seed=r.seed, member=r.member, device=r.device, step=r.step)
     return save_samples(samples, output, modes=_toy_modes(run_dir)), samples
 
 

@@ -37,6 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from gensemble.calibration import CalibrationMethod, fit_calibrator
@@ -161,15 +162,16 @@ def judge_population(
     generators: dict[str, Any],
     judges: dict[str, nn.Module],
     owners: tuple[str | None, ...],
-    cal_real: Tensor,
-    eval_real: Tensor,
+    halves: tuple[Tensor, Tensor],
     n_samples: int = 2000,
     calibration: CalibrationMethod = "platt",
     seed: int = 0,
     config: JudgeConfig = JudgeConfig(),
 ) -> Judgements:
     """Calibrate every judge on its share of the calibration half against samples pooled from every
-    generator, then let each judge every generator on fresh samples and the evaluation half."""
+    generator, then let each judge every generator on fresh samples and the evaluation half
+    (`halves`: the held-out split's calibration and evaluation halves, as `heldout_halves` cuts it)."""
+    cal_real, eval_real = halves
     if n_samples < 2:
         raise ConfigError(f"n_samples must be at least 2, got {n_samples}")
     _, calib_real = judge_split(cal_real)
@@ -226,15 +228,13 @@ def judge(
     names = [m.name for m in ens.members]
     owners = tuple(owner_of(d, names) for d in nets)
     return judge_population(
-        ens.generators(), nets, owners, cal_real, eval_real, n_samples, calibration, seed, judges
+        ens.generators(), nets, owners, (cal_real, eval_real), n_samples, calibration, seed, judges
     )
 
 
 # --- pure scoring functions -----------------------------------------------------------------------
 def roc_auc(pos: Tensor | np.ndarray, neg: Tensor | np.ndarray) -> float:
     """P(score(pos) > score(neg)) + ½ P(tie): the Mann-Whitney form of ROC AUC."""
-    from scipy.stats import rankdata
-
     pos, neg = np.asarray(pos, dtype=np.float64).ravel(), np.asarray(neg, dtype=np.float64).ravel()
     ranks = rankdata(np.concatenate([pos, neg]))
     return float((ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size))
