@@ -34,7 +34,7 @@ import test_fuzz_artefacts as fa  # noqa: E402
 from test_editing import TINY_IMAGES  # noqa: E402  (two DCGANs and a VAE on 16 px digits)
 
 from gensemble.artefacts import read_artefact  # noqa: E402
-from gensemble.evaluation.run import evaluate_run  # noqa: E402
+from gensemble.evaluation.evaluate import evaluate_run  # noqa: E402
 from gensemble.progress import set_quiet  # noqa: E402
 from gensemble.run import train_run  # noqa: E402
 

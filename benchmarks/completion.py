@@ -28,7 +28,7 @@ from gensemble.data import load_dataset
 from gensemble.editing import Editor, completion_quality
 from gensemble.editing.complete import ENSEMBLE, CompletionConfig, psnr
 from gensemble.editing.masks import box_mask
-from gensemble.models.classifier_store import load_or_train_classifier
+from gensemble.metrics.classifier_store import load_or_train_classifier
 from gensemble.progress import set_quiet
 from gensemble.run import load_run, train_run
 

@@ -24,9 +24,9 @@ import torch
 
 from gensemble.data import DataConfig, load_dataset
 from gensemble.errors import GensembleError
+from gensemble.training.batched import StackedGAN
 from gensemble.training.loop import gan_step
 from gensemble.training.member import MemberConfig, build_member
-from gensemble.training.stacked import StackedGAN
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = {

@@ -26,7 +26,7 @@ import torch
 import yaml
 from scipy.stats import spearmanr
 
-from gensemble.data import load_dataset
+from gensemble.data import heldout_halves, load_dataset
 from gensemble.errors import GensembleError
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import resolve_features
@@ -34,7 +34,7 @@ from gensemble.fusion import build_fusion
 from gensemble.fusion.base import FusionContext
 from gensemble.fusion.snapshots import SnapshotParams, snapshot_generators
 from gensemble.run import load_run, train_run
-from gensemble.tournament import SCORINGS, heldout_halves, judge_population, owner_of, table_from_judgements
+from gensemble.tournament import SCORINGS, judge_population, owner_of, table_from_judgements
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
 
 from _common import write_marked_table

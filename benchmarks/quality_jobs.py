@@ -20,16 +20,15 @@ import numpy as np
 import torch
 
 from gensemble.config import load_yaml
-from gensemble.data import DataConfig, load_dataset
+from gensemble.data import DataConfig, heldout_halves, load_dataset
 from gensemble.data.toy import toy_modes
+from gensemble.evaluation.evaluate import REFERENCE_SEED
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import as_saved_images, default_feature_cache, resolve_features
-from gensemble.evaluation.run import REFERENCE_SEED
 from gensemble.fusion import FusionContext, build_fusion
 from gensemble.fusion.average import snapshot_files
 from gensemble.metrics import get_extractor, label_mode_stats, toy_mode_stats
 from gensemble.run import load_run, train_run
-from gensemble.tournament import heldout_halves
 
 CONFIGS = Path(str(resources.files("gensemble") / "configs"))
 STACKED_MODES = 1000

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from gensemble.data import load_dataset
-from gensemble.evaluation.run import REFERENCE_SEED
+from gensemble.evaluation.evaluate import REFERENCE_SEED
 from gensemble.fusion import FusionContext, build_fusion
 from gensemble.run import load_run
 

@@ -4,7 +4,7 @@ read here is the shipped labeller's, which labels the stacked-MNIST rows."""
 
 import json
 
-from gensemble.models.classifier_store import SHIPPED_DIR
+from gensemble.metrics.classifier_store import SHIPPED_DIR
 
 
 def labeller_accuracy() -> str:

@@ -1,9 +1,9 @@
 """Train the domain classifiers gensemble ships, or check that the shipped ones reproduce.
 
-    python scripts/train_classifiers.py [DATASET ...]          # rewrite src/gensemble/models/weights/
+    python scripts/train_classifiers.py [DATASET ...]          # rewrite src/gensemble/metrics/weights/
     python scripts/train_classifiers.py --check [DATASET ...]  # retrain and compare with what ships
 
-Each is trained with its recipe (gensemble.models.classifier.RECIPES), seed 0, one intra-op thread.
+Each is trained with its recipe (gensemble.metrics.classifier.RECIPES), seed 0, one intra-op thread.
 The folder holds weights.safetensors and meta.json: the data and its fingerprint, the seed, the
 recipe, the held-out accuracy, the torch version, the CPU kernels (torch's cpu capability) and the
 weights' SHA-256. --check retrains and compares: on the torch version and CPU capability the
@@ -18,8 +18,8 @@ import argparse
 import json
 import sys
 
-from gensemble.models.classifier import RECIPES, _train
-from gensemble.models.classifier_store import SHIPPED_DIR, load_classifier, save_classifier
+from gensemble.metrics.classifier import RECIPES, _train
+from gensemble.metrics.classifier_store import SHIPPED_DIR, load_classifier, save_classifier
 
 SHIPPED = ("fashion-mnist", "mnist-5k", "digits")
 ACCURACY_TOLERANCE = 0.01

@@ -20,7 +20,7 @@ from gensemble import checkpoint as ckpt
 from gensemble import runfolder
 from gensemble.artefacts import ArtefactError, check_completion, check_timings, dumps, read_artefact
 from gensemble.errors import GensembleError
-from gensemble.evaluation.run import evaluate_run
+from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.run import train_run
 from gensemble.runfolder import COMMIT_FILE, TXN_PREFIX, Outputs, recover, run_lock
 from gensemble.tournament import score_run

@@ -8,12 +8,12 @@ from gensemble.data import Dataset
 from gensemble.data.toy import sample_mixture
 from gensemble.ensemble.base import MemberTask
 from gensemble.execution import LocalExecutor
-from gensemble.losses import OptimConfig
+from gensemble.optim import OptimConfig
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
+from gensemble.training.batched import LoopedNets, StackedGAN, StackedNets, net_group
 from gensemble.training.loop import TrainConfig, fit_member
 from gensemble.training.member import MemberConfig, build_member
-from gensemble.training.stacked import LoopedNets, StackedGAN, StackedNets, net_group
 
 from helpers import write_config
 

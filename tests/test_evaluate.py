@@ -12,13 +12,13 @@ import yaml
 from gensemble.data import load_dataset
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation import features as evf
-from gensemble.evaluation.features import fitting_classifiers, resolve_features
-from gensemble.evaluation.run import (
+from gensemble.evaluation.evaluate import (
     FLOOR_ROW,
     evaluate_run,
     evaluate_samples,
     kid_subset_size,
 )
+from gensemble.evaluation.features import fitting_classifiers, resolve_features
 from gensemble.imageio import save_image
 from gensemble.metrics import fid, get_extractor, inception_score, kid, label_mode_stats, prdc, toy_mode_stats
 from gensemble.report import report_run

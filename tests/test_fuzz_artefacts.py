@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from gensemble.errors import GensembleError
-from gensemble.evaluation.run import evaluate_run
+from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.report import gather_report, render_report
 from gensemble.run import train_run
 from gensemble.tournament import matching_tournament, score_run

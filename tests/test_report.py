@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from gensemble.evaluation.run import evaluate_run
+from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.report import ReportData, render_report, report_run
 from gensemble.run import train_run
 from gensemble.tournament import score_run

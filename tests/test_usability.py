@@ -17,7 +17,7 @@ import gensemble
 import gensemble.progress as progress
 import gensemble.threads as threads
 from gensemble.errors import ConfigError
-from gensemble.evaluation.run import RECALL_FLOOR, crownable
+from gensemble.evaluation.evaluate import RECALL_FLOOR, crownable
 from gensemble.run import load_run, parse_config, train_run
 
 from helpers import TINY_TOY, run_cli, write_config

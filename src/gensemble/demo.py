@@ -14,7 +14,7 @@ from typing import TypeVar
 from gensemble.checkpoint import atomic_write_text
 from gensemble.editing.complete import CompletionConfig
 from gensemble.editing.files import complete_heldout
-from gensemble.evaluation.run import evaluate_run
+from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.progress import progress
 from gensemble.report import report_run
 from gensemble.run import train_run

@@ -4,18 +4,10 @@ to files is `save_samples`'s job alone. Runs are sampled by `gensemble.run.sampl
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
-
-from gensemble.errors import ConfigError
-from gensemble.imageio import make_grid, save_grid, save_npz
-from gensemble.plots import save_scatter, scatter_png
 
 
 @dataclass
@@ -66,32 +58,3 @@ def mixture_sample(
     x, owner = torch.cat(parts), torch.cat(owners)
     perm = torch.randperm(n, generator=generator)
     return x[perm], owner[perm]
-
-
-def save_samples(samples: Samples, path: str | Path, modes: Tensor | None = None) -> Path:
-    """PNG: an image grid (or a scatter plot for 2-D points). NPZ: arrays x and member_ids."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in (".png", ".npz"):
-        raise ConfigError(f"output {str(path)!r} must end in .png or .npz")
-    if suffix == ".npz":
-        save_npz(samples.x, path, member_ids=samples.member_ids.numpy(), members=np.array(samples.members))
-    elif samples.x.dim() == 2:
-        save_scatter(
-            samples.x.numpy(),
-            path,
-            modes=None if modes is None else modes.numpy(),
-            labels=samples.member_ids.numpy(),
-        )
-    else:
-        save_grid(samples.x, path)
-    return path
-
-
-def sample_png(x: Tensor, modes: Tensor | None = None, title: str = "") -> bytes:
-    """A PNG of samples: an image grid, or a scatter over the true modes for 2-D points."""
-    if x.dim() == 2:
-        return scatter_png(x.numpy(), None if modes is None else modes.numpy(), title=title)
-    buf = io.BytesIO()
-    Image.fromarray(make_grid(x)).save(buf, format="PNG")
-    return buf.getvalue()

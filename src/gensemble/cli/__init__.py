@@ -22,7 +22,7 @@ from gensemble.cli.base import (
 )
 from gensemble.demo import run_demo
 from gensemble.errors import GensembleError, shown
-from gensemble.evaluation.run import evaluate_run
+from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.fusion.files import SampleRequest, sample_to_file
 from gensemble.progress import set_quiet
 from gensemble.report import report_run

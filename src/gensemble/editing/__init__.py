@@ -22,7 +22,7 @@ from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_text
 from gensemble.config import to_dict
-from gensemble.data import load_dataset
+from gensemble.data import heldout_halves, load_dataset
 from gensemble.editing.complete import (
     ENSEMBLE,
     Completion,
@@ -37,7 +37,7 @@ from gensemble.editing.latent import SearchConfig, search
 from gensemble.errors import ConfigError, DataError
 from gensemble.fusion.critic import fit_ensemble_critic
 from gensemble.imageio import labelled_sheet_png
-from gensemble.tournament import heldout_halves, pooled_fakes
+from gensemble.tournament import pooled_fakes
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble

@@ -7,7 +7,7 @@ over members, so that a new backend needs no change here.
 
     independent.py   independent (bagging optional)          gman.py   multi-discriminator (GMAN)
     mgan.py          mixture (MGAN)                          adagan.py boosting (AdaGAN)
-    gap.py           swap (GAP)                              ../training/stacked.py, ../execution: how it runs
+    gap.py           swap (GAP)                              ../training/batched.py, ../execution: how it runs
 """
 
 from __future__ import annotations

@@ -27,10 +27,10 @@ from torch import Tensor, nn
 from gensemble.config import check_ranges
 from gensemble.ensemble.base import SCHEMES, Scheme, build_aux_discriminator, require_same
 from gensemble.errors import ConfigError
-from gensemble.losses import build_optimizer
+from gensemble.optim import build_optimizer
+from gensemble.training.batched import net_group, rows, stack_draws, stacked_d_phase
 from gensemble.training.loop import noise, sample_batch
 from gensemble.training.round import Optimizers, RoundParts, gan_round
-from gensemble.training.stacked import net_group, rows, stack_draws, stacked_d_phase
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,11 @@ from torch import Tensor, nn
 from gensemble.config import check_ranges
 from gensemble.ensemble.base import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
 from gensemble.errors import ConfigError
-from gensemble.losses import build_optimizer, gradient_penalty
+from gensemble.losses import gradient_penalty
+from gensemble.optim import build_optimizer
+from gensemble.training.batched import net_group, rows, stack_draws
 from gensemble.training.loop import noise, sample_batch
 from gensemble.training.round import Optimizers, RoundParts, gan_round
-from gensemble.training.stacked import net_group, rows, stack_draws
 
 
 @dataclass(frozen=True)

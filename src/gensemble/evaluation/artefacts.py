@@ -4,15 +4,18 @@ fusions' acceptance rates in TensorBoard beside the training scalars."""
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Collection
 from pathlib import Path
 
+from PIL import Image
 from torch import Tensor
 
 from gensemble.artefacts import dumps, read_artefact
+from gensemble.imageio import make_grid
+from gensemble.plots import scatter_png
 from gensemble.runfolder import Outputs
-from gensemble.sampling import sample_png
 
 SAMPLES_DIR = "samples"
 GRID_N = 64  # samples per grid: the first 64 of the n each row was scored on
@@ -54,3 +57,12 @@ def log_acceptance_rates(run_dir: str | Path, rates: dict[str, float], step: int
     with SummaryWriter(str(Path(run_dir) / "tb")) as tb:
         for name, rate in rates.items():
             tb.add_scalar(f"fusion/{name}/acceptance_rate", rate, step)
+
+
+def sample_png(x: Tensor, modes: Tensor | None = None, title: str = "") -> bytes:
+    """A PNG of samples: an image grid, or a scatter over the true modes for 2-D points."""
+    if x.dim() == 2:
+        return scatter_png(x.numpy(), None if modes is None else modes.numpy(), title=title)
+    buf = io.BytesIO()
+    Image.fromarray(make_grid(x)).save(buf, format="PNG")
+    return buf.getvalue()

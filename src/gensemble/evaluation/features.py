@@ -25,9 +25,9 @@ from torch import Tensor
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.errors import ConfigError
 from gensemble.metrics import FeatureOutput, get_extractor
+from gensemble.metrics.classifier import PER_CHANNEL_SOURCES, RECIPES, per_channel_source
+from gensemble.metrics.classifier_store import default_cache_dir, shipped_fitting
 from gensemble.metrics.extractor import FeatureExtractor
-from gensemble.models.classifier import PER_CHANNEL_SOURCES, RECIPES, per_channel_source
-from gensemble.models.classifier_store import default_cache_dir, shipped_fitting
 from gensemble.progress import progress
 
 FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "inception-fp32", "pixels", "points")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gensemble.data import Dataset, load_dataset
+from gensemble.data import Dataset, heldout_halves, load_dataset
 from gensemble.data.images import read_image_folder
 from gensemble.errors import ConfigError
 from gensemble.evaluation.features import (
@@ -29,7 +29,7 @@ from gensemble.evaluation.result import WARN_N
 from gensemble.fusion import get_fusion, parse_fusion_settings
 from gensemble.metrics import METRICS, default_metrics, metric_names
 from gensemble.run import Ensemble, load_run
-from gensemble.tournament import heldout_halves, require_discriminators
+from gensemble.tournament import require_discriminators
 
 # Names, defaults and sample-size dependence all come from the metric registry (metrics/suite.py).
 METRIC_NAMES = metric_names()

@@ -1,6 +1,6 @@
 """Scoring an evaluation plan: the floor row, every member and every fusion, each n samples through
 the same features and metrics against the same reference. Returns rows and sample grids; writing
-them is the caller's (evaluation/run.py)."""
+them is the caller's (evaluation/evaluate.py)."""
 
 from __future__ import annotations
 

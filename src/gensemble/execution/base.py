@@ -13,7 +13,7 @@ Schemes hand an executor two kinds of work:
 Backends are registered in `EXECUTORS` by name; `make_executor(name)` builds one (the CLI's `--backend`),
 and the run passes it to its scheme:
 
-* "local" (the default): in this process; members of one config train stacked (`training/stacked.py`) where
+* "local" (the default): in this process; members of one config train stacked (`training/batched.py`) where
   that pays (always on a GPU; on a CPU for networks without convolutions), the others one by one.
 * "batched": like "local", but stacks every group it can, convolutions on a CPU included.
 * "loop": in this process, one member at a time, never stacked; the reference the engine is tested against.
@@ -40,9 +40,9 @@ from gensemble.ensemble.base import MemberTask
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import ConfigError
 from gensemble.registry import Registry
+from gensemble.training.batched import StackedGAN, batch_key, stacking_pays
 from gensemble.training.loop import StepHook, TrainConfig, fit_member, resolve_device, run_rounds, update_ema
 from gensemble.training.member import Member, MemberConfig, build_member
-from gensemble.training.stacked import StackedGAN, batch_key, stacking_pays
 
 if TYPE_CHECKING:
     from gensemble.ensemble.state import Ensemble

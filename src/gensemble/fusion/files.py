@@ -5,15 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from torch import Tensor
 
 from gensemble.config import load_yaml
 from gensemble.data.toy import toy_modes
 from gensemble.errors import ConfigError
 from gensemble.fusion import sample_with_fusion
-from gensemble.imageio import check_output
+from gensemble.imageio import check_output, save_grid, save_npz
+from gensemble.plots import save_scatter
 from gensemble.run.sample import sample_run
-from gensemble.sampling import Samples, save_samples
+from gensemble.sampling import Samples
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,23 @@ def _toy_modes(run_dir: str | Path) -> Tensor | None:
     if name in ("ring8", "grid25"):
         return toy_modes(name)[0]
     return None
+
+
+def save_samples(samples: Samples, path: str | Path, modes: Tensor | None = None) -> Path:
+    """PNG: an image grid (or a scatter plot for 2-D points). NPZ: arrays x and member_ids."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise ConfigError(f"output {str(path)!r} must end in .png or .npz")
+    if suffix == ".npz":
+        save_npz(samples.x, path, member_ids=samples.member_ids.numpy(), members=np.array(samples.members))
+    elif samples.x.dim() == 2:
+        save_scatter(
+            samples.x.numpy(),
+            path,
+            modes=None if modes is None else modes.numpy(),
+            labels=samples.member_ids.numpy(),
+        )
+    else:
+        save_grid(samples.x, path)
+    return path

@@ -1,7 +1,7 @@
 """Feature extractors (images -> features (N, D) and class probabilities), registered by name.
 
 ``inception`` is the TF-FID Inception-v3 (pool3, 2048-d; see inception.py). ``classifier:DATASET`` is
-a small CNN trained on that dataset's labels (see gensemble.models.classifier): 128-d penultimate
+a small CNN trained on that dataset's labels (see gensemble.metrics.classifier): 128-d penultimate
 features and softmax probabilities, which the Inception Score and the label-mode statistics need.
 """
 
@@ -15,12 +15,12 @@ from torch import Tensor
 from gensemble.data.transforms import resize, to_channels
 from gensemble.errors import GensembleError
 from gensemble.metrics import inception  # noqa: F401  (registers "inception")
+from gensemble.metrics.classifier import per_channel_source
+from gensemble.metrics.classifier_store import load_or_train_classifier
 from gensemble.metrics.extractor import (
     FEATURES,
     FeatureExtractor,
 )
-from gensemble.models.classifier import per_channel_source
-from gensemble.models.classifier_store import load_or_train_classifier
 
 
 @functools.lru_cache(maxsize=4)

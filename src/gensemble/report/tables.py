@@ -10,7 +10,7 @@ from typing import Any
 
 from gensemble.artefacts import ArtefactError, read_artefact
 from gensemble.errors import shown
-from gensemble.evaluation.run import HIGHER_IS_BETTER, WARN_N, crownable
+from gensemble.evaluation.evaluate import HIGHER_IS_BETTER, WARN_N, crownable
 
 
 def esc(value: Any) -> str:
@@ -43,7 +43,7 @@ def evaluation_heading(ev: dict[str, Any]) -> str:
 def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
     """An HTML table, rows = floor/members/fusions; the best member or fusion per column in bold.
 
-    Directions come from `gensemble.evaluation.run.HIGHER_IS_BETTER`; columns without one (density,
+    Directions come from `gensemble.evaluation.evaluate.HIGHER_IS_BETTER`; columns without one (density,
     acceptance rate) and columns where every row ties get no highlight, and the floor never does.
     """
 

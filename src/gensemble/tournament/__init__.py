@@ -41,7 +41,7 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from gensemble.calibration import CalibrationMethod, fit_calibrator
-from gensemble.data import MIN_HELDOUT, Dataset, heldout_halves, load_dataset  # noqa: F401  (re-exported)
+from gensemble.data import Dataset, heldout_halves, load_dataset
 from gensemble.errors import ConfigError
 from gensemble.run import Ensemble, load_run
 from gensemble.runfolder import holds_lock, writes_into_run

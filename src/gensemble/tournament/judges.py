@@ -29,8 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gensemble.errors import ConfigError
+from gensemble.metrics.classifier import has_classifier
 from gensemble.metrics.features import get_extractor
-from gensemble.models.classifier import has_classifier
 
 JudgeKind = Literal["raw", "finetuned", "features"]
 JUDGE_KINDS: tuple[str, ...] = ("raw", "finetuned", "features")

@@ -11,8 +11,9 @@ from torch import nn
 
 from gensemble.config import SEED_RANGE, check_ranges, from_dict, to_dict
 from gensemble.errors import CheckpointError, ConfigError
-from gensemble.losses import GAN_LOSSES, GANLoss, OptimConfig, build_optimizer
+from gensemble.losses import GAN_LOSSES, GANLoss
 from gensemble.models import GenerativeModel, get_model
+from gensemble.optim import OptimConfig, build_optimizer
 from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unflatten_state
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)

@@ -1,7 +1,7 @@
 """Where domain classifiers come from: shipped with the package, or trained into a cache on request.
 
 The classifiers of fashion-mnist, mnist-5k (the stacked-MNIST labeller) and digits ship inside the
-package (gensemble/models/weights/<dataset>/: weights.safetensors + meta.json), the way
+package (gensemble/metrics/weights/<dataset>/: weights.safetensors + meta.json), the way
 torch-fidelity and clean-fid pin their Inception weights: a fixed feature network, so FIDs agree
 across machines and no first run spends minutes training one. meta.json records the data, the
 seed, the recipe, the held-out accuracy, the torch version and the SHA-256 of the weights;
@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save
 
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.errors import GensembleError
-from gensemble.models.classifier import (
+from gensemble.metrics.classifier import (
     FORMAT_VERSION,
     META_FILE,
     RECIPES,

@@ -6,7 +6,7 @@ images in the generators' place: it is what a perfect generator would score at t
 of FID/KID, the ceiling of precision, recall and coverage), so it gives the scale of sampling noise.
 
 The reference is the *evaluation half* of the held-out split, halved exactly as the fusion methods
-halve it (`gensemble.tournament.heldout_halves`, seed 0): the fusions fit their calibrators and
+halve it (`gensemble.data.heldout_halves`, seed 0): the fusions fit their calibrators and
 weights on the other half, so no row is scored on data it was fitted to. Real features are cached
 on disk (safetensors + json), keyed by a hash of the images and of the extractor's weights.
 See docs/evaluation.md.
