@@ -332,3 +332,33 @@ def test_an_unlabelled_folder_of_classifier_sized_images_is_told_which_classifie
     notes = fitting_classifiers((1, 28, 28))
     assert any("--features classifier:fashion-mnist" in n for n in notes)
     assert any("classifier:mnist-5k" in n for n in notes) and fitting_classifiers((3, 32, 32)) == []
+
+
+def test_evaluate_loads_the_held_out_split_once(monkeypatch, tmp_path):
+    """load_run reads the test split for the data's shape; evaluate reuses that copy."""
+    import gensemble.run as run_module
+    from gensemble.evaluation.evaluate import evaluate_run
+    from gensemble.run import train_run
+
+    run = tmp_path / "R"
+    train_run(
+        {
+            "data": {"name": "grid25"},
+            "model": {"name": "mlp-gan", "z_dim": 2, "g_hidden": 16, "d_hidden": 16},
+            "train": {"steps": 5, "batch_size": 32, "checkpoint_every": 5, "log_every": 5},
+        },
+        run,
+    )
+    splits = []
+    real = run_module.load_dataset
+
+    def counting(cfg, split="train", *args, **kwargs):
+        splits.append(split)
+        return real(cfg, split, *args, **kwargs)
+
+    import gensemble.evaluation.plan as plan_module
+
+    monkeypatch.setattr(run_module, "load_dataset", counting)
+    monkeypatch.setattr(plan_module, "load_dataset", counting)  # where evaluate read its own copy before
+    evaluate_run(run, metrics=("fid",), n=100, write=False)
+    assert splits.count("test") == 1

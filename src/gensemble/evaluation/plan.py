@@ -28,7 +28,7 @@ from gensemble.evaluation.features import (
 from gensemble.evaluation.result import WARN_N
 from gensemble.fusion import get_fusion, parse_fusion_settings
 from gensemble.metrics import METRICS, default_metrics, metric_names
-from gensemble.run import Ensemble, load_run
+from gensemble.run import Ensemble, load_run_and_heldout
 from gensemble.tournament import require_discriminators
 
 # Names, defaults and sample-size dependence all come from the metric registry (metrics/suite.py).
@@ -142,8 +142,7 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
     names = fusion_list(req.fusions)
     settings = parse_fusion_settings(names, req.fusion_settings)
     start = time.perf_counter()
-    ens = load_run(run_dir, req.device, req.step)
-    heldout = load_dataset(ens.cfg.data, "test")
+    ens, heldout = load_run_and_heldout(run_dir, req.device, req.step)
     for name in names:
         if get_fusion(name).needs_discriminators and getattr(settings[name], "needs_discriminators", True):
             require_discriminators(ens, f"fusion {name!r}")

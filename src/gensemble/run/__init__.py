@@ -102,6 +102,14 @@ def load_run(
     with the EMA weights, as StudioGAN can evaluate with G_ema. It is off by default: in the
     benchmark's pilots (docs/RESULTS.md) the EMA was worse than the weights as trained at every
     budget tried, and the discriminators were trained against the latter."""
+    return load_run_and_heldout(run_dir, device, step, ema)[0]
+
+
+def load_run_and_heldout(
+    run_dir: str | Path, device: str = "cpu", step: int | None = None, ema: bool = False
+) -> tuple[Ensemble, Dataset]:
+    """`load_run`, and the held-out ("test") split it reads for the data's shape, so a command that
+    needs the split too (evaluate) loads it once."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise CheckpointError(
@@ -130,7 +138,7 @@ def load_run(
             f"{', '.join(short[:6])}; finish with 'gensemble train CONFIG --out {run_dir} --resume', or sample one member",
             stacklevel=2,
         )
-    return ens
+    return ens, data
 
 
 # Runs of at least this many member steps say how long they will take before they start.
