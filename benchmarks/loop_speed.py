@@ -1,6 +1,9 @@
 """One DCGAN member's training loop against a plain PyTorch loop in the style of pytorch/examples'
 dcgan/main.py: the same networks (copies of the member's G and D at the same initial weights), the
 same Fashion-MNIST training images and batch size, and the same optimiser (Adam, lr 2e-4, betas 0.5).
+The plain loop's networks are in PyTorch's default memory layout, as the example builds them; a
+second plain row runs them channels-last, as gensemble keeps its convolution weights on a CPU, to
+show how much of the gap is the layout.
 
     python benchmarks/loop_speed.py              # prints a table, writes docs/results/loop_speed.json
     python benchmarks/loop_speed.py --quick      # fewer steps (a smoke test)
@@ -36,6 +39,7 @@ OUT = ROOT / "docs" / "results" / "loop_speed.json"
 MODEL = {"name": "dcgan", "z_dim": 64, "ngf": 48, "ndf": 48}  # the demo's DCGAN
 BATCH = 64
 GOAL = 1.10
+PLAIN = "plain PyTorch (pytorch/examples dcgan)"
 
 
 def plain_loop(G: nn.Module, D: nn.Module, images: torch.Tensor, steps: int, z_dim: int) -> float:
@@ -104,22 +108,33 @@ def main(argv: list[str] | None = None) -> int:
         "gensemble (reuse_fake: false)": build_member(MemberConfig(**spec, reuse_fake=False), data.shape),
     }
     first = next(iter(members.values()))
-    G, D = copy.deepcopy(first.model.G).train(), copy.deepcopy(first.model.D).train()
+    # The example's networks: the same weights in PyTorch's default (contiguous) layout, as the example
+    # builds them; gensemble's own members keep channels-last weights on a CPU (training/member.py).
+    G, D = (
+        copy.deepcopy(net).to(memory_format=torch.contiguous_format).train()
+        for net in (first.model.G, first.model.D)
+    )
+    plains = {
+        PLAIN: (G, D),
+        "plain PyTorch, channels-last weights": tuple(
+            copy.deepcopy(net).to(memory_format=torch.channels_last) for net in (G, D)
+        ),
+    }
     for m in members.values():  # warm-up: kernels, allocator, the first Adam state
         ours(m, data, 3)
-    plain_loop(G, D, data.x, 3, MODEL["z_dim"])
-    times: dict[str, list[float]] = {"plain PyTorch (pytorch/examples dcgan)": [], **{k: [] for k in members}}
+    for g, d in plains.values():
+        plain_loop(g, d, data.x, 3, MODEL["z_dim"])
+    times: dict[str, list[float]] = {**{k: [] for k in plains}, **{k: [] for k in members}}
     for r in range(rounds):
-        times["plain PyTorch (pytorch/examples dcgan)"].append(
-            plain_loop(G, D, data.x, steps, MODEL["z_dim"])
-        )
+        for name, (g, d) in plains.items():
+            times[name].append(plain_loop(g, d, data.x, steps, MODEL["z_dim"]))
         for name, m in members.items():
             times[name].append(ours(m, data, steps))
         print(
             f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items()),
             file=sys.stderr,
         )
-    plain = statistics.median(times["plain PyTorch (pytorch/examples dcgan)"])
+    plain = statistics.median(times[PLAIN])
     rows = []
     for name, t in times.items():
         med = statistics.median(t)
@@ -138,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'loop':42s} {'median s':>9s} {'steps/s':>8s} {'speed vs plain':>15s}")
     for r in rows:
         print(f"{r['loop']:42s} {r['median_s']:9.3f} {r['steps_per_s']:8.2f} {r['speed_vs_plain']:14.3f}x")
-    ratio = rows[1]["speed_vs_plain"]
+    ratio = next(r["speed_vs_plain"] for r in rows if r["loop"] == "gensemble (reuse_fake)")
     result = {
         "model": MODEL,
         "batch": BATCH,
