@@ -32,6 +32,7 @@ from gensemble.fusion.choice import (
     Candidate,
     choice_criterion,
     critic_key,
+    pool_log_m,
     proposal_pool,
     shift_for,
     simulate,
@@ -255,8 +256,8 @@ def mixture_choice(
             shift[ctx.names.index(names[i])] = float(corrections[i])
         params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile})
         # D̃_M off the pool: the largest corrected ratio among the kept members' proposals.
-        pooled = np.concatenate([r + s for r, s in zip(ratios[cand.critic], corrections) if s > -np.inf])
-        log_m = float(pooled.max()) if len(pooled) >= p.burn_in else None
+        corrected = [r + s for r, s in zip(ratios[cand.critic], corrections) if s > -np.inf]
+        log_m = pool_log_m(corrected, p.burn_in)
         inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params, log_m)
     return AutoSampler(
         inner,

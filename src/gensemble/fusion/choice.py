@@ -222,6 +222,13 @@ def simulate_mh(
     return pooled_f[pos]
 
 
+def pool_log_m(ratios: list[np.ndarray], burn_in: int) -> float | None:
+    """D̃_M off a pool's (corrected) log ratios: their largest, when the pool holds at least `burn_in`
+    proposals of the mixture (it is then a burn-in of it); None where a burn-in must be drawn."""
+    pooled = np.concatenate(ratios)
+    return float(pooled.max()) if len(pooled) >= burn_in else None
+
+
 def can_choose(ctx: FusionContext) -> bool:
     """Whether a choice can be scored here: on a domain classifier's features, or on raw values of
     low dimension (2-D toys). FID on the raw pixels of a folder would need a covariance per pixel pair."""
@@ -258,8 +265,7 @@ def choose_drs(
     # When the pool cannot feed even the loosest setting, the most accepting one is kept.
     label = min(fitting, key=fitting.get) if fitting else min(settings, key=lambda k: settings[k][1])
     critic, gamma = settings[label]
-    pooled = np.concatenate(ratios[critic])
-    log_m = float(pooled.max()) if len(pooled) >= p.burn_in else None
+    log_m = pool_log_m(ratios[critic], p.burn_in)
     return (
         critic,
         gamma,
