@@ -20,6 +20,7 @@ from gensemble.metrics import (
     kid,
     label_mode_stats,
     mmd2_unbiased,
+    mode_kernel_features,
     polynomial_kernel,
     prdc,
     precision_recall,
@@ -262,6 +263,24 @@ def test_toy_mode_stats_threshold_and_min_count():
     assert stats["high_quality_frac"] == pytest.approx(0.75)
     assert toy_mode_stats(points, GRID, sigma=sigma, min_count=2)["modes_covered"] == 1
     assert toy_mode_stats(points, GRID, sigma=sigma, threshold=4.0)["high_quality_frac"] == 1.0
+
+
+def test_mode_kernel_features_see_what_raw_fid_cannot():
+    rng = np.random.default_rng(0)
+    sharp = GRID[rng.integers(25, size=2000)] + 0.05 * rng.standard_normal((2000, 2))
+    real = GRID[rng.integers(25, size=2000)] + 0.05 * rng.standard_normal((2000, 2))
+    # A Gaussian blob with the data's mean and covariance: raw-coordinate FID calls it near perfect.
+    blob = rng.multivariate_normal(real.mean(0), np.cov(real.T), size=2000)
+    raw = {k: fid(v, real) for k, v in (("sharp", sharp), ("blob", blob))}
+    phi = {
+        k: mode_kernel_features(v, GRID, 0.05) for k, v in (("sharp", sharp), ("blob", blob), ("real", real))
+    }
+    kernel = {k: fid(phi[k], phi["real"]) for k in ("sharp", "blob")}
+    assert raw["blob"] < 0.05 and kernel["blob"] > 20 * kernel["sharp"]
+    f = mode_kernel_features(np.array([GRID[7], [5.0, 5.0]]), GRID, 0.05)
+    assert f.shape == (2, 25) and f[0, 7] == pytest.approx(1.0) and f[1].max() < 1e-10
+    with pytest.raises(GensembleError, match="sigma > 0"):
+        mode_kernel_features(GRID, GRID, 0.0)
 
 
 def test_label_mode_stats_uniform_reference():

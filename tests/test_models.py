@@ -7,6 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from gensemble.data import Dataset
+from gensemble.errors import ConfigError
 from gensemble.models import model_names
 from gensemble.training.loop import STEPS
 from gensemble.training.member import MemberConfig, build_member
@@ -19,6 +20,8 @@ CASES = [
     ("dcgan", {"ngf": 2, "ndf": 2, "z_dim": 8, "d_norm": "layer"}, (3, 64, 64)),
     ("vae", {"width": 4, "z_dim": 4}, (1, 28, 28)),
     ("vae", {"width": 4, "z_dim": 4, "reconstruction": "mse"}, (3, 32, 32)),
+    ("mlp-vae", {"hidden": 8}, (2,)),
+    ("mlp-vae", {"hidden": 8, "z_dim": 4, "reconstruction": "bce"}, (1, 8, 8)),
 ]
 
 
@@ -77,3 +80,13 @@ def test_same_seed_same_init_and_global_rng_untouched():
     a, b = build_member(cfg, (1, 28, 28)), build_member(copy.deepcopy(cfg), (1, 28, 28))
     assert all(torch.equal(v, b.weights()[k]) for k, v in a.weights().items())
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_mlp_vae_points_are_not_clamped_and_bce_needs_images():
+    # 2-D mixtures are raw coordinates (grid25 spans ±4): a VAE on them must not squash its samples.
+    m = build_member(MemberConfig(model={"name": "mlp-vae", "hidden": 8}, name="m0"), (2,))
+    with torch.no_grad():
+        m.model.decoder[-1].bias.fill_(3.0)
+    assert m.model.sample(4).min() > 2.0
+    with pytest.raises(ConfigError, match="use .mse. for points"):
+        build_member(MemberConfig(model={"name": "mlp-vae", "reconstruction": "bce"}, name="m0"), (2,))

@@ -11,7 +11,7 @@ from gensemble.metrics.features import ClassifierExtractor, get_extractor
 from gensemble.metrics.fid import feature_stats, fid, frechet_distance
 from gensemble.metrics.inception_score import ISResult, inception_score
 from gensemble.metrics.kid import KIDResult, kid, mmd2_unbiased, polynomial_kernel
-from gensemble.metrics.modes import label_mode_stats, toy_mode_stats
+from gensemble.metrics.modes import label_mode_stats, mode_kernel_features, toy_mode_stats
 from gensemble.metrics.prdc import prdc, precision_recall
 from gensemble.metrics.suite import (
     METRICS,
@@ -46,6 +46,7 @@ __all__ = [
     "kid",
     "label_mode_stats",
     "mmd2_unbiased",
+    "mode_kernel_features",
     "polynomial_kernel",
     "precision_recall",
     "prdc",

@@ -7,7 +7,7 @@ sub-networks that checkpoints save and optimisers train (GANs: "G", "D"; VAEs: "
 from __future__ import annotations
 
 # The families register themselves on import.
-from gensemble.models import dcgan, mlp, vae  # noqa: F401
+from gensemble.models import dcgan, mlp, mlp_vae, vae  # noqa: F401
 from gensemble.models.base import GAN, MODELS, GenerativeModel, ModelEntry
 
 

@@ -30,9 +30,42 @@ class VAEConfig:
         )
 
 
-class VAE(GenerativeModel):
-    family = "vae"
+class GaussianVAE(GenerativeModel):
+    """What every VAE family shares: a Gaussian posterior from `encoder`, the reparameterised pass,
+    and samples decoded from the prior. Subclasses build `encoder` (x -> 2·z_dim) and `decoder`."""
 
+    family = "vae"
+    encoder: nn.Module
+    decoder: nn.Module
+
+    def networks(self) -> dict[str, nn.Module]:
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def generator_net(self) -> nn.Module:
+        return self.decoder
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        return mu, logvar.clamp(-20.0, 10.0)  # clamp keeps exp(logvar) finite early in training
+
+    def decoder_output(self, z: Tensor) -> Tensor:
+        """Raw decoder output: Bernoulli logits (bce) or the Gaussian mean (mse), as the ELBO needs."""
+        return self.decoder(z)
+
+    def forward(
+        self, x: Tensor, generator: torch.Generator | None = None, eps: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Reparameterised pass: (decoder output, mu, logvar). `eps` (N, z_dim) is drawn when not given."""
+        mu, logvar = self.encode(x)
+        if eps is None:
+            # Drawn on the generator's device (members' RNGs live on the CPU), then moved: a GPU run
+            # draws the same noise as a CPU run.
+            where = generator.device if generator is not None else mu.device
+            eps = torch.randn(mu.shape, generator=generator, device=where).to(mu.device)
+        return self.decoder_output(mu + eps * (0.5 * logvar).exp()), mu, logvar
+
+
+class VAE(GaussianVAE):
     def __init__(self, cfg: VAEConfig, shape: tuple[int, ...]) -> None:
         super().__init__()
         if len(shape) != 3 or shape[1] != shape[2]:
@@ -61,37 +94,11 @@ class VAE(GenerativeModel):
             c_in = out
         self.decoder = nn.Sequential(*dec)
 
-    def networks(self) -> dict[str, nn.Module]:
-        return {"encoder": self.encoder, "decoder": self.decoder}
-
-    def generator_net(self) -> nn.Module:
-        return self.decoder
-
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
-        return mu, logvar.clamp(-20.0, 10.0)  # clamp keeps exp(logvar) finite early in training
-
-    def decoder_output(self, z: Tensor) -> Tensor:
-        """Raw decoder output: Bernoulli logits (bce) or the Gaussian mean (mse), as the ELBO needs."""
-        return self.decoder(z)
-
     def decode(self, z: Tensor) -> Tensor:
         out = self.decoder(z)
         if self.cfg.reconstruction == "bce":
             return torch.sigmoid(out) * 2.0 - 1.0
         return out.clamp(-1.0, 1.0)
-
-    def forward(
-        self, x: Tensor, generator: torch.Generator | None = None, eps: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """Reparameterised pass: (decoder output, mu, logvar). `eps` (N, z_dim) is drawn when not given."""
-        mu, logvar = self.encode(x)
-        if eps is None:
-            # Drawn on the generator's device (members' RNGs live on the CPU), then moved: a GPU run
-            # draws the same noise as a CPU run.
-            where = generator.device if generator is not None else mu.device
-            eps = torch.randn(mu.shape, generator=generator, device=where).to(mu.device)
-        return self.decoder_output(mu + eps * (0.5 * logvar).exp()), mu, logvar
 
 
 MODELS.register("vae", "convolutional VAE with a Gaussian latent, β-ELBO (BCE or MSE)")(
