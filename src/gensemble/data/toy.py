@@ -14,6 +14,7 @@ from gensemble.data.base import DATASETS, DataConfig, Dataset, Split
 from gensemble.errors import UnknownNameError
 
 TOY_SIZES = {"train": 50_000, "test": 10_000}
+TOY_MIXTURES = ("grid25", "ring8")  # the mixtures with known centres (toy_modes)
 # An offset far from typical seeds, so that the test draw never repeats the train draw.
 _TEST_SEED_OFFSET = 1_000_003
 

@@ -165,7 +165,8 @@ class FusionContext:
 
     def heldout_fids(self, n: int) -> dict[str, float]:
         """Each member's FID against the choice quarter of the calibration half (n images at most),
-        on the dataset's domain-classifier features (raw values where it has none); once per n."""
+        on the judges' frozen features (tournament.judges.feature_source: the domain classifier, the
+        mode-kernel features on 2-D mixtures, else raw values); once per n."""
         return self.memo(("heldout-fid", n), lambda: self._heldout_fids(n))
 
     def _heldout_fids(self, n: int) -> dict[str, float]:

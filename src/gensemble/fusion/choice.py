@@ -8,7 +8,8 @@ no critic calibrated on:
 * `ProposalPool`: each generator's proposals, drawn in fixed seeded chunks so that a smaller pool is
   a prefix of a larger one whatever fusion asked first, with their features and every critic's log
   density ratio, computed once per fusion context;
-* `Criterion`: FID on the domain-classifier features (MMD² on raw low-dimensional values);
+* `Criterion`: FID on the judges' frozen features (the domain classifier's; on 2-D mixtures the
+  mode-kernel features), or MMD² on raw low-dimensional values without either;
 * `simulate`: the first n samples a mixture + DRS setting would keep from the pool.
 
 `choose_gamma` uses them to pick DRS's γ percentile, the knob that decides whether rejection helps

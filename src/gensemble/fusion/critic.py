@@ -213,8 +213,9 @@ class RejectionParams(CriticParams):
     gamma_percentiles: tuple[float, ...] = (0.0, 50.0, 80.0, 90.0, 95.0)  # the settings "auto" tries
     n_choose: int = 1250  # images of the choice quarter a choice is scored on (and samples per setting)
     pool: int = 8  # proposals simulated per choice, as a multiple of n_choose
-    # What settings are compared by: FID on the dataset's domain-classifier features, or, on raw
-    # low-dimensional values (2-D toys), a multi-scale Gaussian-kernel MMD² (auto: that rule).
+    # What settings are compared by: FID on the judges' frozen features (the domain classifier's; the
+    # mode-kernel features of a 2-D mixture), or, on other raw low-dimensional values, a multi-scale
+    # Gaussian-kernel MMD² (auto: that rule).
     criterion: Literal["auto", "fid", "mmd"] = "auto"
     # The critics "auto" tries with each γ: "judges" (this fusion's judge settings) and other judge
     # kinds. On Fashion-MNIST the feature judge made DRS help where the fine-tuned Ds made it hurt

@@ -10,8 +10,10 @@ calibrates them; the evaluation half is never touched):
   on held-out real images against samples pooled from **every** generator (DRS, Azadi et al. 2019,
   fine-tunes D the same way before rejecting). Each judge keeps its member's name.
 * ``features``: one small two-sample classifier (an MLP) on frozen features, real against pooled
-  samples: the domain classifier's features where the dataset has one, the raw values otherwise (2-D
-  toys). It needs no member's D, so it also judges VAEs and generators whose D is gone.
+  samples: the domain classifier's features where the dataset has one; on a 2-D mixture with known
+  centres (grid25, ring8) a Gaussian kernel around each centre (`mode_kernel_features`), the toy's
+  analogue of a classifier that knows the classes; raw values otherwise. It needs no member's D, so
+  it also judges VAEs and generators whose D is gone.
 * ``raw``: the discriminators as trained (the seed's tournament; kept to show what the others fix).
 
 `docs/RESULTS.md` ("Judges") measures how each ranks a population of generators against FID.
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gensemble.data.toy import TOY_MIXTURES, toy_modes
 from gensemble.errors import ConfigError
 from gensemble.metrics.classifier import has_classifier
 from gensemble.metrics.features import get_extractor
@@ -94,8 +97,11 @@ def judge_split(cal_real: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def feature_source(dataset: str) -> str:
-    """The frozen features a feature judge uses: the dataset's domain classifier, else raw values."""
-    return f"classifier:{dataset}" if has_classifier(dataset) else "raw"
+    """The frozen features a feature judge uses: the dataset's domain classifier; for a 2-D mixture
+    with known centres, the mode-kernel features (metrics.modes.mode_kernel_features); else raw values."""
+    if has_classifier(dataset):
+        return f"classifier:{dataset}"
+    return f"modes:{dataset}" if dataset in TOY_MIXTURES else "raw"
 
 
 class FeatureJudge(nn.Module):
@@ -126,6 +132,10 @@ def featurizer(source: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:
     """x -> features as a differentiable torch function (DDLS takes gradients through it)."""
     if source == "raw":
         return lambda x: x.reshape(len(x), -1)
+    if source.startswith("modes:"):
+        centres, sigma = toy_modes(source.split(":", 1)[1])
+        # The same map as metrics.modes.mode_kernel_features, in torch so that DDLS can take gradients.
+        return lambda x: torch.exp(-torch.cdist(x.float(), centres.to(x.device)).pow(2) / (2.0 * (3.0 * sigma) ** 2))
     extractor = get_extractor(source, device)
     return lambda x: extractor._forward(x)[0]
 
