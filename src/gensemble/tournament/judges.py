@@ -135,7 +135,9 @@ def featurizer(source: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:
     if source.startswith("modes:"):
         centres, sigma = toy_modes(source.split(":", 1)[1])
         # The same map as metrics.modes.mode_kernel_features, in torch so that DDLS can take gradients.
-        return lambda x: torch.exp(-torch.cdist(x.float(), centres.to(x.device)).pow(2) / (2.0 * (3.0 * sigma) ** 2))
+        return lambda x: torch.exp(
+            -torch.cdist(x.float(), centres.to(x.device)).pow(2) / (2.0 * (3.0 * sigma) ** 2)
+        )
     extractor = get_extractor(source, device)
     return lambda x: extractor._forward(x)[0]
 
