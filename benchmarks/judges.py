@@ -328,10 +328,14 @@ def render(result: dict) -> str:
         lines.append("")
     lines += ["| goal | target | measured | met |", "|---|---|---|---|"]
     lines += [
-        f"| {g['name']} | {g['target']} | {g['measured']} | {'yes' if g['met'] else 'no'} |"
+        f"| {g['name']} | {g['target']} | {g['measured']}{note(g)} | {'yes' if g['met'] else 'no'} |"
         for g in result.get("goals", [])
     ]
     return "\n".join(lines)
+
+
+def note(goal: dict) -> str:
+    return f" ({goal['note']})" if "note" in goal else ""
 
 
 def goals(result: dict) -> list[dict]:
