@@ -282,10 +282,25 @@ def test_toy_run_counts_modes_on_raw_points(toy_run, capsys):
 
     for args, needle in (
         (["--metrics", "is"], "2-D toy data have no classifier"),
-        (["--features", "inception"], "raw coordinates"),
+        (["--features", "inception"], "use --features points (the raw coordinates) or modes"),
     ):
         code, _, err = run_cli(capsys, "evaluate", str(toy_run), *args)
         assert code == 2 and needle in err
+
+
+def test_mode_features_give_toys_a_fid_that_sees_the_modes(toy_run, capsys):
+    """--features modes: FID and KID on the mode-kernel features, and the modes still counted on the
+    points themselves (the same figures as on the raw points)."""
+    on_modes = evaluate_run(toy_run, features="modes", n=500, write=False)
+    on_points = evaluate_run(toy_run, metrics=["modes"], n=500, write=False)
+    assert on_modes.features == "modes"
+    assert set(on_modes.rows["m0"]) == {"fid", "kid", "kid_std", "modes_covered", "high_quality"}
+    for row in (FLOOR_ROW, "m0"):
+        assert on_modes.rows[row]["high_quality"] == on_points.rows[row]["high_quality"]
+    # The floor (held-out real points) sits near 0; 4 training steps are far from the modes.
+    assert on_modes.rows[FLOOR_ROW]["fid"] < 0.05 < on_modes.rows["m0"]["fid"]
+    code, _, err = run_cli(capsys, "evaluate", str(toy_run), "--features", "modes", "--fusion", "uniform")
+    assert code == 0, err
 
 
 def test_reference_train_scores_against_the_training_split(digits_run, tmp_path):

@@ -213,7 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--features",
         default=None,
         help="classifier (the dataset's domain classifier; default for images), classifier:DATASET, or inception "
-        "(~0.3 s per image on a CPU, so n defaults to 500); 2-D toys use the raw points",
+        "(~0.3 s per image on a CPU, so n defaults to 500); 2-D toys: points (the raw coordinates; default) or "
+        "modes (a Gaussian kernel at each mixture centre, so that FID and KID see mass between the modes)",
     )
     ev.add_argument(
         "-n",

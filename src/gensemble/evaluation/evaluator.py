@@ -70,6 +70,7 @@ class Evaluator:
             fake_probs=None if feats.probs is None else np.asarray(feats.probs),
             real_labels=self.real_labels,
             toy_modes=self.toy,
+            fake_points=feats.points,
             real_stats=self.real_stats,
             kid_real_sums=self.kid_sums if len(fake) == self.n else None,
             seed=self.seed,

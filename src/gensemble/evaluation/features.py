@@ -23,17 +23,29 @@ import torch
 from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
+from gensemble.data.toy import TOY_MIXTURES, toy_modes
 from gensemble.errors import ConfigError
 from gensemble.metrics import FeatureOutput, get_extractor
 from gensemble.metrics.classifier import PER_CHANNEL_SOURCES, RECIPES, per_channel_source
 from gensemble.metrics.classifier_store import default_cache_dir, shipped_fitting
 from gensemble.metrics.extractor import FeatureExtractor
+from gensemble.metrics.modes import mode_kernel_features
 from gensemble.progress import progress
 
-FEATURE_KINDS = ("classifier", "classifier:DATASET", "inception", "inception-fp32", "pixels", "points")
+FEATURE_KINDS = (
+    "classifier",
+    "classifier:DATASET",
+    "inception",
+    "inception-fp32",
+    "pixels",
+    "points",
+    "modes",
+)
 # On raw 2-D points FID and KID compare only low-order moments (a mean and a 2x2 covariance cannot
-# tell 25 modes from one blob), so toys default to mode coverage and the k-NN manifold metrics.
+# tell 25 modes from one blob), so toys default to mode coverage and the k-NN manifold metrics; on
+# the mode-kernel features (`--features modes`) FID and KID see mass between the modes.
 DEFAULT_TOY_METRICS = ("modes", "prdc")
+DEFAULT_MODE_FEATURE_METRICS = ("fid", "kid", "modes")
 CACHE_FORMAT = 1
 
 
@@ -162,16 +174,23 @@ class Featurizer:
     extractor: FeatureExtractor | None = None
     labeller: FeatureExtractor | None = None
     uniform_kl: bool = False  # KL against uniform labels (the stacked-MNIST protocol)
+    centres: np.ndarray | None = None  # "modes": the mixture's centres and σ the kernel sits on
+    sigma: float = 0.0
 
     @property
     def dim(self) -> int:
+        if self.centres is not None:
+            return len(self.centres)
         return 2 if self.extractor is None else self.extractor.dim
 
     def __call__(self, x: Tensor, desc: str, cache: tuple[Path, str] | None = None) -> FeatureOutput:
         """Features and probs of samples x; `cache` = (folder, label) to read and keep them on disk,
         keyed by the images' hash."""
         if self.extractor is None:
-            return FeatureOutput(x.detach().cpu().numpy().astype(np.float64))
+            points = x.detach().cpu().numpy().astype(np.float64)
+            if self.centres is None:
+                return FeatureOutput(points)
+            return FeatureOutput(mode_kernel_features(points, self.centres, self.sigma), points=points)
         x = as_saved_images(x.cpu())
 
         def run(ext: FeatureExtractor) -> FeatureOutput:
@@ -187,7 +206,14 @@ class Featurizer:
 
 def check_features_name(features: str | None) -> None:
     """A one-line error for a feature name that is not classifier, classifier:DATASET, inception or points."""
-    if features is None or features in ("classifier", "inception", "inception-fp32", "pixels", "points"):
+    if features is None or features in (
+        "classifier",
+        "inception",
+        "inception-fp32",
+        "pixels",
+        "points",
+        "modes",
+    ):
         return
     if features.startswith("classifier:") and len(features) > len("classifier:"):
         return
@@ -207,15 +233,24 @@ def resolve_features(
     check_features_name(features)
     notes: list[str] = []
     if not is_image:
-        if features not in (None, "points"):
+        if features not in (None, "points", "modes"):
             raise ConfigError(
-                f"{dataset} is 2-D points, evaluated on the raw coordinates; drop --features {features}"
+                f"{dataset} is 2-D points: use --features points (the raw coordinates) or modes; "
+                f"drop --features {features}"
             )
         if "is" in metrics:
             raise ConfigError("'is' needs class probabilities, and 2-D toy data have no classifier; drop it")
+        if features == "modes":
+            if dataset not in TOY_MIXTURES:
+                raise ConfigError(
+                    f"--features modes needs a mixture with known centres ({', '.join(TOY_MIXTURES)})"
+                )
+            centres, sigma = toy_modes(dataset)
+            feat = Featurizer("modes", centres=centres.double().numpy(), sigma=sigma)
+            return feat, metrics if explicit else DEFAULT_MODE_FEATURE_METRICS, notes
         return Featurizer("points"), metrics if explicit else DEFAULT_TOY_METRICS, notes
-    if features == "points":
-        raise ConfigError(f"'points' features are for 2-D toy data; {dataset} is images")
+    if features in ("points", "modes"):
+        raise ConfigError(f"{features!r} features are for 2-D toy data; {dataset} is images")
     has_clf = dataset in classifier_datasets()
     if features is None and not has_clf:
         # An unlabelled folder: Inception, the field's standard, and say so in the result.

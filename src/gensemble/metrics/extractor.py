@@ -36,6 +36,7 @@ class FeatureOutput:
 
     features: np.ndarray
     probs: np.ndarray | None = None
+    points: np.ndarray | None = None  # 2-D samples whose features were computed from them (toys)
 
     @property
     def labels(self) -> np.ndarray | None:

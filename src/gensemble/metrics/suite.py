@@ -36,6 +36,7 @@ class MetricInputs:
     fake_probs: np.ndarray | None = None  # (N, classes): for "is" and label modes
     real_labels: np.ndarray | None = None  # the reference's predicted labels (KL target); None: uniform
     toy_modes: tuple[np.ndarray, float] | None = None  # (centres, sigma) of a 2-D mixture
+    fake_points: np.ndarray | None = None  # the 2-D samples, where `fake` are features of them
     real_stats: tuple[np.ndarray, np.ndarray] | None = None  # feature_stats(real), computed once
     kid_real_sums: np.ndarray | None = None  # kid_real_sums(real, ...) for this n, computed once
     seed: int = 0
@@ -121,7 +122,8 @@ def _prdc(inp: MetricInputs) -> dict[str, float]:
 )
 def _modes(inp: MetricInputs) -> dict[str, float]:
     if inp.toy_modes is not None:
-        stats = toy_mode_stats(inp.fake, inp.toy_modes[0], inp.toy_modes[1])
+        points = inp.fake if inp.fake_points is None else inp.fake_points
+        stats = toy_mode_stats(points, inp.toy_modes[0], inp.toy_modes[1])
         return {"modes_covered": stats["modes_covered"], "high_quality": stats["high_quality_frac"]}
     if inp.fake_probs is not None:
         probs = np.asarray(inp.fake_probs)
