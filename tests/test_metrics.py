@@ -283,6 +283,21 @@ def test_mode_kernel_features_see_what_raw_fid_cannot():
         mode_kernel_features(GRID, GRID, 0.0)
 
 
+def test_the_judges_mode_features_are_the_metric_and_have_gradients_everywhere():
+    from gensemble.tournament.judges import feature_source, featurizer
+
+    assert feature_source("grid25") == "modes:grid25" and feature_source("ring8") == "modes:ring8"
+    fn = featurizer("modes:grid25")
+    x = torch.tensor(
+        np.vstack([GRID[:3], [[0.1, -0.2], [3.0, 3.0]]]), dtype=torch.float32, requires_grad=True
+    )
+    np.testing.assert_allclose(
+        fn(x).detach().numpy(), mode_kernel_features(x.detach(), GRID, 0.05), atol=1e-6
+    )
+    fn(x).sum().backward()  # DDLS steps through it, also from a sample sitting on a centre
+    assert torch.isfinite(x.grad).all()
+
+
 def test_label_mode_stats_uniform_reference():
     stats = label_mode_stats(np.array([0, 0, 1, 1]), num_classes=4)
     # p = (1/2, 1/2, 0, 0) against uniform 1/4: KL = 2 * 1/2 * log 2. Smoothing leaves a uniform q as is.

@@ -135,8 +135,9 @@ def featurizer(source: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:
     if source.startswith("modes:"):
         centres, sigma = toy_modes(source.split(":", 1)[1])
         # The same map as metrics.modes.mode_kernel_features, in torch so that DDLS can take gradients.
+        # Squared distances summed directly: cdist's gradient is undefined at a centre itself.
         return lambda x: torch.exp(
-            -torch.cdist(x.float(), centres.to(x.device)).pow(2) / (2.0 * (3.0 * sigma) ** 2)
+            -(x.float()[:, None, :] - centres.to(x.device)[None]).pow(2).sum(-1) / (2.0 * (3.0 * sigma) ** 2)
         )
     extractor = get_extractor(source, device)
     return lambda x: extractor._forward(x)[0]
