@@ -22,14 +22,13 @@ bfloat16 kernels). Writes docs/results/critic_ceiling.json and prints the table.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
-from critic_features import RUN, Pool
+from critic_features import RUN, Pool, write_table
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -141,24 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             both,
             w * (start + np.resize(inc_start, pl.n)),
         )
-    base = table[best_label]
-    for v in table.values():
-        v["fid_vs_best"] = round(1 - v["fid"] / base["fid"], 3)
-        v["inception_vs_best"] = round(1 - v["inception_fid"] / base["inception_fid"], 3)
-    OUT.write_text(
-        json.dumps(
-            {
-                "run": str(args.run.relative_to(ROOT) if args.run.is_relative_to(ROOT) else args.run),
-                "n": pl.n,
-                "proposals_per_member": k,
-                "reference": "choice quarter of the calibration half",
-                "rows": table,
-                "seconds": round(time.perf_counter() - started, 1),
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    write_table(OUT, args.run, pl.n, table, best_label, started, proposals_per_member=k)
     print(f"wrote {OUT}")
     return 0
 

@@ -107,6 +107,23 @@ class Pool:
         return torch.stack(out)
 
 
+def write_table(out: Path, run: Path, n: int, table: dict, best: str, started: float, **extra) -> None:
+    """Add each row's gain over the `best` row on both FIDs and write the table as JSON to `out`."""
+    base = table[best]
+    for v in table.values():
+        v["fid_vs_best"] = round(1 - v["fid"] / base["fid"], 3)
+        v["inception_vs_best"] = round(1 - v["inception_fid"] / base["inception_fid"], 3)
+    body = {
+        "run": str(run.relative_to(ROOT) if run.is_relative_to(ROOT) else run),
+        "n": n,
+        **extra,
+        "reference": "choice quarter of the calibration half",
+        "rows": table,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    out.write_text(json.dumps(body, indent=1) + "\n")
+
+
 def critics(pl: Pool) -> dict:
     """label -> a calibrated critic (see the module docstring)."""
     defaults = critics_of(pl.ctx, pl.p, "critic_features")
@@ -156,23 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{label:44s} classifier FID {table[label]['fid']:7.3f}  Inception FID {table[label]['inception_fid']:7.2f}",
             flush=True,
         )
-    base = table[f"best member ({pl.names[best]})"]
-    for v in table.values():
-        v["fid_vs_best"] = round(1 - v["fid"] / base["fid"], 3)
-        v["inception_vs_best"] = round(1 - v["inception_fid"] / base["inception_fid"], 3)
-    OUT.write_text(
-        json.dumps(
-            {
-                "run": str(args.run.relative_to(ROOT) if args.run.is_relative_to(ROOT) else args.run),
-                "n": pl.n,
-                "reference": "choice quarter of the calibration half",
-                "rows": table,
-                "seconds": round(time.perf_counter() - started, 1),
-            },
-            indent=1,
-        )
-        + "\n"
-    )
+    write_table(OUT, args.run, pl.n, table, f"best member ({pl.names[best]})", started)
     print(f"wrote {OUT}")
     return 0
 
