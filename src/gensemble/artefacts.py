@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gensemble.errors import GensembleError, shown
+from gensemble.safepath import UnsafePathError, read_bytes
 
 MAX_BYTES = 32 * 2**20  # no artefact we write comes near this; a larger file is not ours
 MAX_NAMES = 1024  # members, rows or images named in one artefact
@@ -39,6 +40,21 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{text[:20]} overflows")
     return value
+
+
+MAX_EXACT_INT = 2**53  # beyond this a JSON integer is not a number any artefact of ours holds
+
+
+def _bounded_int(text: str) -> int:
+    # Checked on the text first, so a 400-digit integer costs nothing and never reaches float().
+    if len(text.lstrip("-")) > 16 or abs(int(text)) > MAX_EXACT_INT:
+        raise ValueError(f"integer {text[:20]}{'…' if len(text) > 20 else ''} is out of range (over 2**53)")
+    return int(text)
+
+
+def strict_loads(raw: bytes | str) -> Any:
+    """JSON as gensemble writes it: no NaN or Infinity, floats finite, integers within ±2**53."""
+    return json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite_float, parse_int=_bounded_int)
 
 
 def finite(value: Any) -> Any:
@@ -123,17 +139,21 @@ class Checker:
                 self.number(v, f"{where}[{i}][{j}]", lo, hi)
 
 
-def load_json(path: Path, redo: str) -> Any:
-    """Strictly parsed JSON of `path`; None when the file does not exist."""
-    if not path.is_file():
-        if path.exists() or path.is_symlink():
-            raise ArtefactError(f"{shown(str(path))} is not a regular file; remove it and {redo}")
+def load_json(path: Path, redo: str, root: Path | None = None) -> Any:
+    """Strictly parsed JSON of `path` inside the folder `root` (default: the run it belongs to),
+    read without following a link (safepath); None when the file does not exist."""
+    root = run_of(path) if root is None else root
+    try:
+        raw = read_bytes(root, path, limit=MAX_BYTES)
+    except UnsafePathError as exc:
+        raise ArtefactError(f"{exc} ({redo})") from None
+    except OSError as exc:
+        raise ArtefactError(f"{shown(str(path))} cannot be read ({exc.strerror}); {redo}") from None
+    if raw is None:
         return None
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise ValueError(f"over {MAX_BYTES // 2**20} MB")
-        return json.loads(path.read_bytes(), parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError) as exc:
+        return strict_loads(raw)
+    except (ValueError, RecursionError, UnicodeDecodeError) as exc:
         why = shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 70)
         raise ArtefactError(f"{shown(str(path))} is not valid JSON ({why}); {redo} to rewrite it") from None
 

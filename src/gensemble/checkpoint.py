@@ -30,8 +30,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from gensemble.errors import CheckpointError, shown
+from gensemble.safepath import UnsafePathError, inside, read_bytes
 
 TMP_PREFIX = ".tmp-"
+MAX_STATE_BYTES = 64 * 2**20
 
 
 def _fsync_dir(path: Path) -> None:
@@ -53,9 +55,13 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+def atomic_write_bytes(path: str | Path, data: bytes, root: str | Path | None = None) -> None:
+    """Write to a temporary file in the same folder, fsync, then rename over `path`. With `root`
+    (the run or output folder `path` lies in), the folders on the way are made and checked through
+    safepath: no link or file on the way, so the write never lands outside ROOT."""
     path = Path(path)
+    if root is not None:
+        path = inside(root, path, kind="new", create_parents=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -71,8 +77,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
+def atomic_write_text(path: str | Path, text: str, root: str | Path | None = None) -> None:
+    atomic_write_bytes(path, text.encode(), root)
 
 
 CHECKPOINT_NAME = re.compile(r"step-\d{8}")
@@ -92,6 +98,7 @@ def save_checkpoint(
     root = run_dir / "checkpoints"
     name = f"step-{step:08d}"
     tmp: Path | None = None
+    inside(run_dir, "checkpoints", kind="dir")  # a linked checkpoints/ would take the weights elsewhere
     try:
         root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{name}-", dir=root))
@@ -112,7 +119,7 @@ def save_checkpoint(
         tmp = None
         _fsync_dir(root)
         atomic_write_text(
-            run_dir / "latest.json", json.dumps({"checkpoint": f"checkpoints/{name}", "step": step})
+            run_dir / "latest.json", json.dumps({"checkpoint": f"checkpoints/{name}", "step": step}), run_dir
         )
     except (OSError, SafetensorError) as exc:
         if tmp is not None:
@@ -124,7 +131,7 @@ def save_checkpoint(
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in sorted(p for p in root.glob("step-*") if p.name != name)[
+    for old in sorted(p for p in root.glob("step-*") if p.name != name and CHECKPOINT_NAME.fullmatch(p.name))[
         : max(len(list(root.glob("step-*"))) - keep, 0)
     ]:
         if old.is_symlink():
@@ -156,8 +163,12 @@ def clean_stale_temporaries(run_dir: str | Path) -> int:
     temporary is an orphan of a crash (a SIGKILL mid-save cannot run the cleanup in save_checkpoint).
     """
     run_dir, removed = Path(run_dir), 0
-    for tmp in [*(run_dir / "checkpoints").glob(f"{TMP_PREFIX}*"), *run_dir.glob(".*.tmp")]:
-        if tmp.is_dir():
+    linked = (run_dir / "checkpoints").is_symlink()  # never tidy a folder outside the run
+    for tmp in [
+        *([] if linked else (run_dir / "checkpoints").glob(f"{TMP_PREFIX}*")),
+        *run_dir.glob(".*.tmp"),
+    ]:
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
@@ -184,9 +195,13 @@ def latest_checkpoint(run_dir: str | Path, fallback: bool = True) -> Path:
         raise CheckpointError(
             f"run folder {shown(str(run_dir))} does not exist; train one with 'gensemble train CONFIG --out RUN'"
         )
+    inside(run_dir, "checkpoints", kind="dir")  # a linked checkpoints/ is refused, never read
     pointer, problem = run_dir / "latest.json", None
     try:
-        rel = json.loads(pointer.read_text())["checkpoint"]
+        raw = read_bytes(run_dir, "latest.json", limit=1 << 16)
+        if raw is None:
+            raise FileNotFoundError
+        rel = json.loads(raw)["checkpoint"]
         if not isinstance(rel, str):
             raise TypeError
         parts = Path(rel).parts
@@ -199,8 +214,8 @@ def latest_checkpoint(run_dir: str | Path, fallback: bool = True) -> Path:
             return run_dir / rel
     except FileNotFoundError:
         problem = f"no checkpoint in {shown(str(run_dir))} (latest.json is missing)"
-    except (OSError, ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError):
-        problem = f"{pointer} is corrupt"
+    except (OSError, ValueError, KeyError, TypeError, RecursionError, UnicodeDecodeError, UnsafePathError):
+        problem = f"{shown(str(pointer), 120)} is corrupt or not a regular file"
     found = sorted(
         p
         for p in (run_dir / "checkpoints").glob("step-*")
@@ -258,8 +273,11 @@ def load_checkpoint(
         )
     path = folder / "state.json"
     try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        raw = read_bytes(folder, "state.json", limit=MAX_STATE_BYTES)
+        if raw is None:
+            raise FileNotFoundError
+        state = json.loads(raw)
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError, UnsafePathError):
         raise CheckpointError(f"checkpoint file {shown(str(path))} is missing or corrupt; retrain") from None
     check_state(state, path)
     return out[0], out[1], state

@@ -18,6 +18,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import yaml
 
 from gensemble.errors import ConfigError, shown, shown_key
+from gensemble.safepath import read_bytes
 
 T = TypeVar("T")
 
@@ -291,9 +292,18 @@ def count_nodes(obj: Any, limit: int = MAX_CONFIG_NODES) -> int:
     return count(obj, 0)
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, turning file and syntax problems into one-line ConfigErrors."""
+def load_yaml(path: str | Path, root: str | Path | None = None) -> dict:
+    """Read a YAML mapping, turning file and syntax problems into one-line ConfigErrors. With
+    `root` (a run folder holding it), the file is read through safepath: a link or special file
+    there is refused, never followed."""
     p = Path(path)
+    if root is not None:
+        raw = read_bytes(root, p, limit=1_000_001)
+        if raw is None:
+            raise ConfigError(
+                f"config file {shown(str(p))} does not exist; is {shown(str(root))} a run folder?"
+            )
+        return _yaml_mapping(raw, p)
     if p.is_dir():
         raise ConfigError(
             f"config {shown(str(p))} is a folder; pass the path of a YAML file inside it (see configs/)"
@@ -308,6 +318,10 @@ def load_yaml(path: str | Path) -> dict:
         raise ConfigError(
             f"config file {shown(str(p))} cannot be read ({exc.strerror}); check its permissions"
         ) from None
+    return _yaml_mapping(raw, p)
+
+
+def _yaml_mapping(raw: bytes, p: Path) -> dict:
     if len(raw) > 1_000_000:
         raise ConfigError(
             f"config file {shown(str(p))} is {len(raw):,} bytes; a config is a few KB, is it the right file?"

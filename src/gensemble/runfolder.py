@@ -16,8 +16,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
+import hmac
 import json
 import os
+import re
+import secrets
 import shutil
 import signal
 import tempfile
@@ -28,10 +32,12 @@ from typing import Any, TypeVar
 
 from gensemble.checkpoint import _fsync_dir, atomic_write_text, clean_stale_temporaries
 from gensemble.errors import GensembleError, shown
+from gensemble.safepath import inside, name_parts, open_regular, read_bytes
 
 LOCK_FILE = ".lock"
 TXN_PREFIX = ".txn-"
 COMMIT_FILE = "COMMIT.json"
+TXN_NAME = re.compile(r"\.txn-(\d{1,10})-[A-Za-z0-9_]{1,32}")
 # Subfolders whose atomic-write temporaries (".NAME.*.tmp") a killed command may leave.
 ARTEFACT_DIRS = ("", "samples", "evaluations", "completion")
 
@@ -72,13 +78,28 @@ def _command_of(pid: int | None) -> str:
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (OSError, TypeError):
-        return "a gensemble command"
+        return "another process"
     words = [a.decode(errors="replace") for a in argv if a]
+    if not any("gensemble" in w for w in words[:3]):
+        # Another program holds the lock (an editor, a backup tool, a script): say which.
+        return f"another program ({shown(Path(words[0]).name if words else '?', 40)})"
     sub = next((w for w in words[1:] if w in COMMAND_WORDS), None)
-    return f"'gensemble {sub}'" if sub else "a gensemble command"
+    return f"'gensemble {sub}'" if sub else "a gensemble process"
 
 
 COMMAND_WORDS = ("train", "score", "evaluate", "complete", "report", "demo", "export")
+
+
+# The subfolders gensemble writes into; each must be a real folder inside the run, never a link.
+RUN_SUBFOLDERS = ("checkpoints", "evaluations", "completion", "samples", "snapshots", "tb")
+
+
+def check_subfolders(run_dir: str | Path) -> None:
+    """Refuse a run whose subfolders (or lock file) are links or special files: a writer would
+    otherwise follow them out of the run."""
+    for name in RUN_SUBFOLDERS:
+        inside(run_dir, name, kind="dir")
+    inside(run_dir, LOCK_FILE, kind="file")
 
 
 def holds_lock(run_dir: str | Path) -> bool:
@@ -94,13 +115,12 @@ def describe_holder(run_dir: Path) -> str:
 def holder(run_dir: str | Path) -> str | None:
     """Who holds RUN's writer lock ("'gensemble train' (PID 123)"), or None when nobody (or we) do."""
     run_dir = Path(run_dir)
-    path = run_dir / LOCK_FILE
-    if _key(run_dir) in _held or not path.is_file():
+    if _key(run_dir) in _held:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return None
+        fd = open_regular(run_dir, LOCK_FILE, os.O_RDONLY)
+    except (OSError, GensembleError):
+        return None  # no lock file, or one that is not ours to open (reported by the writers)
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -130,7 +150,9 @@ def run_lock(run_dir: str | Path, command: str) -> Iterator[None]:
         raise GensembleError(f"output {shown(str(run_dir))} is a file, not a folder; choose another --out")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(run_dir / LOCK_FILE, os.O_RDONLY | os.O_CREAT, 0o666)
+        check_subfolders(run_dir)
+        # O_NOFOLLOW|O_NONBLOCK, regular files only: a FIFO never hangs us, a link is never followed.
+        fd = open_regular(run_dir, LOCK_FILE, os.O_RDONLY | os.O_CREAT)
     except OSError as exc:
         raise GensembleError(
             f"cannot lock the run folder {shown(str(run_dir))} ({exc.strerror}); check the path and its permissions"
@@ -189,43 +211,107 @@ def _alive(pid: int) -> bool:
         return False  # our own leftovers are orphans by the time anyone recovers
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
     return True
 
 
+def _txn_key() -> bytes:
+    """This user's secret for signing commit records ($GENSEMBLE_CACHE/txn.key, made once, mode
+    0600). A record in a folder someone handed us cannot carry a valid signature, so recovery
+    never acts on a forged one."""
+    folder = Path(os.environ.get("GENSEMBLE_CACHE") or Path.home() / ".cache" / "gensemble").expanduser()
+    path = folder / "txn.key"
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        try:
+            key = os.read(fd, 64)
+        finally:
+            os.close(fd)
+        if len(key) == 32:
+            return key
+    key = secrets.token_bytes(32)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+    except FileExistsError:
+        return _txn_key() if path.is_file() and not path.is_symlink() else b""
+    except OSError:
+        return b""  # no cache: records are unsigned, and an interrupted set is discarded, not finished
+    return key
+
+
+def _signature(entries: list[list[str]]) -> str:
+    key = _txn_key()
+    if not key:
+        return ""
+    body = json.dumps(entries, separators=(",", ":")).encode()
+    return hmac.new(key, body, hashlib.sha256).hexdigest()
+
+
+def _checked_entries(txn: Path, root: Path, record: Any) -> list[list[str]]:
+    """The (staged, destination) pairs of a commit record, each checked; ValueError otherwise.
+
+    Staged names are the plain numbered files of this .txn folder; destinations are relative
+    names inside ROOT with no link on the way; the record is signed with this user's key."""
+    if not isinstance(record, dict) or not isinstance(record.get("files"), list):
+        raise ValueError("it is not a commit record")
+    entries = record["files"]
+    sig = record.get("signature")
+    if not isinstance(sig, str) or not sig or not hmac.compare_digest(sig, _signature(entries)):
+        raise ValueError("its signature is not this user's: gensemble did not write it here")
+    for entry in entries:
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
+            raise ValueError("an entry is not a pair of names")
+        staged, dest = entry
+        if not staged.isdigit() or len(staged) > 9:
+            raise ValueError(f"staged name {shown(staged)} is not one of its own files")
+        name_parts(dest)
+        inside(root, dest, kind="new")
+    return entries
+
+
 def recover(root: str | Path, temporaries: bool = True) -> int:
     """Finish committed output sets, drop uncommitted ones and (in a run folder, `temporaries`)
     stray atomic-write temporaries; return how many. A user's own output folder gets only the
-    first two: a ".name.x.tmp" file there might be theirs."""
+    first two: a ".name.x.tmp" file there might be theirs.
+
+    Only a record this user's gensemble signed is acted on (see `_checked_entries`); any other is
+    left alone with a warning. Nothing outside ROOT is read, written or deleted."""
     root, done = Path(root), 0
     for txn in sorted(root.glob(f"{TXN_PREFIX}*")):
-        try:
-            pid = int(txn.name[len(TXN_PREFIX) :].split("-")[0])
-        except ValueError:
-            pid = -1
-        if not txn.is_dir() or txn.is_symlink() or _alive(pid):
+        match = TXN_NAME.fullmatch(txn.name)
+        if match is None or txn.is_symlink() or not txn.is_dir() or _alive(int(match[1])):
             continue
-        commit = txn / COMMIT_FILE
-        if commit.is_file():
-            try:
-                entries = json.loads(commit.read_text())["files"]
-                _move_into_place(txn, root, entries)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                warnings.warn(
-                    f"could not finish the outputs an interrupted command left in {txn}: {exc}", stacklevel=2
-                )
-        shutil.rmtree(txn, ignore_errors=True)
+        try:
+            raw = read_bytes(root, f"{txn.name}/{COMMIT_FILE}", limit=1 << 20)
+            if raw is not None:
+                _move_into_place(txn, root, _checked_entries(txn, root, json.loads(raw)))
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, GensembleError) as exc:
+            warnings.warn(
+                f"left alone the outputs an interrupted command left in {shown(str(txn), 100)}: "
+                f"{' '.join(str(exc).split())[:200] or type(exc).__name__}",
+                stacklevel=2,
+            )
+            continue
+        shutil.rmtree(txn, ignore_errors=True)  # rmtree never follows links inside it
         done += 1
     for sub in ARTEFACT_DIRS if temporaries else ():
+        if sub and (root / sub).is_symlink():
+            continue
         folder = root / sub
-        if not folder.is_dir() or folder.is_symlink():
+        if not folder.is_dir():
             continue
         for tmp in folder.glob(".*.tmp"):
-            if tmp.is_file():
+            if tmp.is_file() and not tmp.is_symlink():
                 tmp.unlink(missing_ok=True)
+                done += 1
+            elif tmp.is_symlink():
+                tmp.unlink(missing_ok=True)  # removing a link touches nothing it points at
                 done += 1
     return done
 
@@ -233,10 +319,9 @@ def recover(root: str | Path, temporaries: bool = True) -> int:
 def _move_into_place(txn: Path, root: Path, entries: list[list[str]]) -> None:
     for staged, rel in entries:
         src = txn / staged
-        if not src.exists():
-            continue  # moved before the kill
-        dest = root / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink() or not src.is_file():
+            continue  # moved before the kill (a link is never moved)
+        dest = inside(root, rel, kind="new", create_parents=True)
         os.replace(src, dest)
     for folder in {(root / rel).parent for _, rel in entries}:
         _fsync_dir(folder)
@@ -257,8 +342,9 @@ class Outputs:
     """The files one command writes under `root`, put in place all at once by `commit`."""
 
     def _check_destinations(self) -> None:
-        """What would make a rename fail half-way (a folder or a file in a file's or folder's place)
-        is found before anything moves. Space is taken while staging, and a rename needs none."""
+        """What would make a rename fail half-way, or land outside the root (a link or a file on
+        the way, a folder in a file's place), is found before anything moves. Space is taken while
+        staging, and a rename needs none."""
         for rel in self.files:
             dest = self.root / rel
             if dest.is_dir() and not dest.is_symlink():
@@ -272,6 +358,7 @@ class Outputs:
                     raise GensembleError(
                         f"cannot write {shown(str(dest))}: {shown(str(parent))} is a file, not a folder"
                     )
+            inside(self.root, rel, kind="new")  # no link on the way out of the root
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -279,8 +366,7 @@ class Outputs:
 
     def add(self, path: str | Path, data: bytes | str) -> None:
         rel = os.path.relpath(Path(path), self.root)
-        if rel.startswith("..") or os.path.isabs(rel):
-            raise ValueError(f"{path} is outside {self.root}")
+        name_parts(rel)  # ValueError for a name outside the root: a bug, not bad input
         self.files[rel] = data.encode() if isinstance(data, str) else data
 
     def commit(self) -> None:
@@ -300,8 +386,9 @@ class Outputs:
                     f.flush()
                     os.fsync(f.fileno())
                 entries.append([str(i), rel])
+            record = {"files": entries, "signature": _signature(entries)}
             with _signals_held():
-                atomic_write_text(txn / COMMIT_FILE, json.dumps({"files": entries}))
+                atomic_write_text(txn / COMMIT_FILE, json.dumps(record))
                 _move_into_place(txn, self.root, entries)
         except BaseException:
             if not (txn / COMMIT_FILE).is_file():

@@ -136,3 +136,19 @@ def _state_keys(opt: torch.optim.Optimizer) -> set[str]:
     probe.grad = torch.zeros(1)
     twin.step()
     return set(twin.state[probe])
+
+
+def state_mismatch(expected: dict[str, Any], found: dict[str, Any]) -> str:
+    """How a checkpoint's tensors differ from a network's (for a one-line error, in place of
+    torch's multi-line "Error(s) in loading state_dict for Sequential")."""
+    missing = [k for k in expected if k not in found]
+    extra = [k for k in found if k not in expected]
+    for k, v in expected.items():
+        if k in found and tuple(found[k].shape) != tuple(v.shape):
+            shape = lambda t: "×".join(map(str, t.shape)) or "scalar"  # noqa: E731
+            return f"{k!s:.60} is {shape(found[k])} in the checkpoint but {shape(v)} in the config"
+    if missing:
+        return f"the checkpoint lacks {len(missing)} tensor(s), e.g. {missing[0]!s:.60}"
+    if extra:
+        return f"the checkpoint has {len(extra)} tensor(s) the config does not, e.g. {extra[0]!s:.60}"
+    return "the tensors differ"

@@ -6,6 +6,7 @@ import argparse
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 from gensemble.calibration import CALIBRATION_METHODS
 from gensemble.catalog import CATALOG, list_components
@@ -297,10 +298,12 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             # Warnings (a skipped image, a small n, a damaged cache entry) as one line each,
             # not Python's two-line form with a source excerpt.
-            warnings.showwarning = lambda msg, *a, **k: print(f"gensemble: warning: {msg}", file=sys.stderr)
+            warnings.showwarning = lambda msg, *a, **k: print(
+                f"gensemble: warning: {one_line(str(msg))}", file=sys.stderr
+            )
             return COMMANDS[args.command](args)
     except GensembleError as exc:
-        print(f"gensemble: error: {exc}", file=sys.stderr)
+        print(f"gensemble: error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:
         # The file system refused (full disk, permissions, a path that vanished): one line, no traceback.
@@ -335,9 +338,22 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+MAX_MESSAGE = 400
+
+
+def one_line(text: str) -> str:
+    """A message as one bounded line: a value echoed whole (a 5,000-character name) is cut in the
+    middle, so the problem and the fix at either end stay readable."""
+    text = " ".join(text.split("\n"))
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 120] + " … " + text[-117:]
+
+
 def kept_after_interrupt(args: argparse.Namespace) -> str:
     """What an interrupted command left, in its own terms (every writer writes all or nothing)."""
     run = getattr(args, "run", None) or getattr(args, "out", None) or "the run"
+    if args.command == "train" and not (Path(str(run)) / "latest.json").is_file():
+        # Stopped before its first checkpoint: there is nothing to resume (the folder may be gone).
+        return f"no checkpoint was written yet; start it again with 'gensemble train CONFIG --out {run}'"
     return {
         "train": f"the last checkpoint in {run} is intact; continue with 'gensemble train CONFIG --out {run} --resume'",
         "evaluate": f"{run}'s evaluation.json, evaluations/ and samples/ are as they were; nothing was half-written",

@@ -273,8 +273,8 @@ def native_format(paths: list[Path], cfg: DataConfig, need_size: bool = True) ->
             with Image.open(p) as img:
                 sizes[img.size] = sizes.get(img.size, 0) + 1
                 grey = grey and img.mode in GREY_MODES
-        except (OSError, ValueError, SyntaxError):
-            continue  # unreadable: load_image names it (or skips it with data.skip_bad)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+            continue  # unreadable or a decompression bomb: load_image names it (or skips it with data.skip_bad)
     if not sizes or not need_size:
         return 0, 1 if sizes and grey else 3  # nothing readable: load_image will say why
     if len(sizes) > 1:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
+from gensemble.artefacts import strict_loads
 from gensemble.checkpoint import atomic_write_text
 from gensemble.config import to_dict
 from gensemble.data import heldout_halves, load_dataset
@@ -34,9 +35,10 @@ from gensemble.editing.complete import (
     psnr,
 )
 from gensemble.editing.latent import SearchConfig, search
-from gensemble.errors import ConfigError, DataError
+from gensemble.errors import ConfigError, DataError, GensembleError
 from gensemble.fusion.critic import fit_ensemble_critic
 from gensemble.imageio import labelled_sheet_png
+from gensemble.safepath import read_bytes
 from gensemble.tournament import pooled_fakes
 
 if TYPE_CHECKING:
@@ -152,15 +154,16 @@ def load_or_fit_cost_model(editor: Editor) -> CostModel:
         "critic": editor.critic is not None,
     }
     path = editor.ens.run_dir / "completion" / "cost_model.json" if editor.ens.run_dir is not None else None
-    if path is not None and path.is_file():
+    if path is not None:
         try:
-            saved = json.loads(path.read_text())
+            raw = read_bytes(editor.ens.run_dir, path, limit=1 << 20)  # no link out of the run
+            saved = strict_loads(raw) if raw is not None else {}
             if saved.get("key") == key and set(saved["weights"]) == {*editor.generators, ENSEMBLE}:
                 return CostModel(
                     {k: torch.tensor(v, dtype=torch.float32) for k, v in saved["weights"].items()},
                     saved["n_images"],
                 )
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError, GensembleError):
             pass  # a damaged cache is refitted, never trusted
     x = editor.calibration[-cfg.n_cost_fit :]
     announce_fit(editor, x, cfg.search, path)
@@ -171,9 +174,11 @@ def load_or_fit_cost_model(editor: Editor) -> CostModel:
         try:
             weights = {k: [round(float(v), 8) for v in w] for k, w in model.weights.items()}
             atomic_write_text(
-                path, json.dumps({"key": key, "weights": weights, "n_images": model.n_images}, indent=1)
+                path,
+                json.dumps({"key": key, "weights": weights, "n_images": model.n_images}, indent=1),
+                editor.ens.run_dir,
             )
-        except OSError:
+        except (OSError, GensembleError):
             pass  # a read-only run folder: fit again next time
     return model
 

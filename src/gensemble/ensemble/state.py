@@ -12,7 +12,7 @@ from torch import nn
 
 from gensemble.checkpoint import checkpoint_at, load_checkpoint, save_checkpoint
 from gensemble.errors import CheckpointError, ConfigError, shown
-from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unflatten_state
+from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, state_mismatch, unflatten_state
 from gensemble.training.member import Member, MemberConfig
 
 if TYPE_CHECKING:
@@ -155,13 +155,13 @@ class Ensemble:
             m.load_weights(weights)
         for name, module in self.aux.items():
             prefix = f"{name}."
+            sub = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
             try:
-                module.load_state_dict(
-                    {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
-                )
+                module.load_state_dict(sub)
             except RuntimeError:
                 raise CheckpointError(
-                    f"checkpoint weights for {name!r} do not match the run's config"
+                    f"checkpoint weights for {name!r} do not match the run's config: "
+                    f"{state_mismatch(module.state_dict(), sub)}; resume with the config it was trained with"
                 ) from None
         try:
             self.state = type(self.state).from_tree(unflatten_state(state.get("scheme_state", {}), tensors))

@@ -12,10 +12,12 @@ from pathlib import Path
 from PIL import Image
 from torch import Tensor
 
-from gensemble.artefacts import dumps, read_artefact
+from gensemble.artefacts import ArtefactError, dumps, read_artefact
+from gensemble.errors import shown
 from gensemble.imageio import make_grid
 from gensemble.plots import scatter_png
 from gensemble.runfolder import Outputs
+from gensemble.safepath import UnsafePathError, read_bytes
 
 SAMPLES_DIR = "samples"
 GRID_N = 64  # samples per grid: the first 64 of the n each row was scored on
@@ -43,7 +45,18 @@ def read_grids(run_dir: str | Path, members: Collection[str] | None = None) -> d
     samples/index.json is checked (artefacts.check_grid_index); a damaged one is an ArtefactError."""
     folder = Path(run_dir) / SAMPLES_DIR
     index = read_artefact("grids", folder / "index.json", members) or {}
-    return {row: (folder / name).read_bytes() for row, name in index.items()}
+    grids = {}
+    for row, name in index.items():
+        try:
+            png = read_bytes(run_dir, f"{SAMPLES_DIR}/{name}")  # never through a link out of the run
+        except UnsafePathError as exc:
+            raise ArtefactError(str(exc)) from None
+        if png is None:
+            raise ArtefactError(
+                f"{shown(str(folder / name))} is missing; run 'gensemble evaluate {run_dir}' to rewrite the grids"
+            )
+        grids[row] = png
+    return grids
 
 
 def log_acceptance_rates(run_dir: str | Path, rates: dict[str, float], step: int) -> None:

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from gensemble.checkpoint import atomic_write_bytes, atomic_write_text
 from gensemble.data.toy import TOY_MIXTURES, toy_modes
-from gensemble.errors import ConfigError
+from gensemble.errors import ConfigError, shown
 from gensemble.metrics import FeatureOutput, get_extractor
 from gensemble.metrics.classifier import PER_CHANNEL_SOURCES, RECIPES, per_channel_source
 from gensemble.metrics.classifier_store import default_cache_dir, shipped_fitting
@@ -217,7 +217,7 @@ def check_features_name(features: str | None) -> None:
         return
     if features.startswith("classifier:") and len(features) > len("classifier:"):
         return
-    raise ConfigError(f"unknown feature extractor {features!r}; known: {', '.join(FEATURE_KINDS)}")
+    raise ConfigError(f"unknown feature extractor {shown(features, 40)}; known: {', '.join(FEATURE_KINDS)}")
 
 
 def resolve_features(

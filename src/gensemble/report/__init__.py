@@ -9,15 +9,15 @@ Every string that comes from configs, names or metrics is HTML-escaped.
 from __future__ import annotations
 
 import base64
-import json
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gensemble.artefacts import ArtefactError, read_artefact
+from gensemble.artefacts import ArtefactError, read_artefact, strict_loads
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import CheckpointError, GensembleError, shown
 from gensemble.evaluation.artefacts import read_grids
@@ -34,7 +34,8 @@ from gensemble.report.tables import (
     read_evaluation_file,
 )
 from gensemble.run import load_config
-from gensemble.runfolder import recover_if_idle, run_lock
+from gensemble.runfolder import holder, recover_if_idle, run_lock
+from gensemble.safepath import UnsafePathError, files, read_bytes, read_text
 from gensemble.tournament.saved import read_tournament
 
 
@@ -221,23 +222,27 @@ def read_completion(run_dir: Path, members: list[str] | None = None) -> tuple[by
     summary = read_artefact("completion", folder / "completion.json", members)
     if summary is None:
         return None
-    if not (folder / "panel.png").is_file():
+    try:
+        png = read_bytes(run_dir, "completion/panel.png")
+    except UnsafePathError as exc:
+        raise ArtefactError(str(exc)) from None
+    if png is None:
         raise ArtefactError(
             f"{shown(str(folder / 'panel.png'))} is missing; run 'gensemble complete {run_dir} --heldout N' to rewrite it"
         )
-    return (folder / "panel.png").read_bytes(), summary
+    return png, summary
 
 
 def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
     """metrics.jsonl by member. Lines a crash cut short, or that are not a member's numbers at a
     step, are skipped: the log is appended while training, so its last line may be partial."""
     curves: dict[str, list[dict[str, float]]] = {}
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
+    text = read_text(run_dir, "metrics.jsonl")  # no link, FIFO or device; size-capped
+    if text is None:
         return curves
-    for line in path.read_text(errors="replace").splitlines():
+    for line in text.splitlines():
         try:
-            rec = json.loads(line)
+            rec = strict_loads(line)
         except (ValueError, RecursionError):
             continue
         if not isinstance(rec, dict) or not isinstance(rec.get("member"), str):
@@ -264,7 +269,7 @@ def run_members(run_dir: Path) -> list[str] | None:
     """The run's member names, which every artefact's rows must agree with (None: config unreadable,
     and then names are not checked; the report still renders what it can)."""
     try:
-        return [m.name for m in load_config(run_dir / "config.yaml").members]
+        return [m.name for m in load_config(run_dir / "config.yaml", root=run_dir).members]
     except GensembleError:
         return None
 
@@ -281,7 +286,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         )
     members = run_members(run_dir)
     latest = None
-    evaluations = [read_evaluation_file(p, members) for p in sorted((run_dir / "evaluations").glob("*.json"))]
+    evaluations = [read_evaluation_file(p, members) for p in files(run_dir, "evaluations", "*.json")]
     if (run_dir / "evaluation.json").exists():
         latest = read_evaluation_file(run_dir / "evaluation.json", members)
         if not evaluations:  # written before evaluations/ existed
@@ -296,7 +301,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         samples = {k: v for k, v in samples.items() if not k.startswith("fusion:") or k in wanted}
     data = ReportData(
         title=f"gensemble report: {run_dir.name}",
-        config_yaml=(run_dir / "config.yaml").read_text(),
+        config_yaml=read_text(run_dir, "config.yaml", limit=1_000_000) or "",
         samples=samples,
         score=read_tournament(run_dir, members),
         evaluation=evaluation,
@@ -310,6 +315,11 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         timings=read_timings(run_dir),
         per_class=headline["raw"].get("per_class") if headline else None,
     )
+    if members is None:
+        data.notes.append(
+            "config.yaml does not parse as this version's run config: member names are not checked, "
+            "and the config below is shown as it stands."
+        )
     if data.score is None:
         data.notes.append(
             f"No tournament saved: run 'gensemble score {run_dir}' (runs without discriminators have none)."
@@ -330,8 +340,18 @@ def report_run(
         gather_report(run_dir, fusions)  # the one-line error about a folder that holds no run
     if out.resolve().is_relative_to(Path(run_dir).resolve()):
         with run_lock(run_dir, "report"):  # it writes into the run: one writer at a time
-            atomic_write_text(out, render_report(gather_report(run_dir, fusions)))
+            html = render_report(gather_report(run_dir, fusions))
+            atomic_write_text(
+                Path(run_dir) / out.resolve().relative_to(Path(run_dir).resolve()), html, run_dir
+            )
     else:
         recover_if_idle(run_dir)  # a reader: finish what a killed command left, if nobody is writing
+        busy = holder(run_dir)
+        if busy is not None:
+            warnings.warn(
+                f"{busy} is writing into {shown(str(run_dir), 80)}: the report shows the artefacts "
+                "saved so far; run 'gensemble report' again when it has finished",
+                stacklevel=2,
+            )
         atomic_write_text(out, render_report(gather_report(run_dir, fusions)))
     return out

@@ -7,7 +7,6 @@ both are re-exported here, where most callers look for them.
 from __future__ import annotations
 
 import contextlib
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 
 from gensemble import threads
+from gensemble.artefacts import strict_loads
 from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
 from gensemble.data import HELDOUT_FILE, Dataset, check_heldout, heldout_listing, load_dataset
@@ -28,6 +28,7 @@ from gensemble.run.budget import describe_seconds, estimate_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
 from gensemble.run.hooks import RunHooks
 from gensemble.runfolder import holder, run_lock
+from gensemble.safepath import read_text
 from gensemble.training.loop import resolve_device
 
 __all__ = [
@@ -53,7 +54,7 @@ def check_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
             raise CheckpointError(
                 f"output folder {shown(str(out))} already holds a run; pass --resume to continue it or choose another --out"
             )
-        old, new = load_yaml(cfg_path), yaml_roundtrip(cfg)
+        old, new = load_yaml(cfg_path, out), yaml_roundtrip(cfg)
         # Resuming may extend training or move device; anything else makes it a different run.
         for section in (old, new):
             for key in RESUMABLE_KEYS:
@@ -78,7 +79,7 @@ def prepare_run_dir(out: Path, cfg: RunConfig, resume: bool) -> None:
     check_run_dir(out, cfg, resume)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / "config.yaml", dump_yaml(cfg))
+        atomic_write_text(out / "config.yaml", dump_yaml(cfg), out)
     except OSError as exc:
         raise CheckpointError(
             f"cannot write the run folder {shown(str(out))} ({exc.strerror}); choose another --out"
@@ -115,7 +116,7 @@ def load_run_and_heldout(
         raise CheckpointError(
             f"{str(run_dir)!r} is not a run folder (no config.yaml); train one with 'gensemble train'"
         )
-    cfg = load_config(run_dir / "config.yaml")
+    cfg = load_config(run_dir / "config.yaml", root=run_dir)
     data = load_dataset(cfg.data, "test")
     ens = build_ensemble(cfg, data.shape, resolve_device(device), for_training=False)
     ens.run_dir = run_dir
@@ -196,12 +197,13 @@ def load_train_data(cfg: RunConfig, device: torch.device) -> Dataset:
 def truncate_metrics(run_dir: Path, steps: dict[str, int]) -> None:
     """On resume, drop metric lines logged after the checkpoint, so the log matches the weights."""
     path = run_dir / "metrics.jsonl"
-    if not path.exists():
+    text = read_text(run_dir, "metrics.jsonl")  # a link, FIFO or device there is refused
+    if text is None:
         return
     keep = []
-    for line in path.read_text().splitlines():
+    for line in text.splitlines():
         try:
-            rec = json.loads(line)
+            rec = strict_loads(line)
         except (ValueError, RecursionError):
             continue  # a line cut short by a crash
         step = rec.get("step", 0) if isinstance(rec, dict) else None
@@ -209,7 +211,7 @@ def truncate_metrics(run_dir: Path, steps: dict[str, int]) -> None:
             continue  # not a record this log holds
         if step <= steps.get(rec.get("member"), 10**12):
             keep.append(line)
-    atomic_write_text(path, "".join(line + "\n" for line in keep))
+    atomic_write_text(path, "".join(line + "\n" for line in keep), run_dir)
 
 
 def train_run(
@@ -287,7 +289,7 @@ def write_run_files(out: Path, cfg: RunConfig, resume: bool, ens: Ensemble) -> N
     prepare_run_dir(out, cfg, resume)
     listing = heldout_listing(cfg.data)
     if listing is not None:
-        atomic_write_text(out / HELDOUT_FILE, listing)
+        atomic_write_text(out / HELDOUT_FILE, listing, out)
     clean_stale_temporaries(out)
     if resume:
         truncate_metrics(out, {m.name: m.step for m in ens.members})

@@ -57,5 +57,8 @@ def check_distinct_members(cfg: RunConfig) -> None:
         seen[key] = str(m.name)
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
-    return parse_config(load_yaml(path), overrides)
+def load_config(
+    path: str | Path, overrides: list[str] | tuple[str, ...] = (), root: str | Path | None = None
+) -> RunConfig:
+    """The RunConfig of a YAML file; with `root`, a run folder's config.yaml read through safepath."""
+    return parse_config(load_yaml(path, root), overrides)

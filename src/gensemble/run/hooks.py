@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ import torch
 from gensemble.checkpoint import atomic_write_bytes
 from gensemble.ensemble.state import ema_key
 from gensemble.imageio import make_grid
+from gensemble.safepath import open_regular
 from gensemble.training.loop import update_ema
 from gensemble.training.member import Member
 
@@ -24,7 +26,9 @@ class RunHooks:
     def __init__(self, ensemble: Any, run_dir: Path, tensorboard: bool = True) -> None:
         self.ens, self.run_dir = ensemble, run_dir
         self.cfg = ensemble.cfg.train
-        self._metrics = open(run_dir / "metrics.jsonl", "a")  # noqa: SIM115  (closed in close())
+        # Appended through an fd opened with O_NOFOLLOW: a link or FIFO named metrics.jsonl is refused.
+        fd = open_regular(run_dir, "metrics.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        self._metrics = os.fdopen(fd, "a")  # noqa: SIM115  (closed in close())
         self._start = time.perf_counter()
         self._together = 0  # depth of `together()` blocks; saves inside them wait for the block's end
         self._save_pending = False
@@ -103,7 +107,7 @@ class RunHooks:
         net = member.model.generator_net()
         state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         path = self.run_dir / "snapshots" / member.name / f"step-{member.step:08d}.safetensors"
-        atomic_write_bytes(path, save(state))
+        atomic_write_bytes(path, save(state), root=self.run_dir)
 
     def images(self, member: Member, n: int = 36) -> None:
         if self._tb is None:

@@ -10,11 +10,11 @@ import torch
 from torch import nn
 
 from gensemble.config import SEED_RANGE, check_ranges, from_dict, to_dict
-from gensemble.errors import CheckpointError, ConfigError
+from gensemble.errors import CheckpointError, ConfigError, shown
 from gensemble.losses import GAN_LOSSES, GANLoss
 from gensemble.models import GenerativeModel, get_model
 from gensemble.optim import OptimConfig, build_optimizer
-from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, unflatten_state
+from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, state_mismatch, unflatten_state
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -39,7 +39,7 @@ class MemberConfig:
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", self.name):
             # Names become checkpoint keys and folder names, so keep them to a portable alphabet.
             raise ConfigError(
-                f"config key '{path}.name' must be letters, digits, '-' or '_' (at most 64), got {self.name!r}"
+                f"config key '{path}.name' must be letters, digits, '-' or '_' (at most 64), got {shown(self.name, 40)}"
             )
         entry = self.entry(path)
         self.model_config(path)
@@ -107,10 +107,11 @@ class Member:
             sub = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             try:
                 module.load_state_dict(sub)
-            except RuntimeError as exc:
+            except RuntimeError:
                 raise CheckpointError(
-                    f"checkpoint weights for member {self.name!r} ({net}) do not match its config: "
-                    f"{str(exc).splitlines()[0][:100]}"
+                    f"checkpoint weights for member {shown(self.name, 40)} ({net}) do not match its config: "
+                    f"{state_mismatch(module.state_dict(), sub)}; resume with the config the run was "
+                    "trained with, or train a new run"
                 ) from None
 
     def training_state(self, tensors: dict[str, torch.Tensor]) -> dict[str, Any]:
