@@ -1,7 +1,9 @@
 """The CLI end to end, and every bad input getting a one-line error with exit code 2."""
 
+import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -102,6 +104,48 @@ def test_unreadable_image_in_folder_is_named_and_can_be_skipped(tmp_path, capsys
     assert code == 0
     warned = [line for line in err.splitlines() if "broken.png" in line]
     assert warned and all(line.startswith("gensemble: warning:") for line in warned)  # one line each
+
+
+def bomb_png(side: int = 20000) -> bytes:
+    """A 45-byte PNG whose header claims side×side pixels (no image data follows)."""
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    idat = struct.pack(">I", 0) + b"IDAT" + struct.pack(">I", zlib.crc32(b"IDAT"))  # an empty IDAT
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+        + idat
+    )
+
+
+@pytest.mark.parametrize("size", [None, 16])
+def test_a_decompression_bomb_in_a_training_folder_is_skipped(tmp_path, capsys, size):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(40):
+        Image.fromarray(np.full((16, 16), i * 6, np.uint8)).save(folder / f"ok{i}.png")
+    (folder / "bomb.png").write_bytes(bomb_png())
+    data = {"name": f"folder:{folder}", "channels": 1, **({"image_size": size} if size else {})}
+    cfg = write_config(
+        tmp_path / "c.yaml", data=data, model={"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8}
+    )
+    code, _, err = run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "R"), "--set", "train.steps=2")
+    assert_one_line_error(code, err, "bomb.png", "skip_bad")
+    argv = [
+        "train",
+        str(cfg),
+        "--out",
+        str(tmp_path / "R"),
+        "--set",
+        "train.steps=2",
+        "--set",
+        "data.skip_bad=true",
+    ]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    assert any("bomb.png" in line and line.startswith("gensemble: warning:") for line in err.splitlines())
 
 
 def test_empty_image_folder(tmp_path, capsys):

@@ -94,12 +94,17 @@ COMMAND_WORDS = ("train", "score", "evaluate", "complete", "report", "demo", "ex
 RUN_SUBFOLDERS = ("checkpoints", "evaluations", "completion", "samples", "snapshots", "tb")
 
 
+# Files opened in place (appended or locked), not replaced by a rename: each must be a regular file.
+APPENDED_FILES = (LOCK_FILE, "metrics.jsonl")
+
+
 def check_subfolders(run_dir: str | Path) -> None:
     """Refuse a run whose subfolders (or lock file) are links or special files: a writer would
     otherwise follow them out of the run."""
     for name in RUN_SUBFOLDERS:
         inside(run_dir, name, kind="dir")
-    inside(run_dir, LOCK_FILE, kind="file")
+    for name in APPENDED_FILES:
+        inside(run_dir, name, kind="file")
 
 
 def holds_lock(run_dir: str | Path) -> bool:
