@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 import traceback
 import warnings
 from collections import Counter
@@ -31,6 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import interrupts  # noqa: E402
 import test_fuzz as fz  # noqa: E402  (the strategies live with the tests)
 import test_fuzz_artefacts as fa  # noqa: E402
+import test_hostile_folders as hf  # noqa: E402
 from test_editing import TINY_IMAGES  # noqa: E402  (two DCGANs and a VAE on 16 px digits)
 
 from gensemble.artefacts import read_artefact  # noqa: E402
@@ -62,11 +64,24 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--examples", type=int, default=1000, help="examples per kind of input")
     ap.add_argument("--signal-trials", type=int, default=20, help="signals per command (evaluate, complete)")
     ap.add_argument("--writer-trials", type=int, default=6, help="pairs of writers started together")
+    ap.add_argument(
+        "--hostile", type=int, default=2000, help="hostile run folders, each opened by one command"
+    )
+    ap.add_argument(
+        "--only-hostile",
+        action="store_true",
+        help="run only the hostile-folder section and merge it into the existing --out file",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "results" / "bad_inputs.json"))
     args = ap.parse_args(argv)
     set_quiet(True)
     warnings.simplefilter("ignore")
     tmp = Path(tempfile.mkdtemp(prefix="gensemble-bad-inputs-"))
+    if args.only_hostile:
+        result = json.loads(Path(args.out).read_text())
+        result["hostile_folders"] = hostile_folders(tmp, args.hostile)
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        return result
     run = Path(train_run(fz.write_config(tmp / "c.yaml"), tmp / "R"))
     counter = iter(range(10**9))
     counts: dict[str, Counter] = {}
@@ -119,6 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
     for b in bugs[:5]:
         print(b)
     signals, writers = interruptions(tmp, args.signal_trials, args.writer_trials)
+    hostile = hostile_folders(tmp, args.hostile)
     result = {
         "rows": rows,
         "total": total,
@@ -126,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         "first_bugs": bugs[:20],
         "signals": signals,
         "writers": writers,
+        "hostile_folders": hostile,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return result
@@ -183,8 +200,64 @@ def interruptions(tmp: Path, trials: int, writer_trials: int) -> tuple[dict, dic
     return signals, writers
 
 
+PROBLEM_KINDS = {
+    "writes or changes outside the folder": "outside changed",
+    "outside bytes in an output": "outside bytes",
+    "tracebacks": "traceback",
+    "hangs over 10 s": "hang",
+    "other (exit code, not one line)": "",
+}
+
+
+def hostile_folders(tmp: Path, n: int) -> dict:
+    """`n` hostile run folders (tests/test_hostile_folders.py's strategy: forged commit records,
+    links at every artefact and subfolder, FIFOs, huge integers, oversized files), each opened by
+    one command drawn from every command that opens a run or writes into an output folder."""
+    clean_run = hf.build_clean_run(tmp / "hostile-clean")
+    per_command: dict[str, Counter] = {name: Counter() for name in hf.COMMANDS}
+    damage_kinds: Counter = Counter()
+    problems: list[str] = []
+    counter = iter(range(10**9))
+    started = time.perf_counter()
+
+    @settings(max_examples=n, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(damage=st.lists(hf.DAMAGE, min_size=1, max_size=3), name=st.sampled_from(sorted(hf.COMMANDS)))
+    def run(damage, name):
+        found = hf.check_folder(clean_run, tmp / f"hostile-{next(counter)}", damage, [name])
+        per_command[name]["folders"] += 1
+        for d in damage:
+            damage_kinds[d["kind"]] += 1
+        for p in found:
+            kind = next(
+                (k for k, tag in PROBLEM_KINDS.items() if tag and tag in p), "other (exit code, not one line)"
+            )
+            per_command[name][kind] += 1
+            problems.append(p[:600])
+
+    run()
+    totals = {k: sum(c[k] for c in per_command.values()) for k in ("folders", *PROBLEM_KINDS)}
+    print("\n| command | hostile folders | " + " | ".join(PROBLEM_KINDS) + " |")
+    print("|---|---|" + "---|" * len(PROBLEM_KINDS))
+    for name, c in {**per_command, "all": Counter(totals)}.items():
+        print(f"| {name} | {c['folders']} | " + " | ".join(str(c[k]) for k in PROBLEM_KINDS) + " |")
+    for p in problems[:5]:
+        print(p)
+    return {
+        "folders": totals["folders"],
+        **{k: totals[k] for k in PROBLEM_KINDS},
+        "per_command": {name: dict(c) for name, c in per_command.items()},
+        "damage_kinds": dict(damage_kinds),
+        "commands": {name: " ".join(argv) for name, argv in hf.COMMANDS.items()},
+        "first_problems": problems[:20],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
 def clean(result: dict) -> bool:
-    problems = [p for r in result["signals"].values() for p in r["problems"]] + result["writers"]["problems"]
+    problems = [p for r in result.get("signals", {}).values() for p in r["problems"]]
+    problems += result.get("writers", {}).get("problems", [])
+    hostile = result.get("hostile_folders", {})
+    problems += hostile.get("first_problems", [])
     return result["total"]["other exception"] == 0 and not problems
 
 

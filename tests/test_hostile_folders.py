@@ -209,10 +209,20 @@ DAMAGE = st.one_of(
 
 
 def _clear(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.is_dir():
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
+    elif path.is_symlink() or path.exists():
+        path.unlink()
+
+
+def _linked_on_the_way(run: Path, path: Path) -> bool:
+    """Whether a folder between RUN and `path` is already a link or not a folder (a second damage
+    there would be the harness writing outside, not gensemble)."""
+    return any(
+        p.is_symlink() or (p.exists() and not p.is_dir())
+        for p in path.parents
+        if p != run and run in p.parents
+    )
 
 
 def apply_damage(box: Sandbox, d: dict) -> None:
@@ -234,6 +244,8 @@ def apply_damage(box: Sandbox, d: dict) -> None:
         # A PNG header claiming 20000×20000 in a folder dataset's training images.
         return
     path = run / d["entry"]
+    if _linked_on_the_way(run, path):
+        return
     if d["kind"] == "link":
         _clear(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -251,7 +263,7 @@ def apply_damage(box: Sandbox, d: dict) -> None:
         _clear(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         os.mkfifo(path) if d["what"] == "fifo" else path.mkdir()
-    elif d["kind"] == "huge" and path.is_file():
+    elif d["kind"] == "huge" and path.is_file() and not path.is_symlink():
         text = path.read_text()
         big = "9" * d["digits"]
         # Replace the first number (or add one) with a huge integer.
@@ -259,7 +271,7 @@ def apply_damage(box: Sandbox, d: dict) -> None:
 
         new, n = re.subn(r"(?<=[:\[,\s])-?\d+(\.\d+)?(?=[,\]\}\s])", big, text, count=1)
         path.write_text(new if n else text.rstrip().rstrip("}") + f', "x": {big}}}')
-    elif d["kind"] == "oversized" and path.is_file():
+    elif d["kind"] == "oversized" and path.is_file() and not path.is_symlink():
         with open(path, "ab") as f:
             f.truncate(70 * 2**20)  # sparse: costs no disk
 
