@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import stat
+import threading
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ COMMANDS = {
     "report-o": ["report", "{run}", "-o", "{out}/elsewhere.html"],
     "evaluate": ["evaluate", "{run}", "-n", "60"],
     "evaluate-weighted": ["evaluate", "{run}", "-n", "60", "--fusion", "weighted"],
+    "evaluate-rejection": ["evaluate", "{run}", "-n", "60", "--fusion", "rejection"],
     "score": ["score", "{run}", "-n", "60"],
     "sample": ["sample", "{run}", "-n", "16", "-o", "{out}/s.png"],
     "sample-weighted": ["sample", "{run}", "-n", "16", "--fusion", "weighted", "-o", "{out}/w.png"],
@@ -299,6 +301,10 @@ def run_command(box: Sandbox, name: str, limit_s: int = 10) -> Outcome:
 
     old = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(limit_s)
+    # A hang inside C code (a library opening a FIFO) never returns to Python for SIGALRM: after the
+    # limit, a watchdog opens every FIFO of the sandbox for writing, which lets such a reader go.
+    watchdog = threading.Timer(limit_s + 2, unblock_fifos, (box.root, hung := []))
+    watchdog.start()
     code, problem = None, None
     try:
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
@@ -310,6 +316,9 @@ def run_command(box: Sandbox, name: str, limit_s: int = 10) -> Outcome:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, old)
+        watchdog.cancel()
+    if hung and problem is None:
+        problem = f"hang over {limit_s} s in C code (a FIFO was opened): {hung[0]}"
     text = err.getvalue()
     if problem is None and code not in (0, 2):
         problem = f"exit code {code}"
@@ -324,6 +333,19 @@ def run_command(box: Sandbox, name: str, limit_s: int = 10) -> Outcome:
     if problem is None:
         problem = leaked(box, text + out.getvalue())
     return Outcome(code, text, problem)
+
+
+def unblock_fifos(root: Path, hung: list[str]) -> None:
+    for dirpath, _, filenames in os.walk(root):
+        for name in filenames:
+            p = Path(dirpath) / name
+            if stat.S_ISFIFO(p.lstat().st_mode):
+                try:
+                    fd = os.open(p, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    continue  # nobody is reading it
+                os.close(fd)
+                hung.append(str(p.relative_to(root)))
 
 
 def leaked(box: Sandbox, console: str) -> str | None:
@@ -385,6 +407,13 @@ def test_a_forged_commit_record_is_never_obeyed(clean_run, tmp_path, name, commi
 def test_the_report_never_inlines_a_file_from_outside(clean_run, tmp_path, entry):
     d = {"kind": "link", "entry": entry, "target": "secret" if "." in entry else "dir"}
     assert check_folder(clean_run, tmp_path, [d], ["report", "report-o"]) == []
+
+
+@pytest.mark.parametrize("entry", ["judges.safetensors", "heldout.txt", "metrics.jsonl", "config.yaml"])
+@pytest.mark.parametrize("name", ["evaluate-rejection", "sample-weighted", "report", "train-resume"])
+def test_a_fifo_where_a_file_belongs_never_hangs(clean_run, tmp_path, entry, name):
+    d = {"kind": "special", "entry": entry, "what": "fifo"}
+    assert check_folder(clean_run, tmp_path, [d], [name]) == []
 
 
 @pytest.mark.parametrize("entry", ["checkpoints", "evaluations", "samples", "completion", "tb"])

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from gensemble.errors import CheckpointError, shown
 from gensemble.safepath import UnsafePathError, inside, read_bytes
@@ -139,6 +139,20 @@ def save_checkpoint(
         else:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+MAX_TENSOR_BYTES = 16 * 2**30  # a safetensors file larger than this is not a model of ours
+
+
+def read_tensors(root: str | Path, path: str | Path) -> dict[str, torch.Tensor]:
+    """The tensors of the safetensors file ROOT/path, read through safepath (a link, FIFO or device
+    there is refused, never opened by safetensors) and parsed from bytes: never unpickles."""
+    from safetensors.torch import load
+
+    raw = read_bytes(root, path, limit=MAX_TENSOR_BYTES)
+    if raw is None:
+        raise FileNotFoundError(str(path))
+    return load(raw)
 
 
 def _why(exc: BaseException) -> str:
@@ -260,8 +274,8 @@ def load_checkpoint(
                 f"checkpoint file {shown(str(path))} is missing; the checkpoint is incomplete"
             )
         try:
-            out.append(load_file(str(path)))
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            out.append(read_tensors(folder, fname))
+        except (SafetensorError, OSError, ValueError, RuntimeError, UnsafePathError) as exc:
             raise CheckpointError(
                 f"checkpoint file {shown(str(path))} is truncated or corrupt ({_why(exc)}); restore it or retrain"
             ) from None

@@ -35,6 +35,8 @@ from gensemble.progress import progress
 FEATURE_KINDS = (
     "classifier",
     "classifier:DATASET",
+    "effnet-lite0",
+    "effnet-lite0:SIZE",
     "inception",
     "inception-fp32",
     "pixels",
@@ -208,6 +210,7 @@ def check_features_name(features: str | None) -> None:
     """A one-line error for a feature name that is not classifier, classifier:DATASET, inception or points."""
     if features is None or features in (
         "classifier",
+        "effnet-lite0",
         "inception",
         "inception-fp32",
         "pixels",
@@ -215,8 +218,9 @@ def check_features_name(features: str | None) -> None:
         "modes",
     ):
         return
-    if features.startswith("classifier:") and len(features) > len("classifier:"):
-        return
+    for prefix in ("classifier:", "effnet-lite0:"):
+        if features.startswith(prefix) and len(features) > len(prefix):
+            return
     raise ConfigError(f"unknown feature extractor {shown(features, 40)}; known: {', '.join(FEATURE_KINDS)}")
 
 

@@ -23,9 +23,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
+from gensemble.checkpoint import read_tensors
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
+from gensemble.safepath import files
 from gensemble.sampling import Samples
 
 
@@ -58,9 +60,10 @@ def average_state_dicts(states: list[dict[str, Tensor]]) -> dict[str, Tensor]:
 
 
 def snapshot_files(run_dir: Path | None, member: str) -> list[Path]:
+    """RUN/snapshots/MEMBER/step-*.safetensors, regular files only (a linked folder is refused)."""
     if run_dir is None:
         return []
-    return sorted((Path(run_dir) / "snapshots" / member).glob("step-*.safetensors"))
+    return list(files(run_dir, f"snapshots/{member}", "step-*.safetensors"))
 
 
 def check_averageable(ens: Any, names: list[str]) -> None:
@@ -92,8 +95,6 @@ def check_averageable(ens: Any, names: list[str]) -> None:
 
 def ingredients(ens: Any, names: list[str], p: AverageParams) -> tuple[list[dict[str, Tensor]], str]:
     """The state dicts to average and a label naming them ("m0:ema", "m0:soup(8)")."""
-    from safetensors.torch import load_file
-
     has_ema = all(ema_key(n) in ens.aux for n in names)
     has_snaps = all(snapshot_files(ens.run_dir, n) for n in names)
     source = p.source
@@ -123,7 +124,7 @@ def ingredients(ens: Any, names: list[str], p: AverageParams) -> tuple[list[dict
         for f in (snapshot_files(ens.run_dir, n)[-p.last :] if p.last else snapshot_files(ens.run_dir, n))
     ]
     try:
-        states = [load_file(str(f)) for f in files]
+        states = [read_tensors(ens.run_dir, f) for f in files]
     except Exception as exc:  # a truncated or foreign file
         raise CheckpointError(f"could not read snapshot {exc}") from None
     return states, f"{'+'.join(names)}:soup({len(files)})"

@@ -239,6 +239,60 @@ class FusionEntry:
 
 FUSIONS: Registry[FusionEntry] = Registry("fusion method")
 
+# What steers a fusion, as feature-space names an evaluation grades on (see `steered_by`).
+DISCRIMINATORS = "discriminators"  # the members' (fine-tuned) discriminators: networks on the pixels
+
+
+def judge_space(kind: str, dataset: str) -> str:
+    """The space a kind of judge steers by: the feature judge's frozen features, or the discriminators."""
+    return choice_space(dataset) if kind == "features" else DISCRIMINATORS
+
+
+def choice_space(dataset: str) -> str:
+    """The space choices (auto's candidates, rejection's γ, best's held-out FID) are compared on:
+    the judges' frozen features (tournament.judges.feature_source), named as the registry names it."""
+    source = feature_source(dataset)
+    if source.startswith("modes:"):
+        return "modes"
+    return "pixels" if source == "raw" else source
+
+
+def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
+    """The feature spaces that shaped fusion `name`'s samples with `params` on `dataset`: whatever a
+    critic, a weight, a choice or a selection was fitted or compared on. A row graded on one of these
+    grades itself (Kynkäänniemi et al., ICLR 2023); `evaluate` marks it and never headlines it.
+
+    Read off the parameters every method shares, so a new method is covered by what it inherits:
+    judges (critic methods, `weighted`, tournament selection), choices on the judges' features
+    (auto, rejection's γ, best by held-out FID), and learned weights' own `features`."""
+    spaces: set[str] = set()
+    critic = get_fusion_entry(name).needs_discriminators and getattr(params, "refine", "") != "none"
+    if critic or getattr(params, "selects", False) or name == "weighted":
+        spaces.add(judge_space(params.judges, dataset))
+    for kind in getattr(params, "critics", ()) if critic else ():
+        spaces.add(judge_space(params.judges if kind == "judges" else kind, dataset))
+    if critic and (getattr(params, "gamma_percentile", None) == "auto" or name == "auto"):
+        spaces.add(choice_space(dataset))
+    if name == "best":
+        spaces.add(
+            choice_space(dataset) if params.by == "heldout-fid" else judge_space(params.judges, dataset)
+        )
+    if name == "learned-weights":
+        spaces.add("pixels" if params.features == "raw" else params.features)
+    return tuple(sorted(spaces))
+
+
+def get_fusion_entry(name: str) -> FusionEntry:
+    return FUSIONS.get(name)
+
+
+def self_graded(steers: tuple[str, ...] | list[str], graded_on: str) -> bool:
+    """Whether a row steered by `steers` grades itself on the space `graded_on`: the same space, or
+    pixels for a row the discriminators, which see the raw pixels, steered (2-D points are graded by
+    geometry, mode counts and distances, which no network computes)."""
+    raw = graded_on == "pixels"
+    return graded_on in steers or (raw and DISCRIMINATORS in steers)
+
 
 def register_fusion(name: str, config: type, needs_discriminators: bool, doc: str) -> Callable:
     """Decorator for a builder `(ctx, params) -> Sampler`."""

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from safetensors.torch import load_file
 
+from gensemble.checkpoint import read_tensors
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.fusion.average import snapshot_files
 from gensemble.fusion.base import FusionContext, register_fusion
@@ -66,7 +66,7 @@ def snapshot_generators(ctx: FusionContext, p: SnapshotParams) -> dict[str, torc
         for f in files:
             model = copy.deepcopy(member.model).eval().requires_grad_(False)
             try:
-                model.generator_net().load_state_dict(load_file(str(f)))
+                model.generator_net().load_state_dict(read_tensors(ens.run_dir, f))
             except Exception as exc:  # a truncated or foreign file
                 raise CheckpointError(
                     f"could not read snapshot {f} ({type(exc).__name__}); delete it or retrain"

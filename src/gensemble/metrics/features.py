@@ -14,7 +14,7 @@ from torch import Tensor
 
 from gensemble.data.transforms import resize, to_channels
 from gensemble.errors import GensembleError
-from gensemble.metrics import inception  # noqa: F401  (registers "inception")
+from gensemble.metrics import effnet, inception  # noqa: F401  (register "effnet-lite0", "inception")
 from gensemble.metrics.classifier import per_channel_source
 from gensemble.metrics.classifier_store import load_or_train_classifier
 from gensemble.metrics.extractor import (

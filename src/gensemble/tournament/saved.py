@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save
+from safetensors.torch import save
 from torch import nn
 
 from gensemble.artefacts import ArtefactError, dumps, read_artefact
-from gensemble.checkpoint import atomic_write_text
-from gensemble.errors import shown
+from gensemble.checkpoint import atomic_write_text, read_tensors
+from gensemble.errors import GensembleError, shown
 from gensemble.runfolder import Outputs
+from gensemble.safepath import UnsafePathError
 
 TOURNAMENT_FILE = "tournament.json"
 # The fitted judges (fine-tuned copies of the discriminators), so that `evaluate` and every fusion
@@ -88,14 +89,17 @@ def load_judges(
     if meta is None or {k: meta.get(k) for k in record} != record or sorted(meta["names"]) != sorted(discs):
         return None
     try:
-        tensors = load_file(str(run_dir / JUDGES_WEIGHTS))
+        tensors = read_tensors(run_dir, JUDGES_WEIGHTS)
+    except UnsafePathError as exc:
+        raise ArtefactError(f"{exc}; then run 'gensemble score {run_dir}' to rewrite it") from None
+    try:
         out = {}
         for name, d in discs.items():
             net = copy.deepcopy(d)
             prefix = f"{name}."
             net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             out[name] = net.eval().requires_grad_(False)
-    except (OSError, SafetensorError, RuntimeError, ValueError) as exc:
+    except (OSError, SafetensorError, RuntimeError, ValueError, GensembleError) as exc:
         raise ArtefactError(
             f"{shown(str(run_dir / JUDGES_WEIGHTS))} is damaged ({shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 60)}); "
             f"run 'gensemble score {run_dir}' to rewrite it"
