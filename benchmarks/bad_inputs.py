@@ -213,7 +213,7 @@ def hostile_folders(tmp: Path, n: int) -> dict:
     """`n` hostile run folders (tests/test_hostile_folders.py's strategy: forged commit records,
     links at every artefact and subfolder, FIFOs, huge integers, oversized files), each opened by
     one command drawn from every command that opens a run or writes into an output folder."""
-    clean_run = hf.build_clean_run(tmp / "hostile-clean")
+    clean_run = (hf.build_clean_run(tmp / "hostile-clean"), hf.build_image_run(tmp / "hostile-images"))
     per_command: dict[str, Counter] = {name: Counter() for name in hf.COMMANDS}
     damage_kinds: Counter = Counter()
     problems: list[str] = []

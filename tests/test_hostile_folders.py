@@ -20,10 +20,12 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from gensemble.cli import main as cli_main
 from gensemble.evaluation.evaluate import evaluate_run
@@ -76,7 +78,44 @@ COMMANDS = {
     "sample-weighted": ["sample", "{run}", "-n", "16", "--fusion", "weighted", "-o", "{out}/w.png"],
     "export": ["export", "{run}", "--member", "alpha", "-o", "{out}/export/G.pt"],
     "train-resume": ["train", "{cfg}", "--out", "{run}", "--resume"],
+    # On a tiny image run (completion needs images): into the run, and into an output folder.
+    "complete-heldout": ["complete", "{run}", "--heldout", "2"],
+    "complete-image": [
+        "complete",
+        "{run}",
+        "--image",
+        "{root}/image.png",
+        "--box",
+        "4,4,8,8",
+        "-o",
+        "{out}/c.png",
+    ],
 }
+IMAGE_COMMANDS = ("complete-heldout", "complete-image")
+TINY_IMAGE_RUN = {
+    "data": {"name": "digits", "image_size": 16},
+    "scheme": "independent",
+    "members": [
+        {"name": "g1", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": 0},
+        {"name": "v", "model": {"name": "vae", "width": 8, "z_dim": 8}, "seed": 2},
+    ],
+    "train": {"steps": 20, "batch_size": 32, "checkpoint_every": 20, "log_every": 10},
+}
+
+
+def build_image_run(root: Path) -> Path:
+    """A tiny image run whose held-out completion (and its cost model) is already saved, and an image
+    to complete beside it."""
+    from gensemble.editing.complete import CompletionConfig
+    from gensemble.editing.files import complete_heldout
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "c.yaml").write_text(yaml.safe_dump(TINY_IMAGE_RUN))
+    run = Path(train_run(root / "c.yaml", root / "R"))
+    complete_heldout(run, 2, cfg=CompletionConfig(n_cost_fit=8))
+    shutil.copy(root / "c.yaml", root / "resume.yaml")
+    Image.fromarray(np.full((16, 16), 200, np.uint8)).save(root / "image.png")
+    return run
 
 
 def build_clean_run(root: Path) -> Path:
@@ -125,6 +164,8 @@ def make_sandbox(clean: Path, root: Path) -> Sandbox:
     box = Sandbox(root)
     shutil.copytree(clean, box.run, symlinks=True)
     shutil.copy(clean.parent / "resume.yaml", root / "resume.yaml")
+    if (clean.parent / "image.png").exists():
+        shutil.copy(clean.parent / "image.png", root / "image.png")
     box.out.mkdir()
     v = box.victim
     (v / "home").mkdir(parents=True)
@@ -292,7 +333,10 @@ class Outcome:
 def run_command(box: Sandbox, name: str, limit_s: int = 10) -> Outcome:
     """One command in-process against the sandbox, then every check: exit 0/2, one-line stderr, no
     traceback, no hang, no outside byte changed, no outside byte in any output."""
-    argv = [a.format(run=box.run, out=box.out, cfg=box.root / "resume.yaml") for a in COMMANDS[name]]
+    argv = [
+        a.format(run=box.run, out=box.out, cfg=box.root / "resume.yaml", root=box.root)
+        for a in COMMANDS[name]
+    ]
     before = snapshot(box.victim)
     err, out = io.StringIO(), io.StringIO()
 
@@ -365,13 +409,18 @@ def leaked(box: Sandbox, console: str) -> str | None:
     return None
 
 
-def check_folder(clean: Path, root: Path, damage: list[dict], commands: list[str]) -> list[str]:
+def check_folder(
+    clean: Path | tuple[Path, Path], root: Path, damage: list[dict], commands: list[str]
+) -> list[str]:
     """Build one hostile folder per command (commands may change it), apply `damage`, run the
-    command; the problems found, one string each."""
+    command; the problems found, one string each. `clean`: the toy run, or (toy run, image run)."""
     problems = []
+    toy, images = clean if isinstance(clean, tuple) else (clean, None)
     for name in commands:
+        if name in IMAGE_COMMANDS and images is None:
+            raise ValueError(f"{name} needs the image run")
         box_root = root / name
-        box = make_sandbox(clean, box_root)
+        box = make_sandbox(images if name in IMAGE_COMMANDS else toy, box_root)
         for d in damage:
             apply_damage(box, d)
         outcome = run_command(box, name)
@@ -384,6 +433,26 @@ def check_folder(clean: Path, root: Path, damage: list[dict], commands: list[str
 @pytest.fixture(scope="module")
 def clean_run(tmp_path_factory) -> Path:
     return build_clean_run(tmp_path_factory.mktemp("hostile-clean"))
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    return build_image_run(tmp_path_factory.mktemp("hostile-images"))
+
+
+@pytest.mark.parametrize("name", IMAGE_COMMANDS)
+def test_completion_never_obeys_a_forged_record_or_a_linked_folder(clean_run, image_run, tmp_path, name):
+    forged = {
+        "kind": "txn",
+        "pid": 999999,
+        "files": [["0", "{victim}/home/.bashrc"]],
+        "signature": None,
+        "commit_link": False,
+        "in_out": name == "complete-image",
+    }
+    linked = {"kind": "link", "entry": "completion", "target": "dir"}
+    assert check_folder((clean_run, image_run), tmp_path / "a", [forged], [name]) == []
+    assert check_folder((clean_run, image_run), tmp_path / "b", [linked], [name]) == []
 
 
 # --- each finding of the attack, reproduced --------------------------------------------------------
@@ -465,6 +534,6 @@ def test_metrics_log_linked_to_dev_zero_is_refused_before_anything_is_written(cl
 # --- the fuzzer ------------------------------------------------------------------------------------
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(damage=st.lists(DAMAGE, min_size=1, max_size=3), name=st.sampled_from(sorted(COMMANDS)))
-def test_fuzzed_hostile_folders_change_nothing_outside(clean_run, tmp_path_factory, damage, name):
+def test_fuzzed_hostile_folders_change_nothing_outside(clean_run, image_run, tmp_path_factory, damage, name):
     root = tmp_path_factory.mktemp("hostile")
-    assert check_folder(clean_run, root, damage, [name]) == []
+    assert check_folder((clean_run, image_run), root, damage, [name]) == []

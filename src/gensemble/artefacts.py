@@ -249,7 +249,38 @@ def check_evaluation(raw: Any, path: Path, members: Collection[str] | None = Non
                 c.number(v, f"'member_shares' {shown(row, 30)} {shown(member, 30)}", 0.0, 1.0)
         if "per_class" in raw:
             check_per_class(c, raw["per_class"], members)
+        check_grading(c, raw, members)
     return raw
+
+
+def check_grading(c: Checker, raw: dict[str, Any], members: Collection[str] | None) -> None:
+    """'steered_by' (row -> spaces), 'self_graded' (rows) and 'also_graded' (space -> rows of metrics
+    and its own 'self_graded'): what steered each row, and the same samples on further spaces."""
+    for row, spaces in c.obj(raw.get("steered_by", {}), "'steered_by'").items():
+        if not row_known(row, members):
+            raise c.fail(f"'steered_by' row {shown(row, 30)} is neither a member, the floor nor a fusion")
+        for i, space in enumerate(c.seq(spaces, f"'steered_by' {shown(row, 30)}")):
+            c.text(space, f"'steered_by' {shown(row, 30)}[{i}]")
+    for i, row in enumerate(c.seq(raw.get("self_graded", []), "'self_graded'")):
+        c.text(row, f"'self_graded'[{i}]")
+    also = c.obj(raw.get("also_graded", {}), "'also_graded'")
+    if len(also) > 16:
+        raise c.fail(f"'also_graded' holds {len(also)} spaces")
+    for space, entry in also.items():
+        c.text(space, "'also_graded' space")
+        entry = c.obj(entry, f"'also_graded' {shown(space, 30)}")
+        for row, values in c.obj(entry.get("rows", {}), f"'also_graded' {shown(space, 30)} 'rows'").items():
+            if not row_known(row, members):
+                raise c.fail(
+                    f"'also_graded' row {shown(row, 30)} is neither a member, the floor nor a fusion"
+                )
+            for key, value in c.obj(values, f"'also_graded' {shown(row, 30)}").items():
+                if value is not None:
+                    c.number(value, f"'also_graded' {shown(row, 30)} {shown(key, 30)}")
+        for i, row in enumerate(
+            c.seq(entry.get("self_graded", []), f"'also_graded' {shown(space, 30)} 'self_graded'")
+        ):
+            c.text(row, f"'also_graded' 'self_graded'[{i}]")
 
 
 def check_per_class(c: Checker, raw: Any, members: Collection[str] | None) -> None:

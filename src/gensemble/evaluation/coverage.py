@@ -8,12 +8,14 @@ is assigned to its nearest centre: the modes-like view the toys have, for any fo
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from gensemble.metrics import FeatureOutput
+from gensemble.metrics import FeatureOutput, feature_stats, frechet_distance
+from gensemble.metrics.fid import histogram_matched
 
 # The datasets whose label indices have names (Fashion-MNIST's, in the order of its IDX labels).
 CLASS_NAMES = {
@@ -85,10 +87,14 @@ class Coverage:
     rows: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def prepare(cls, ref: FeatureOutput, dataset: str, features: str, seed: int = 0) -> Coverage | None:
-        """From the reference's features and (if any) probabilities; None when there is no readable
-        table (more than MAX_CLASSES classes, or fewer reference rows than clusters)."""
-        if ref.probs is not None:
+    def prepare(
+        cls, ref: FeatureOutput, dataset: str, features: str, seed: int = 0, use_probs: bool = True
+    ) -> Coverage | None:
+        """From the reference's features and (with `use_probs`, if any) probabilities; None when there
+        is no readable table (more than MAX_CLASSES classes, or fewer reference rows than clusters).
+        Without `use_probs` the classes are k-means clusters of the features even where a labeller
+        gave probabilities: coverage on the space itself, not on the labeller's classes."""
+        if ref.probs is not None and use_probs:
             k = int(np.asarray(ref.probs).shape[1])
             if k > MAX_CLASSES:
                 return None
@@ -103,15 +109,27 @@ class Coverage:
         by = f"k-means clusters (k = {CLUSTERS}) of the reference's {features} features"
         return cls(by, names, shares(nearest(x, centres), CLUSTERS), centres)
 
-    def add(self, row: str, feats: FeatureOutput) -> None:
-        k = len(self.names)
+    def labels(self, feats: FeatureOutput) -> np.ndarray | None:
+        """Each sample's class (or nearest cluster); None without probabilities to read classes from."""
         if self.centres is None:
-            if feats.probs is None:
-                return
-            labels = np.asarray(feats.probs).argmax(1)
-        else:
-            labels = nearest(np.asarray(feats.features, dtype=np.float64), self.centres)
-        self.rows[row] = shares(labels, k)
+            return None if feats.probs is None else np.asarray(feats.probs).argmax(1)
+        return nearest(np.asarray(feats.features, dtype=np.float64), self.centres)
+
+    def add(self, row: str, feats: FeatureOutput) -> None:
+        labels = self.labels(feats)
+        if labels is not None:
+            self.rows[row] = shares(labels, len(self.names))
+
+    def matched_fid(
+        self, row: str, feats: FeatureOutput, real_stats: tuple[np.ndarray, np.ndarray], seed: int = 0
+    ) -> float | None:
+        """FID after the row's samples are resampled to the reference's class (cluster) histogram
+        (metrics.fid.histogram_matched): what is left of a gain once the class mix is matched."""
+        labels = self.labels(feats)
+        if labels is None:
+            return None
+        idx = histogram_matched(labels, self.reference, seed=seed)
+        return fid_to(np.asarray(feats.features, dtype=np.float64)[idx], real_stats)
 
     def to_json(self) -> dict[str, Any]:
         """What evaluation.json keeps under 'per_class'."""
@@ -127,6 +145,12 @@ class Coverage:
             "rows": {row: [round(float(v), 4) for v in s] for row, s in self.rows.items()},
             "worst": worst,
         }
+
+
+def fid_to(fake: np.ndarray, real_stats: tuple[np.ndarray, np.ndarray]) -> float:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="feature_stats:")
+        return frechet_distance(*feature_stats(fake), *real_stats)
 
 
 def coverage_notes(table: dict[str, Any]) -> list[str]:

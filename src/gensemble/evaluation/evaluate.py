@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,8 @@ def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
     if "modes" in plan.metrics and plan.toy is None:
         uniform = plan.featurizer.uniform_kl
         info["kl_reference"] = "uniform" if uniform else "labels predicted on the reference"
-    return EvalResult(
+    steered = {r: () for r in scored.rows} | plan.steered
+    result = EvalResult(
         rows=scored.rows,
         features=plan.featurizer.name,
         n=plan.n,
@@ -165,7 +167,33 @@ def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
         reference=plan.reference_text,
         notes=tuple(notes),
         info=info,
+        graded=scored.graded,
+        steered_by=steered,
     )
+    return replace(result, notes=(*result.notes, *matching_notes(result)))
+
+
+def matching_notes(result: EvalResult) -> list[str]:
+    """A fusion whose FID gain over the best member disappears once each row is resampled to the
+    reference's class (cluster) histogram is flagged: its gain came from re-weighting the mix."""
+    rows = result.rows
+    members = {
+        r: v for r, v in rows.items() if ":" not in r and isinstance(v.get("fid_matched"), (int, float))
+    }
+    if not members:
+        return []
+    best = min(members, key=lambda r: members[r]["fid"])
+    out = []
+    for r, v in rows.items():
+        if not r.startswith(FUSION_PREFIX) or not isinstance(v.get("fid_matched"), (int, float)):
+            continue
+        if v["fid"] < members[best]["fid"] and v["fid_matched"] >= members[best]["fid_matched"]:
+            out.append(
+                f"{r} beats {best} on FID ({v['fid']:.4g} against {members[best]['fid']:.4g}) but not once both "
+                f"are resampled to the reference's class mix ({v['fid_matched']:.4g} against "
+                f"{members[best]['fid_matched']:.4g}): its gain is a re-weighting of classes"
+            )
+    return out
 
 
 def write_evaluation(run_dir: str | Path, plan: EvalPlan, result: EvalResult, scored: Scored) -> None:

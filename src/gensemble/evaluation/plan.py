@@ -21,13 +21,16 @@ from gensemble.evaluation.features import (
     Featurizer,
     announce_cost,
     check_features_name,
+    classifier_datasets,
     default_feature_cache,
     fitting_classifiers,
     resolve_features,
 )
 from gensemble.evaluation.result import WARN_N
 from gensemble.fusion import get_fusion, parse_fusion_settings
+from gensemble.fusion.base import steered_by
 from gensemble.metrics import METRICS, default_metrics, metric_names
+from gensemble.metrics.effnet import missing as effnet_missing
 from gensemble.run import Ensemble, load_run_and_heldout
 from gensemble.tournament import require_discriminators
 
@@ -45,6 +48,12 @@ FLOOR_SEED = 0  # which training examples form the floor row; fixed so that it i
 MAX_N = 5000
 TOY_N = 2500  # the VEEGAN/PacGAN protocol counts modes on 2,500 samples (docs/metrics.md)
 INCEPTION_N = 500  # ~0.3 s per image on a CPU: 500 images per row is minutes, not hours
+# The default independent space: nothing in gensemble steers by it (no judge, critic, choice or
+# selection), so it grades every row; benchmarks/feature_spaces.py measured its speed and its
+# agreement with Inception (docs/results/feature_spaces.json).
+INDEPENDENT_SPACE = "effnet-lite0"
+# What the spaces after the first are graded with: FID and KID, beside the first space's full table.
+ALSO_METRICS = ("fid", "kid")
 # `--reference train`: score against the training split instead of the held-out evaluation half.
 TRAIN_REFERENCE = "train"
 
@@ -60,7 +69,7 @@ class EvalRequest:
     and generated features are cached in `cache_dir` (default $GENSEMBLE_CACHE/features)."""
 
     metrics: Sequence[str] | str | None = None
-    features: str | None = None
+    features: Sequence[str] | str | None = None
     n: int | None = None
     fusions: Sequence[str] | str = ()
     seed: int = 0
@@ -93,6 +102,8 @@ class EvalPlan:
     label: str  # the cache entries' prefix
     notes: list[str] = field(default_factory=list)
     start: float = field(default_factory=time.perf_counter)
+    also: list[Featurizer] = field(default_factory=list)  # further spaces, graded with ALSO_METRICS
+    steered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # row -> spaces that steered it
 
     @property
     def toy(self) -> tuple[Tensor, float] | None:
@@ -136,7 +147,9 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
     and decide the reference, features, metrics and n."""
     # Everything that can be checked without loading anything fails first.
     metrics, explicit = resolve_metrics(req.metrics)
-    check_features_name(req.features)
+    asked = feature_list(req.features)
+    for name in asked or ():
+        check_features_name(name)
     if req.n is not None and req.n < 2:
         raise ConfigError(f"--n must be at least 2 (FID needs a covariance), got {req.n}")
     names = fusion_list(req.fusions)
@@ -148,21 +161,81 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
             require_discriminators(ens, f"fusion {name!r}")
     real, where = reference_of(req, ens, heldout)
     check_enough(req.n, real, where, metrics)
-    featurizer, metrics, notes = resolve_features(
-        req.features, ens.cfg.data.name, heldout.is_image, metrics, explicit, req.device
+    dataset = ens.cfg.data.name
+    spaces, notes = grading_spaces(asked, dataset, heldout.is_image)
+    featurizer, metrics, more = resolve_features(
+        spaces[0], dataset, heldout.is_image, metrics, explicit, req.device
     )
-    n = choose_n(req.n, featurizer, real, where)
+    notes += more
+    also = [
+        resolve_features(s, dataset, heldout.is_image, ALSO_METRICS, True, req.device)[0]
+        for s in spaces[1:]
+        if s != featurizer.name
+    ]
+    n = choose_n(req.n, featurizer, real, where, also)
     cache = Path(req.cache_dir).expanduser() if req.cache_dir is not None else default_feature_cache()
     label = f"{ens.cfg.data.name}-{ens.cfg.data.image_size or 'native'}px"
     plan = EvalPlan(
-        req, ens, heldout, names, settings, real, where, featurizer, metrics, n, cache, label, notes, start
+        req,
+        ens,
+        heldout,
+        names,
+        settings,
+        real,
+        where,
+        featurizer,
+        metrics,
+        n,
+        cache,
+        label,
+        notes,
+        start,
+        also,
     )
+    plan.steered = {f"fusion:{name}": steered_by(name, settings[name], dataset) for name in names}
     warn_about_n(plan)
-    if featurizer.name.startswith("inception") and req.features is None and heldout.is_image:
+    if featurizer.name.startswith("inception") and asked is None and heldout.is_image:
         notes.extend(fitting_classifiers(tuple(heldout.x.shape[1:])))
-    if featurizer.name.startswith("inception"):
-        announce_cost(featurizer, n * (2 + len(ens.members) + len(names)), tuple(real.shape[1:]))
+    for f in (featurizer, *also):
+        if f.name.startswith("inception"):
+            announce_cost(f, n * (2 + len(ens.members) + len(names)), tuple(real.shape[1:]))
     return plan
+
+
+def feature_list(features: Sequence[str] | str | None) -> list[str] | None:
+    """ "effnet-lite0,classifier" and ["effnet-lite0", "classifier"] alike; None: the defaults."""
+    if features is None:
+        return None
+    items = (features,) if isinstance(features, str) else features
+    names = [p.strip() for f in items for p in str(f).split(",") if p.strip()]
+    return list(dict.fromkeys(names)) or None
+
+
+def grading_spaces(
+    asked: list[str] | None, dataset: str, is_image: bool
+) -> tuple[list[str | None], list[str]]:
+    """The spaces rows are graded on, first the one of the full table, and notes on the choice.
+
+    By default images are graded first on the independent space (INDEPENDENT_SPACE: nothing steers
+    by it), then, where the dataset has one, on its domain classifier, which steers the critics and
+    choices, so its figures stand beside as steered. When the independent space cannot run here,
+    the evaluation says so and grades on the old default alone."""
+    if asked is not None:
+        return list(asked), []
+    if not is_image:
+        return [None], []
+    has_clf = dataset in classifier_datasets()
+    why = effnet_missing()
+    if why is not None:
+        return [None], [
+            f"no independent space: {why}. Rows are graded on "
+            + (
+                "the domain classifier, which steers the critics (self-graded rows are marked)"
+                if has_clf
+                else "Inception"
+            )
+        ]
+    return [INDEPENDENT_SPACE, *(["classifier"] if has_clf else [])], []
 
 
 def reference_of(req: EvalRequest, ens: Ensemble, heldout: Dataset) -> tuple[Tensor, str]:
@@ -191,15 +264,12 @@ def check_enough(n: int | None, real: Tensor, where: str, metrics: tuple[str, ..
         )
 
 
-def choose_n(n: int | None, featurizer: Featurizer, real: Tensor, where: str) -> int:
+def choose_n(
+    n: int | None, featurizer: Featurizer, real: Tensor, where: str, also: Sequence[Featurizer] = ()
+) -> int:
     """The samples per row: as asked, or the default for these features, never beyond the reference."""
-    default = (
-        TOY_N
-        if featurizer.extractor is None
-        else INCEPTION_N
-        if featurizer.name.startswith("inception")
-        else MAX_N
-    )
+    inception = any(f.name.startswith("inception") for f in (featurizer, *also))
+    default = TOY_N if featurizer.extractor is None else INCEPTION_N if inception else MAX_N
     n = n if n is not None else min(len(real), default)
     if n > len(real):
         raise ConfigError(

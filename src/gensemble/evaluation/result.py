@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from gensemble.fusion.base import self_graded
 from gensemble.metrics.suite import directions
 
 FLOOR_ROW = "real:train-vs-test"
@@ -18,7 +20,9 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     **directions(),  # every metric's columns, from the registry
     "acceptance_rate": None,
     "top_share": None,
+    "fid_matched": False,  # FID after matching the reference's class (cluster) histogram
 }
+SELF_GRADED_MARK = "†"
 
 
 def crownable(col: str, row: dict[str, Any]) -> bool:
@@ -43,6 +47,14 @@ class EvalResult:
     reference: str
     notes: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
+    # The same samples graded on further spaces (space -> rows of fid, kid), and each row's steering.
+    graded: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    steered_by: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def self_graded(self, space: str | None = None) -> list[str]:
+        """Rows graded on `space` (default: this table's) by a space that steered them."""
+        space = self.features if space is None else space
+        return [r for r, s in self.steered_by.items() if self_graded(s, space)]
 
     def to_json(self) -> dict[str, dict[str, float]]:
         """{"<row>": {"<metric>": value}}: the rows' metrics (evaluation.json's 'rows')."""
@@ -73,6 +85,12 @@ class EvalResult:
             "reference": self.reference,
             "floor_row": FLOOR_ROW,
             "notes": list(self.notes),
+            "steered_by": {r: list(s) for r, s in self.steered_by.items()},
+            "self_graded": self.self_graded(),
+            "also_graded": {
+                space: {"rows": {r: dict(v) for r, v in rows.items()}, "self_graded": self.self_graded(space)}
+                for space, rows in self.graded.items()
+            },
             **self.info,
         }
 
@@ -118,15 +136,44 @@ class EvalResult:
             for line in [header, *body]
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        marked = set(self.self_graded())
+        lines = [
+            lines[0],
+            lines[1],
+            *(ln + (f" {SELF_GRADED_MARK}" if r in marked else "") for r, ln in zip(self.rows, lines[2:])),
+        ]
         lines += [
             "",
             f"features: {self.features}; n = {self.n} per row; reference: {self.reference}; seed {self.seed}",
+            *self.steering_lines(),
             f"{FLOOR_ROW}: {self.n} training examples in a generator's place, the best score at this n "
             "(KID is unbiased, so near zero it can come out slightly negative). * marks the best member or "
             "fusion per column.",
             *self.notes,
         ]
         return "\n".join(lines)
+
+    def steering_lines(self) -> list[str]:
+        """What steered which row, the rows graded on a space that steered them, and the further spaces."""
+        lines = []
+        steered = {r: s for r, s in self.steered_by.items() if s}
+        if steered:
+            lines.append(
+                "steered by: "
+                + "; ".join(f"{r} by {', '.join(s)}" for r, s in steered.items())
+                + f". {SELF_GRADED_MARK} marks a row graded on a space that steered it (self-graded: never "
+                "the headline)."
+            )
+        for space, rows in self.graded.items():
+            marked = set(self.self_graded(space))
+            cells = []
+            for r, v in rows.items():
+                fid_v, kid_v = v.get("fid"), v.get("kid")
+                if isinstance(fid_v, (int, float)):
+                    kid_text = f", KID {kid_v:.4g}" if isinstance(kid_v, (int, float)) else ""
+                    cells.append(f"{r} FID {fid_v:.4g}{kid_text}{SELF_GRADED_MARK if r in marked else ''}")
+            lines.append(f"on {space} features too (same samples): " + "; ".join(cells))
+        return lines
 
 
 def evaluation_key(result: EvalResult) -> str:
@@ -146,7 +193,11 @@ NOISE_PCT = 3.0
 
 
 def verdict(
-    rows: dict[str, dict[str, Any]], metric: str = "fid", features: str | None = None, n: int | None = None
+    rows: dict[str, dict[str, Any]],
+    metric: str = "fid",
+    features: str | None = None,
+    n: int | None = None,
+    exclude: Collection[str] = (),
 ) -> str | None:
     """One sentence: whether the best fusion beat the best member on `metric` (lower is better for
     fid/kid, higher for the others with a direction), by how much, and on which evaluation
@@ -158,10 +209,10 @@ def verdict(
     members = {
         k: r[metric] for k, r in rows.items() if ":" not in k and isinstance(r.get(metric), (int, float))
     }
-    fusions = {
+    fusions = {  # a row graded on a space that steered it (`exclude`) is never the headline
         k: r[metric]
         for k, r in rows.items()
-        if k.startswith("fusion:") and isinstance(r.get(metric), (int, float))
+        if k.startswith("fusion:") and k not in exclude and isinstance(r.get(metric), (int, float))
     }
     if not members or not fusions:
         return None

@@ -14,7 +14,7 @@ from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation.artefacts import GRID_N
 from gensemble.evaluation.coverage import Coverage
 from gensemble.evaluation.evaluator import Evaluator
-from gensemble.evaluation.plan import FLOOR_SEED, REFERENCE_SEED, EvalPlan, floor_sample
+from gensemble.evaluation.plan import ALSO_METRICS, FLOOR_SEED, REFERENCE_SEED, EvalPlan, floor_sample
 from gensemble.evaluation.result import FLOOR_ROW
 from gensemble.fusion import FusionContext, build_fusion, parse_fusion_params
 from gensemble.metrics import FeatureOutput
@@ -28,6 +28,7 @@ class Scored:
     """What scoring produced: rows of metrics, member shares and choices of fusions, sample grids."""
 
     rows: dict[str, dict[str, float]] = field(default_factory=dict)
+    graded: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # space -> rows (plan.also)
     shares: dict[str, dict[str, float]] = field(default_factory=dict)
     grids: dict[str, Tensor] = field(default_factory=dict)
     choices: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -35,41 +36,61 @@ class Scored:
 
 
 def score_plan(plan: EvalPlan) -> Scored:
-    """Every row of the plan, in order: the floor, the members, the fusions."""
+    """Every row of the plan, in order: the floor, the members, the fusions; each row's samples are
+    drawn once and graded on the plan's first space (the full table) and on each further space."""
     feat, n, seed = plan.featurizer, plan.n, plan.request.seed
     evaluator = Evaluator.prepare(
         feat, plan.real[:n], plan.metrics, seed, plan.toy, (plan.cache, f"{plan.label}-test-eval-n{n}")
     )
-    out = Scored()
-    # Which share of each row falls in each class (or k-means cluster) of the reference.
+    others = {
+        f.name: Evaluator.prepare(
+            f, plan.real[:n], ALSO_METRICS, seed, None, (plan.cache, f"{plan.label}-test-eval-n{n}")
+        )
+        for f in plan.also
+    }
+    out = Scored(graded={name: {} for name in others})
+    # Which share of each row falls in each class (or k-means cluster) of the reference: the
+    # classes of the first space's own network when it classifies, else clusters of its features.
     if plan.toy is None and evaluator.reference is not None:
-        out.coverage = Coverage.prepare(evaluator.reference, plan.ens.cfg.data.name, feat.name, seed)
+        own = feat.extractor is not None and feat.extractor.has_probs
+        out.coverage = Coverage.prepare(evaluator.reference, plan.ens.cfg.data.name, feat.name, seed, own)
     # Generated samples' features are cached like real ones, keyed by a hash of the images themselves:
     # the same checkpoint, seed, n and fusion settings draw the same images, so a second evaluation
     # (another --reference, a re-render) extracts nothing again, and any change is a new entry.
     generated = (plan.cache, f"{plan.label}-generated")
 
     def score(feats: FeatureOutput, row: str) -> dict[str, float]:
+        values = evaluator.score_features(feats)
         if out.coverage is not None:
             out.coverage.add(row, feats)
-        return evaluator.score_features(feats)
+            if "fid" in values and evaluator.real_stats is not None:
+                values["fid_matched"] = out.coverage.matched_fid(row, feats, evaluator.real_stats, seed)
+        return values
+
+    def grade(x: Tensor | None, row: str, feats: FeatureOutput | None = None) -> dict[str, float]:
+        """`row`'s samples x on every space (`feats`: the first space's features, when known)."""
+        for name, ev in others.items():
+            out.graded[name][row] = ev.score(x, row, generated) if x is not None else {}
+        return score(feats if feats is not None else feat(x, row, generated), row)
 
     # One context for every fusion: the tournament (read from RUN/tournament.json when `score` saved
     # it), the proposals and the ensemble critic are computed once and shared.
     ctx = FusionContext.build(plan.ens, plan.heldout, REFERENCE_SEED) if plan.fusion_names else None
     bar = progress(1 + len(plan.ens.members) + len(plan.fusion_names), "evaluate", unit="row")
     try:
-        out.rows[FLOOR_ROW] = score(floor_features(plan), FLOOR_ROW)
+        out.rows[FLOOR_ROW] = score(floor_features(plan, feat), FLOOR_ROW)
+        for name, ev in others.items():
+            out.graded[name][FLOOR_ROW] = ev.score_features(floor_features(plan, ev.featurizer))
         bar.update(1)
         for member in plan.ens.members:
             x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
-            out.rows[member.name] = score(feat(x, member.name, generated), member.name)
+            out.rows[member.name] = grade(x, member.name)
             out.grids[member.name] = x[:GRID_N]
             bar.update(1)
         for name in plan.fusion_names:
             row = FUSION_PREFIX + name
             out.rows[row], out.shares[row], x, choice = evaluate_fusion(
-                ctx, name, n, seed, lambda x, d: score(feat(x, d, generated), d), plan.settings[name]
+                ctx, name, n, seed, lambda x, d: grade(x, d), plan.settings[name]
             )
             if choice is not None:
                 out.choices[row] = choice
@@ -80,7 +101,7 @@ def score_plan(plan: EvalPlan) -> Scored:
     return out
 
 
-def floor_features(plan: EvalPlan) -> FeatureOutput:
+def floor_features(plan: EvalPlan, featurizer: Any) -> FeatureOutput:
     """The floor row's features: n real images that are not the reference, in a generator's place."""
     n, cache, label = plan.n, plan.cache, plan.label
     if plan.request.on_training_split:
@@ -91,9 +112,9 @@ def floor_features(plan: EvalPlan) -> FeatureOutput:
                 f"--reference train with --n {n}: the floor row needs {n} held-out images but the "
                 f"evaluation half has {len(held)}; use --n {len(held)} or less"
             )
-        return plan.featurizer(held[:n], "floor", (cache, f"{label}-test-eval-n{n}"))
+        return featurizer(held[:n], "floor", (cache, f"{label}-test-eval-n{n}"))
     x = floor_sample(plan.ens.cfg.data, n)
-    return plan.featurizer(x, "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
+    return featurizer(x, "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
 
 
 def evaluate_fusion(

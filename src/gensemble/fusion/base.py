@@ -282,16 +282,15 @@ def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
     return tuple(sorted(spaces))
 
 
-def get_fusion_entry(name: str) -> FusionEntry:
-    return FUSIONS.get(name)
-
-
 def self_graded(steers: tuple[str, ...] | list[str], graded_on: str) -> bool:
     """Whether a row steered by `steers` grades itself on the space `graded_on`: the same space, or
     pixels for a row the discriminators, which see the raw pixels, steered (2-D points are graded by
     geometry, mode counts and distances, which no network computes)."""
-    raw = graded_on == "pixels"
-    return graded_on in steers or (raw and DISCRIMINATORS in steers)
+    return graded_on in steers or (graded_on == "pixels" and DISCRIMINATORS in steers)
+
+
+def get_fusion_entry(name: str) -> FusionEntry:
+    return FUSIONS.get(name)
 
 
 def register_fusion(name: str, config: type, needs_discriminators: bool, doc: str) -> Callable:

@@ -48,6 +48,17 @@ def effnet_weights_path() -> Path:
     return path
 
 
+def missing() -> str | None:
+    """Why EfficientNet-Lite0 features cannot run here (None: they can)."""
+    try:
+        effnet_weights_path()
+    except GensembleError as exc:
+        return str(exc)
+    if importlib.util.find_spec("efficientnet_lite_pytorch") is None:
+        return _MISSING
+    return None
+
+
 def file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

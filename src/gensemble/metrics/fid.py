@@ -62,3 +62,25 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
 def fid(real: ArrayLike, fake: ArrayLike) -> float:
     """Fréchet distance between Gaussians fitted to real and fake features (N, D)."""
     return frechet_distance(*feature_stats(real), *feature_stats(fake))
+
+
+def histogram_matched(
+    labels: np.ndarray, target: np.ndarray, n: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Indices of a resample of rows (with replacement) whose class histogram matches `target` (k,
+    shares summing to 1), as Kynkäänniemi et al. (ICLR 2023) match Top-1 class histograms before FID:
+    a row that wins only by drawing the classes the reference draws keeps its gain, one that wins by
+    re-weighting classes loses it. Classes the row never drew are left out and the rest renormalised
+    (they cannot be resampled into existence); `n` defaults to len(labels)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels) if n is None else n
+    target = np.asarray(target, dtype=np.float64)
+    present = np.bincount(labels, minlength=len(target))[: len(target)] > 0
+    want = np.where(present, target, 0.0)
+    if want.sum() <= 0:
+        return np.arange(len(labels))
+    want = want / want.sum()
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, want)
+    picks = [rng.choice(np.flatnonzero(labels == c), size=k, replace=True) for c, k in enumerate(counts) if k]
+    return np.concatenate(picks) if picks else np.arange(len(labels))

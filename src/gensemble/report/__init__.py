@@ -21,13 +21,15 @@ from gensemble.artefacts import ArtefactError, read_artefact, strict_loads
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import CheckpointError, GensembleError, shown
 from gensemble.evaluation.artefacts import read_grids
-from gensemble.evaluation.result import verdict
 from gensemble.fusion import STANDARD_FUSIONS
 from gensemble.imageio import check_output
 from gensemble.plots import figure_png, plt
 from gensemble.report.coverage import per_class_section
+from gensemble.report.headline import headline as first_sentence
+from gensemble.report.headline import headline_evaluation
 from gensemble.report.tables import (
     _fmt,
+    also_graded_tables,
     esc,
     evaluation_heading,
     evaluation_table,
@@ -163,7 +165,8 @@ def render_report(data: ReportData) -> str:
         parts.append("<h2>Evaluation</h2>")
         for ev in data.evaluations:
             parts.append(evaluation_heading(ev))
-            parts.append(evaluation_table(ev["rows"]))
+            parts.append(evaluation_table(ev["rows"], ev.get("self_graded", [])))
+            parts.append(also_graded_tables(ev))
     elif data.evaluation:
         parts += ["<h2>Evaluation</h2>", evaluation_table(data.evaluation)]
     else:
@@ -292,9 +295,8 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         if not evaluations:  # written before evaluations/ existed
             evaluations = [latest]
     evaluation = latest["rows"] if latest else None
-    # The headline rests on the largest-n evaluation (the latest among equals), not merely the latest.
-    ranked = [e for e in [latest, *evaluations] if e is not None]
-    headline = max(ranked, key=lambda e: e["n"] or 0) if ranked else None
+    # The headline rests on the largest-n evaluation graded where its fusions were not steered.
+    headline = headline_evaluation([e for e in [latest, *evaluations] if e is not None])
     samples = read_grids(run_dir, members)
     if fusions is not None:
         wanted = {f"fusion:{f}" for f in fusions}
@@ -308,9 +310,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         evaluations=evaluations,
         curves=read_curves(run_dir),
         completion=read_completion(run_dir, members),
-        verdict=verdict(headline["rows"], features=headline["features"], n=headline["n"])
-        if headline
-        else None,
+        verdict=first_sentence(headline) if headline else None,
         choice=auto_choice(headline["raw"]) if headline else None,
         timings=read_timings(run_dir),
         per_class=headline["raw"].get("per_class") if headline else None,

@@ -40,7 +40,7 @@ def evaluation_heading(ev: dict[str, Any]) -> str:
     )
 
 
-def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
+def evaluation_table(evaluation: dict[str, dict[str, Any]], self_graded: Collection[str] = ()) -> str:
     """An HTML table, rows = floor/members/fusions; the best member or fusion per column in bold.
 
     Directions come from `gensemble.evaluation.evaluate.HIGHER_IS_BETTER`; columns without one (density,
@@ -77,9 +77,36 @@ def evaluation_table(evaluation: dict[str, dict[str, Any]]) -> str:
                 text += f" ± {evaluation[r][STD_OF[c]]:.2g}"  # two digits: the spread, not noise
             is_best = c in best and v == best[c] and not r.startswith("real") and crownable(c, evaluation[r])
             cells.append(f'<td class="{"best" if is_best else ""}">{text}</td>')
-        body.append(f"<tr><th>{esc(r)}</th>{''.join(cells)}</tr>")
+        mark = (
+            " <span class='self-graded' title='graded on a space that steered it'>†</span>"
+            if r in self_graded
+            else ""
+        )
+        body.append(f"<tr><th>{esc(r)}{mark}</th>{''.join(cells)}</tr>")
     table = f'<table id="evaluation"><tr><th></th>{head}</tr>{"".join(body)}</table>'
     return f'<div class="scroll">{table}</div>'
+
+
+def also_graded_tables(ev: dict[str, Any]) -> str:
+    """The same samples graded on further spaces (FID and KID), self-graded rows marked †, and what
+    steered each fusion: the steered figures beside the independent ones, labelled."""
+    parts = []
+    steered = {r: s for r, s in ev.get("steered_by", {}).items() if s}
+    if steered:
+        items = "".join(f"<li>{esc(r)}: {esc(', '.join(s))}</li>" for r, s in steered.items())
+        parts.append(
+            "<p class='muted'>Steered by (the spaces a critic, weight, choice or selection was fitted on; "
+            "† marks a row graded on one of them: self-graded, never the headline):</p>"
+            f"<ul class='muted'>{items}</ul>"
+        )
+    for space, entry in ev.get("also_graded", {}).items():
+        rows = {
+            r: {k: v for k, v in vals.items() if k in ("fid", "kid")}
+            for r, vals in entry.get("rows", {}).items()
+        }
+        parts.append(f"<h4>The same samples on {esc(space)} features</h4>")
+        parts.append(evaluation_table(rows, entry.get("self_graded", [])))
+    return "".join(parts)
 
 
 def read_evaluation_file(path: Path, members: Collection[str] | None = None) -> dict[str, Any]:
@@ -91,6 +118,9 @@ def read_evaluation_file(path: Path, members: Collection[str] | None = None) -> 
     rows = raw.get("rows", raw)
     return {
         "rows": rows,
+        "self_graded": [str(r) for r in raw.get("self_graded", [])] if "rows" in raw else [],
+        "also_graded": raw.get("also_graded", {}) if "rows" in raw else {},
+        "steered_by": raw.get("steered_by", {}) if "rows" in raw else {},
         "features": str(raw.get("features", "?")),
         "n": raw.get("n") if isinstance(raw.get("n"), int) else None,
         "reference": str(raw.get("reference", "?")),

@@ -92,6 +92,10 @@ def load_judges(
         tensors = read_tensors(run_dir, JUDGES_WEIGHTS)
     except UnsafePathError as exc:
         raise ArtefactError(f"{exc}; then run 'gensemble score {run_dir}' to rewrite it") from None
+    except FileNotFoundError:
+        return None  # judges.json without its weights: the judges are fitted again
+    except (OSError, SafetensorError, ValueError) as exc:
+        raise _damaged(run_dir, exc) from None
     try:
         out = {}
         for name, d in discs.items():
@@ -100,8 +104,12 @@ def load_judges(
             net.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
             out[name] = net.eval().requires_grad_(False)
     except (OSError, SafetensorError, RuntimeError, ValueError, GensembleError) as exc:
-        raise ArtefactError(
-            f"{shown(str(run_dir / JUDGES_WEIGHTS))} is damaged ({shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 60)}); "
-            f"run 'gensemble score {run_dir}' to rewrite it"
-        ) from None
+        raise _damaged(run_dir, exc) from None
     return out
+
+
+def _damaged(run_dir: Path, exc: BaseException) -> ArtefactError:
+    why = shown(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 60)
+    return ArtefactError(
+        f"{shown(str(run_dir / JUDGES_WEIGHTS))} is damaged ({why}); run 'gensemble score {run_dir}' to rewrite it"
+    )
