@@ -144,5 +144,5 @@ def test_effnet_lite0_is_a_registered_space_with_provenance():
     ext = get_extractor("effnet-lite0", "cpu")
     out = ext.extract(torch.rand(3, 1, 28, 28) * 2 - 1)
     assert out.features.shape == (3, 1280) and out.probs is None
-    assert ext.input_size == 96 and len(ext.weights_sha256) == 64
-    assert get_extractor("effnet-lite0:64", "cpu").input_size == 64
+    assert ext.input_size == 64 and len(ext.weights_sha256) == 64
+    assert get_extractor("effnet-lite0:96", "cpu").input_size == 96
