@@ -134,7 +134,11 @@ def main(argv: list[str] | None = None) -> dict:
     for b in bugs[:5]:
         print(b)
     signals, writers = interruptions(tmp, args.signal_trials, args.writer_trials)
-    hostile = hostile_folders(tmp, args.hostile)
+    if args.hostile:
+        hostile = hostile_folders(tmp, args.hostile)
+    else:  # keep the section measured before (--only-hostile runs it alone)
+        old = Path(args.out)
+        hostile = json.loads(old.read_text()).get("hostile_folders") if old.exists() else None
     result = {
         "rows": rows,
         "total": total,
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         "first_bugs": bugs[:20],
         "signals": signals,
         "writers": writers,
-        "hostile_folders": hostile,
+        **({"hostile_folders": hostile} if hostile else {}),
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return result

@@ -17,6 +17,7 @@ import signal
 import stat
 import threading
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,7 @@ from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.run import train_run
 from gensemble.tournament import score_run
 
-from helpers import PAIR  # noqa: E402
+from helpers import PAIR, assert_one_line_error, run_cli  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -537,3 +538,69 @@ def test_metrics_log_linked_to_dev_zero_is_refused_before_anything_is_written(cl
 def test_fuzzed_hostile_folders_change_nothing_outside(clean_run, image_run, tmp_path_factory, damage, name):
     root = tmp_path_factory.mktemp("hostile")
     assert check_folder((clean_run, image_run), root, damage, [name]) == []
+
+
+# --- finding 7: every message says what is true, in one short line ---------------------------------
+def test_a_lock_held_by_another_program_names_that_program(clean_run, tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+
+    box = make_sandbox(clean_run, tmp_path / "b")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl,sys,time; f=open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print(1, flush=True); time.sleep(30)",
+            str(box.run / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        holder.stdout.readline()
+        code, _, err = run_cli(capsys, "evaluate", str(box.run), "-n", "60")
+        line = assert_one_line_error(code, err, f"PID {holder.pid}", "another program (")
+        assert "a gensemble command" not in line
+        # `report -o` elsewhere reads while the other program writes, and says so.
+        warnings.simplefilter("always")  # (this module ignores UserWarnings elsewhere)
+        code, _, err = run_cli(capsys, "report", str(box.run), "-o", str(box.out / "r.html"))
+        assert code == 0 and "is writing into" in err and len(err.splitlines()[0]) < 400
+    finally:
+        holder.kill()
+        holder.wait()
+        time.sleep(0.1)
+
+
+def test_sigterm_before_the_first_checkpoint_does_not_advise_resume(tmp_path):
+    import argparse
+
+    from gensemble.cli import kept_after_interrupt
+
+    args = argparse.Namespace(command="train", out=str(tmp_path / "gone"))
+    text = kept_after_interrupt(args)
+    assert "--resume" not in text and "no checkpoint was written yet" in text
+
+
+def test_a_huge_value_is_never_echoed_whole(clean_run, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "evaluate", str(clean_run), "--features", "y" * 5000)
+    assert_one_line_error(code, err, "unknown feature extractor")
+
+
+def test_a_config_yaml_that_does_not_parse_is_rendered_with_a_warning(clean_run, tmp_path):
+    from gensemble.report import gather_report
+
+    box = make_sandbox(clean_run, tmp_path / "b")
+    (box.run / "config.yaml").write_text("data: [unclosed\n")
+    data = gather_report(box.run)
+    assert any("config.yaml does not parse" in note for note in data.notes)
+
+
+def test_a_resume_whose_config_does_not_fit_names_the_tensor(clean_run, tmp_path, capsys):
+    box = make_sandbox(clean_run, tmp_path / "b")
+    cfg = yaml.safe_load((box.run / "config.yaml").read_text())
+    cfg["members"][0]["model"]["g_hidden"] = 24  # the run's own config, edited after training
+    (box.run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    code, _, err = run_cli(capsys, "train", str(box.run / "config.yaml"), "--out", str(box.run), "--resume")
+    line = assert_one_line_error(code, err, "do not match its config", "in the checkpoint but")
+    assert "Sequential" not in line
