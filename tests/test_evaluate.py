@@ -131,7 +131,13 @@ def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatc
         return original(ext, images, desc)
 
     monkeypatch.setattr(evf, "extract_features", counting)  # where the featurizer looks it up
-    kwargs = dict(metrics="fid,kid,is,prdc,modes", n=60, fusions=("uniform",), cache_dir=tmp_path / "feats")
+    kwargs = dict(
+        metrics="fid,kid,is,prdc,modes",
+        features="classifier",
+        n=60,
+        fusions=("uniform",),
+        cache_dir=tmp_path / "feats",
+    )
     with pytest.warns(UserWarning, match="n = 60 < 128 feature dims.*biased"):
         first = evaluate_run(digits_run, **kwargs)
 
@@ -148,6 +154,7 @@ def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatc
         "coverage",
         "modes_hit",
         "kl",
+        "fid_matched",
     }
     assert all(set(row) - {"top_share"} == keys for row in first.rows.values())
     assert first.rows["fusion:uniform"]["top_share"] >= 0.5  # two members: one makes at least half
@@ -219,17 +226,28 @@ def test_evaluate_takes_fusion_settings(digits_run, tmp_path, capsys):
 
 def test_cli_table_and_json(digits_run, tmp_path, capsys):
     code, out, _ = run_cli(
-        capsys, "evaluate", str(digits_run), "-n", "50", "--json", "--metrics", "fid,modes"
+        capsys,
+        "evaluate",
+        str(digits_run),
+        "-n",
+        "50",
+        "--json",
+        "--metrics",
+        "fid,modes",
+        "--features",
+        "classifier",
     )
     assert code == 0
     rows = json.loads(out)
     assert list(rows) == [FLOOR_ROW, "m0", "vae"]
-    assert set(rows["m0"]) == {"fid", "modes_hit", "kl", "class_shares", "worst_class"}
+    assert set(rows["m0"]) == {"fid", "fid_matched", "modes_hit", "kl", "class_shares", "worst_class"}
     # Per-class coverage travels with each row: the share of each of the classifier's 10 classes.
     shares = rows["m0"]["class_shares"]
     assert list(shares) == [str(i) for i in range(10)] and abs(sum(shares.values()) - 1) < 1e-3
     assert rows["m0"]["worst_class"] in shares
-    code, out, _ = run_cli(capsys, "evaluate", str(digits_run), "-n", "50", "--metrics", "fid,kid")
+    code, out, _ = run_cli(
+        capsys, "evaluate", str(digits_run), "-n", "50", "--metrics", "fid,kid", "--features", "classifier"
+    )
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:3] == ["row", "fid", "↓"]
     assert [line.split()[0] for line in lines[2:5]] == [FLOOR_ROW, "m0", "vae"]
@@ -317,7 +335,9 @@ def test_reference_train_scores_against_the_training_split(digits_run, tmp_path)
 def test_per_class_shares_with_a_classifier_name_the_worst_served_class(digits_run, tmp_path):
     """With the digits classifier: every row's share of each of the 10 classes against the
     reference's, and the class it serves worst; the report renders them as a table and a chart."""
-    result = evaluate_run(digits_run, metrics="fid", n=60, fusions=("uniform",), cache_dir=tmp_path)
+    result = evaluate_run(
+        digits_run, metrics="fid", features="classifier", n=60, fusions=("uniform",), cache_dir=tmp_path
+    )
     table = result.info["per_class"]
     assert table["classes"] == [str(i) for i in range(10)] and "classifier:digits" in table["by"]
     assert abs(sum(table["reference"]) - 1) < 1e-3 and set(table["rows"]) == set(result.rows)

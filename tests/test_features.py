@@ -34,7 +34,10 @@ def test_registry_names_and_unknown_name():
 
     assert resolve_metrics(",".join(METRICS.names()))[0] == tuple(METRICS.names())
     assert set(METRIC_NAMES) == set(METRICS.names())
-    with pytest.raises(UnknownNameError, match="known feature extractors: classifier:, inception"):
+    with pytest.raises(
+        UnknownNameError,
+        match="known feature extractors: classifier:, effnet-lite0, effnet-lite0:, inception",
+    ):
         get_extractor("vgg")
     with pytest.raises(GensembleError, match="need a dataset"):
         get_extractor("classifier:")

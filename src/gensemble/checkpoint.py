@@ -152,7 +152,7 @@ def read_tensors(root: str | Path, path: str | Path) -> dict[str, torch.Tensor]:
     raw = read_bytes(root, path, limit=MAX_TENSOR_BYTES)
     if raw is None:
         raise FileNotFoundError(str(path))
-    return load(raw)
+    return dict(sorted(load(raw).items()))  # sorted by name, as safetensors' load_file returns them
 
 
 def _why(exc: BaseException) -> str:

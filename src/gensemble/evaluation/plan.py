@@ -162,7 +162,7 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
     real, where = reference_of(req, ens, heldout)
     check_enough(req.n, real, where, metrics)
     dataset = ens.cfg.data.name
-    spaces, notes = grading_spaces(asked, dataset, heldout.is_image)
+    spaces, notes = grading_spaces(asked, dataset, heldout.is_image, metrics)
     featurizer, metrics, more = resolve_features(
         spaces[0], dataset, heldout.is_image, metrics, explicit, req.device
     )
@@ -212,7 +212,7 @@ def feature_list(features: Sequence[str] | str | None) -> list[str] | None:
 
 
 def grading_spaces(
-    asked: list[str] | None, dataset: str, is_image: bool
+    asked: list[str] | None, dataset: str, is_image: bool, metrics: Sequence[str] = ()
 ) -> tuple[list[str | None], list[str]]:
     """The spaces rows are graded on, first the one of the full table, and notes on the choice.
 
@@ -235,6 +235,10 @@ def grading_spaces(
                 else "Inception"
             )
         ]
+    if "is" in metrics and has_clf:
+        # IS is a score of the classifier's probabilities: that space gets the full table, and the
+        # independent space stands beside it (the classifier's self-graded rows are marked).
+        return ["classifier", INDEPENDENT_SPACE], []
     return [INDEPENDENT_SPACE, *(["classifier"] if has_clf else [])], []
 
 
