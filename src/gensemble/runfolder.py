@@ -16,12 +16,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import hmac
 import json
 import os
 import re
-import secrets
 import shutil
 import signal
 import tempfile
@@ -33,6 +31,7 @@ from typing import Any, TypeVar
 from gensemble.checkpoint import _fsync_dir, atomic_write_text, clean_stale_temporaries
 from gensemble.errors import GensembleError, shown
 from gensemble.safepath import inside, name_parts, open_regular, read_bytes
+from gensemble.txnsign import signature
 
 LOCK_FILE = ".lock"
 TXN_PREFIX = ".txn-"
@@ -223,41 +222,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _txn_key() -> bytes:
-    """This user's secret for signing commit records ($GENSEMBLE_CACHE/txn.key, made once, mode
-    0600). A record in a folder someone handed us cannot carry a valid signature, so recovery
-    never acts on a forged one."""
-    folder = Path(os.environ.get("GENSEMBLE_CACHE") or Path.home() / ".cache" / "gensemble").expanduser()
-    path = folder / "txn.key"
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-        try:
-            key = os.read(fd, 64)
-        finally:
-            os.close(fd)
-        if len(key) == 32:
-            return key
-    key = secrets.token_bytes(32)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(key)
-    except FileExistsError:
-        return _txn_key() if path.is_file() and not path.is_symlink() else b""
-    except OSError:
-        return b""  # no cache: records are unsigned, and an interrupted set is discarded, not finished
-    return key
-
-
-def _signature(entries: list[list[str]]) -> str:
-    key = _txn_key()
-    if not key:
-        return ""
-    body = json.dumps(entries, separators=(",", ":")).encode()
-    return hmac.new(key, body, hashlib.sha256).hexdigest()
-
-
 def _checked_entries(txn: Path, root: Path, record: Any) -> list[list[str]]:
     """The (staged, destination) pairs of a commit record, each checked; ValueError otherwise.
 
@@ -267,7 +231,7 @@ def _checked_entries(txn: Path, root: Path, record: Any) -> list[list[str]]:
         raise ValueError("it is not a commit record")
     entries = record["files"]
     sig = record.get("signature")
-    if not isinstance(sig, str) or not sig or not hmac.compare_digest(sig, _signature(entries)):
+    if not isinstance(sig, str) or not sig or not hmac.compare_digest(sig, signature(entries)):
         raise ValueError("its signature is not this user's: gensemble did not write it here")
     for entry in entries:
         if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
@@ -391,7 +355,7 @@ class Outputs:
                     f.flush()
                     os.fsync(f.fileno())
                 entries.append([str(i), rel])
-            record = {"files": entries, "signature": _signature(entries)}
+            record = {"files": entries, "signature": signature(entries)}
             with _signals_held():
                 atomic_write_text(txn / COMMIT_FILE, json.dumps(record))
                 _move_into_place(txn, self.root, entries)

@@ -63,6 +63,16 @@ def relative(root: str | Path, path: str | Path) -> str:
     return path.as_posix()
 
 
+def _split(root: str | Path, path: str | Path) -> tuple[Path, str, tuple[str, ...]]:
+    """(ROOT, the name relative to it, its components), or UnsafePathError for a name that leaves it."""
+    root = Path(root)
+    rel = relative(root, path)
+    try:
+        return root, rel, name_parts(rel)
+    except ValueError as exc:
+        raise UnsafePathError(f"{exc}; a run folder's entries are plain names inside it") from None
+
+
 def _open_dir(root: Path, parts: tuple[str, ...], create: bool = False) -> int:
     """An fd of ROOT/parts..., each component opened with O_NOFOLLOW (made when `create`)."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
@@ -99,12 +109,7 @@ def inside(root: str | Path, path: str | Path, kind: str = "file", create_parent
     `kind` is what the last component must be when it exists: "file" (a regular file), "dir" (a
     real folder), or "new" (anything that a rename may replace: a file or a link, never a folder).
     With `create_parents`, missing folders on the way are made (never through a link)."""
-    root = Path(root)
-    rel = relative(root, path)
-    try:
-        parts = name_parts(rel)
-    except ValueError as exc:
-        raise UnsafePathError(f"{exc}; a run folder's entries are plain names inside it") from None
+    root, rel, parts = _split(root, path)
     try:
         fd = _open_dir(root, parts[:-1], create=create_parents)
     except FileNotFoundError:
@@ -133,12 +138,7 @@ def exists(root: str | Path, path: str | Path) -> bool:
 def read_bytes(root: str | Path, path: str | Path, limit: int = MAX_READ) -> bytes | None:
     """The bytes of the regular file ROOT/path, or None when it does not exist; never follows a
     link, never blocks on a FIFO, never reads more than `limit` bytes (a larger file is refused)."""
-    root = Path(root)
-    rel = relative(root, path)
-    try:
-        parts = name_parts(rel)
-    except ValueError as exc:
-        raise UnsafePathError(f"{exc}; a run folder's entries are plain names inside it") from None
+    root, rel, parts = _split(root, path)
     try:
         dfd = _open_dir(root, parts[:-1])
     except FileNotFoundError:
