@@ -105,15 +105,14 @@ TINY_IMAGE_RUN = {
 
 
 def build_image_run(root: Path) -> Path:
-    """A tiny image run whose held-out completion (and its cost model) is already saved, and an image
-    to complete beside it."""
-    from gensemble.editing.complete import CompletionConfig
+    """A tiny image run whose held-out completion (and its cost model, at the settings the commands
+    use, so that only a damaged cache is refitted) is already saved, and an image to complete."""
     from gensemble.editing.files import complete_heldout
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "c.yaml").write_text(yaml.safe_dump(TINY_IMAGE_RUN))
     run = Path(train_run(root / "c.yaml", root / "R"))
-    complete_heldout(run, 2, cfg=CompletionConfig(n_cost_fit=8))
+    complete_heldout(run, 2)
     shutil.copy(root / "c.yaml", root / "resume.yaml")
     Image.fromarray(np.full((16, 16), 200, np.uint8)).save(root / "image.png")
     return run

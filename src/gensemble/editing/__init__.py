@@ -34,7 +34,7 @@ from gensemble.editing.complete import (
     hole_mse,
     psnr,
 )
-from gensemble.editing.latent import SearchConfig, search
+from gensemble.editing.latent import CHUNK, SearchConfig, search
 from gensemble.errors import ConfigError, DataError, GensembleError
 from gensemble.fusion.critic import fit_ensemble_critic
 from gensemble.imageio import labelled_sheet_png
@@ -185,13 +185,17 @@ def load_or_fit_cost_model(editor: Editor) -> CostModel:
 
 def announce_fit(editor: Editor, x: Tensor, search_cfg: SearchConfig, path: Path | None) -> float:
     """Say on stderr, before it starts, that the one-time cost-model fit runs and about how long it
-    takes here: every member's search, 3 steps on 4 images, timed and scaled to the fit's size."""
+    takes here: every member's search, 3 steps on one batch as large as the search's, timed and scaled
+    to the fit's size (a smaller probe overstates it: the search runs its rows together)."""
     probe = replace(search_cfg, steps=3)
-    holes = calibration_holes(4, *x.shape[2:])
+    k = min(len(x), max(4, CHUNK // max(1, search_cfg.restarts)))
+    holes = calibration_holes(k, *x.shape[2:])
+    for model in editor.generators.values():  # a first call pays one-off costs the fit never sees
+        search(model, x[:1], 1 - holes[:1], replace(search_cfg, steps=1))
     start = time.perf_counter()
     for model in editor.generators.values():
-        search(model, x[:4], 1 - holes, probe)
-    seconds = (time.perf_counter() - start) * (len(x) / 4) * (search_cfg.steps / 3)
+        search(model, x[:k], 1 - holes, probe)
+    seconds = (time.perf_counter() - start) * (len(x) / k) * (search_cfg.steps / 3)
     where = f"; kept in {path} for this checkpoint" if path is not None else ""
     print(
         f"[complete] fitting the completion cost model once: {len(editor.generators)} members search "
