@@ -228,10 +228,12 @@ def compare_job(
 
 
 # --- images ----------------------------------------------------------------------------------------
-def image_scorer(dataset: str, n: int, features: str = "classifier") -> tuple[Callable, Evaluator]:
+def image_scorer(
+    dataset: str, n: int, features: str = "classifier", metrics: tuple[str, ...] = ("fid", "kid", "prdc")
+) -> tuple[Callable, Evaluator]:
     """Scores against the evaluation half of the held-out split (the one fusions never fit on)."""
     heldout = load_dataset(DataConfig(name=dataset), "test")
-    featurizer, metrics, _ = resolve_features(features, dataset, True, ("fid", "kid", "prdc"), True, "cpu")
+    featurizer, metrics, _ = resolve_features(features, dataset, True, metrics, True, "cpu")
     _, eval_half = heldout_halves(heldout.x, REFERENCE_SEED)
     cache = (default_feature_cache(), f"{dataset}-native-test-eval-n{n}")
     ev = Evaluator.prepare(featurizer, eval_half[:n], metrics, 0, cache=cache)
@@ -240,6 +242,23 @@ def image_scorer(dataset: str, n: int, features: str = "classifier") -> tuple[Ca
         return {k: float(v) for k, v in ev.score(x).items()}
 
     return score, ev
+
+
+def graded_scorer(dataset: str, n: int, also: tuple[str, ...] = ("effnet-lite0",)) -> Callable:
+    """The classifier's metrics (which steer the feature judge, auto's choice and best) under their
+    plain names, and FID/KID on each space in `also` (nothing in the ensemble steers by them) as
+    SPACE_fid and SPACE_kid, from the same samples."""
+    steered = image_scorer(dataset, n)[0]
+    independent = {space: image_scorer(dataset, n, space, ("fid", "kid"))[0] for space in also}
+
+    def score(x: torch.Tensor) -> dict[str, float]:
+        out = steered(x)
+        for space, fn in independent.items():
+            key = space.split(":")[0].replace("-lite0", "")
+            out |= {f"{key}_{k}": v for k, v in fn(x).items() if k in ("fid", "kid")}
+        return out
+
+    return score
 
 
 def stacked_scorer() -> Callable[[torch.Tensor], dict]:
