@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -217,6 +219,10 @@ def hostile_folders(tmp: Path, n: int) -> dict:
     """`n` hostile run folders (tests/test_hostile_folders.py's strategy: forged commit records,
     links at every artefact and subfolder, FIFOs, huge integers, oversized files), each opened by
     one command drawn from every command that opens a run or writes into an output folder."""
+    # One thread: the limit catches commands that block (a FIFO, a lock), and on a shared 2-core
+    # machine a second OpenMP thread spinning against other jobs made a 1 s fit take 30 s.
+    os.environ["GENSEMBLE_THREADS"] = "1"
+    torch.set_num_threads(1)
     clean_run = (hf.build_clean_run(tmp / "hostile-clean"), hf.build_image_run(tmp / "hostile-images"))
     per_command: dict[str, Counter] = {name: Counter() for name in hf.COMMANDS}
     damage_kinds: Counter = Counter()
@@ -254,6 +260,7 @@ def hostile_folders(tmp: Path, n: int) -> dict:
         "commands": {name: " ".join(argv) for name, argv in hf.COMMANDS.items()},
         "first_problems": problems[:20],
         "seconds": round(time.perf_counter() - started, 1),
+        "threads": 1,
     }
 
 

@@ -124,7 +124,7 @@ def build_clean_run(root: Path) -> Path:
     (root / "c.yaml").write_text(PAIR)
     run = Path(train_run(root / "c.yaml", root / "R"))
     score_run(run, n_samples=100)
-    evaluate_run(run, n=100, fusions=("uniform",))
+    evaluate_run(run, n=100, fusions=("uniform", "rejection"))  # judges.safetensors saved too
     (run / "completion").mkdir()
     (run / "completion" / "panel.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 32)
     (run / "completion" / "completion.json").write_text(

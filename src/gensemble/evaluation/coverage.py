@@ -150,7 +150,7 @@ class Coverage:
 def fid_to(fake: np.ndarray, real_stats: tuple[np.ndarray, np.ndarray]) -> float:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="feature_stats:")
-        return frechet_distance(*feature_stats(fake), *real_stats)
+        return frechet_distance(*real_stats, *feature_stats(fake))  # the reference first: its sqrt is kept
 
 
 def coverage_notes(table: dict[str, Any]) -> list[str]:

@@ -6,7 +6,9 @@ Callers that cache reference statistics keep the (mu, sigma) pair and skip the f
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 
@@ -36,8 +38,27 @@ def _psd_sqrt(a: np.ndarray) -> np.ndarray:
     return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
+# Square roots of recent first covariances, by content: a reference's sqrt (an eigh, the costliest step
+# at 1280-2048 dims) is computed once for all the rows graded against it, and is the same array.
+_SQRT_CACHE: OrderedDict[bytes, np.ndarray] = OrderedDict()
+_SQRT_CACHE_SIZE = 4
+
+
+def _cached_psd_sqrt(a: np.ndarray) -> np.ndarray:
+    key = hashlib.blake2b(np.ascontiguousarray(a).tobytes(), digest_size=20).digest() + str(a.shape).encode()
+    if key in _SQRT_CACHE:
+        _SQRT_CACHE.move_to_end(key)
+        return _SQRT_CACHE[key]
+    r = _psd_sqrt(a)
+    _SQRT_CACHE[key] = r
+    while len(_SQRT_CACHE) > _SQRT_CACHE_SIZE:
+        _SQRT_CACHE.popitem(last=False)
+    return r
+
+
 def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: ArrayLike) -> float:
-    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) between N(mu1, S1) and N(mu2, S2)."""
+    """||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½) between N(mu1, S1) and N(mu2, S2). Pass the
+    reference first: S1's square root is kept for the next call with the same S1."""
     mu1, mu2 = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mu1, mu2))
     s1, s2 = (np.atleast_2d(np.asarray(s, dtype=np.float64)) for s in (sigma1, sigma2))
     d = mu1.shape[0]
@@ -49,7 +70,7 @@ def frechet_distance(mu1: ArrayLike, sigma1: ArrayLike, mu2: ArrayLike, sigma2: 
     # Tr (S1 S2)^½ = Σ sqrt(eig(S1^½ S2 S1^½)): the two matrices are similar, and the second is
     # symmetric PSD, so eigvalsh is exact where scipy.linalg.sqrtm on the non-symmetric product can
     # return complex values or NaN for rank-deficient covariances (the reference needs an eps offset).
-    r = _psd_sqrt(s1)
+    r = _cached_psd_sqrt(s1)
     m = r @ s2 @ r
     eig = np.linalg.eigvalsh((m + m.T) / 2)
     tr_covmean = np.sqrt(np.clip(eig, 0.0, None)).sum()
