@@ -23,7 +23,7 @@ from gensemble.fusion.average import average_state_dicts
 from gensemble.fusion.choice import simulate_mh
 from gensemble.fusion.critic import drs_acceptance
 from gensemble.fusion.ddls import energy, langevin
-from gensemble.fusion.mixture import median_bandwidths, mmd_weights, softmax_weights
+from gensemble.fusion.mixture import fid_weights, median_bandwidths, mmd_weights, softmax_weights
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.sampling import Samples
 from gensemble.tournament.judges import judge_split
@@ -580,3 +580,44 @@ def test_auto_never_chooses_a_candidate_dearer_than_max_cost(trio):
     )
     with pytest.raises(ConfigError, match="max_cost"):
         build_fusion(ens, "auto", real, {**AUTO_WITH_MH, "max_cost": 0.5})
+
+
+def test_auto_respects_its_time_budget_and_says_so(trio):
+    """Out of time, auto scores no candidate beyond the members alone, and the record says so."""
+    ens, real = trio
+    c = build_fusion(ens, "auto", real, {**AUTO_WITH_MH, "budget_s": 1e-9}).choice
+    scored = {k for k, v in c["candidates"].items()}
+    assert scored == {"m0", "m1", "m2"} and c["chosen"] in scored
+    assert c["within_budget"] is False and c["unscored_from"] == "m0 + rejection (γ at p80, judges critic)" and c["budget_s"] == 1e-9
+    free = build_fusion(ens, "auto", real, AUTO_WITH_MH).choice
+    assert free["within_budget"] is True and "unscored_from" not in free and free["seconds"] >= 0
+
+
+def test_auto_with_too_few_held_out_images_returns_the_uniform_mixture_and_says_why(trio, monkeypatch):
+    import gensemble.fusion.auto as auto_module
+
+    ens, real = trio
+    monkeypatch.setattr(auto_module, "MIN_CHOOSE", 10**6)
+    with pytest.warns(UserWarning, match="needs 1000000 to choose"):
+        sampler = build_fusion(ens, "auto", real, AUTO_WITH_MH)
+    c = sampler.choice
+    assert c["chosen"] == "uniform" and c["fallback"] and "data.test_fraction" in c["why"]
+    assert set(c["weights"]) == {"m0", "m1", "m2"}
+    assert set(sampler.sample(300, torch.Generator().manual_seed(0)).shares()) == {"m0", "m1", "m2"}
+
+
+def test_fid_weights_on_more_dimensions_than_rows_fit_on_principal_axes():
+    """3,072-d raw pixels of a 40-image choice set: the weights are fitted on the top 10 principal
+    axes (not 3,072-d Fréchet distances) and still recover which member the data looks like."""
+    from gensemble.metrics.fid import principal_axes
+
+    rng = np.random.default_rng(0)
+    d = 3072
+    centre = np.zeros(d)
+    centre[:8] = 6.0
+    near = rng.normal(size=(200, d)) + centre
+    far = rng.normal(size=(200, d)) - centre
+    real = rng.normal(size=(40, d)) + centre
+    assert principal_axes(real).shape == (d, 10) and principal_axes(real[:, :8]) is None
+    w = fid_weights([near, far], real)
+    assert w.sum() == pytest.approx(1.0) and w[0] > 0.9

@@ -19,6 +19,8 @@ sampler reports what it chose and every candidate's FID (`choice`).
 from __future__ import annotations
 
 import math
+import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +49,7 @@ from gensemble.fusion.critic import (
 )
 from gensemble.fusion.mh import MHParams, MHSampler
 from gensemble.fusion.mixture import MixtureSampler, fid_weights, mmd_weights
+from gensemble.progress import progress
 from gensemble.sampling import Samples
 from gensemble.tournament.judges import features_of
 
@@ -64,9 +67,14 @@ class AutoParams(RejectionParams):
     # pool; MH: its chain length). Dearer candidates are scored and reported but not chosen: sampling
     # time grows with it (each proposal is a generator pass and a judge pass).
     max_cost: float = 40.0
+    # Seconds the choice may take here: candidates left when it runs out are not scored (the record
+    # says which), and the best of those scored is chosen.
+    budget_s: float = 600.0
 
     def validate(self, path: str = "") -> None:
         super().validate(path)
+        if not self.budget_s > 0:
+            raise ConfigError(f"config key '{path}.budget_s' must be positive, got {self.budget_s}")
         if any(k < 1 for k in self.mh_chains):
             raise ConfigError(f"config key '{path}.mh_chains' must be positive, got {list(self.mh_chains)}")
         if self.max_cost < 1:
@@ -149,10 +157,13 @@ def candidates(
     "chooses the mixture and DRS setting with the lowest FID on held-out data (never the evaluation half)",
 )
 def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
+    n = min(p.n_choose, len(ctx.choose_real))
+    if n < MIN_CHOOSE:
+        return too_few_to_choose(ctx, p, n)
+    started = time.perf_counter()
     proposal, _ = shared_critic(ctx, p, "fusion 'auto'")
     crits = critics_of(ctx, p, "fusion 'auto'")
     names = proposal.names
-    n = min(p.n_choose, len(ctx.choose_real))
     pool = proposal_pool(ctx, p.fit_seed)
     crit = choice_criterion(ctx, pool, n, p.criterion, p.fit_seed)
     fit_real = features_of(pool.fn, ctx.calib_real[: p.n_calibration]).double().numpy()
@@ -169,22 +180,34 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     learned = (
         fid_weights(fakes, fit_real) if crit.kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
     )
+    cands = candidates(names, board.member_fids, learned, p, list(crits))
+    line = progress(len(cands) + len(crits) * len(p.mh_chains), "auto", unit="candidate")
     best: tuple[float, Candidate] | None = None
-    for k, cand in enumerate(candidates(names, board.member_fids, learned, p, list(crits))):
+    for k, cand in enumerate(cands):
+        # every member alone is always scored: a choice exists whatever the budget
+        alone = cand.gamma_percentile is None and cand.label in names
+        if not alone and board.over(started, p.budget_s, cand.label):
+            continue
         kept = simulate(cand, feats, ratios, n, p, p.fit_seed + 7 * k)
+        line.update(1)
         if board.add(cand.label, None if kept is None else (crit(kept[0]), kept[1])):
             if best is None or board.scores[cand.label] < best[0]:
                 best = (board.scores[cand.label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
     mh_best: tuple[float, str, int] | None = None
     for c, cr in crits.items():
+        if board.over(started, p.budget_s, f"MH with the {c} critic"):
+            break
         start_r = cr.log_ratio(ctx.calib_real[:n]).double().numpy()
         for k in p.mh_chains:
             label = f"uniform + MH (chains of {k}{'' if len(crits) == 1 else f', {c} critic'})"
             kept = simulate_mh(feats, ratios[c], start_r, k, p.fit_seed + 11 * k)
+            line.update(1)
             if board.add(label, (crit(kept), float(k))) and board.scores[label] < best[0]:
                 if mh_best is None or board.scores[label] < mh_best[0]:
                     mh_best = (board.scores[label], c, k)
+    line.close()
+    board.seconds = round(time.perf_counter() - started, 1)
     if mh_best is not None:
         return mh_choice(ctx, p, proposal, crits, mh_best, board)
     return mixture_choice(ctx, p, proposal, crits, best, board, ratios)
@@ -201,6 +224,16 @@ class Board:
     max_cost: float
     scores: dict[str, float | None] = field(default_factory=dict)
     costs: dict[str, float] = field(default_factory=dict)
+    budget_s: float | None = None
+    seconds: float | None = None
+    stopped_before: str | None = None  # the first candidate left unscored when the budget ran out
+
+    def over(self, started: float, budget_s: float, label: str) -> bool:
+        """Whether the choice has used its time budget (then `label` and what follows go unscored)."""
+        self.budget_s = budget_s
+        if self.stopped_before is None and time.perf_counter() - started > budget_s:
+            self.stopped_before = label
+        return self.stopped_before is not None
 
     def add(self, label: str, scored: tuple[float, float] | None) -> bool:
         """Record a candidate (None: its pool ran out); whether it may be chosen (within max_cost)."""
@@ -225,12 +258,42 @@ class Board:
             "candidates": self.scores,
             "proposals_per_sample": self.costs,
             "max_cost": self.max_cost,
+            "seconds": self.seconds,
+            "budget_s": self.budget_s,
+            "within_budget": self.stopped_before is None,
+            **({"unscored_from": self.stopped_before} if self.stopped_before else {}),
             "why": (
                 f"lowest {self.kind.upper()} on {self.n} held-out images no judge or critic was fitted on, "
                 f"among candidates drawing at most {self.max_cost:g} proposals per sample: {chosen} {fid:.4g} "
                 f"against the best member alone ({best}) {best_fid:.4g}"
             ),
         }
+
+
+# Fewer held-out images than this in the choice quarter and a choice among some 30 candidates would
+# follow noise: auto then returns the uniform mixture, unchosen, and says so.
+MIN_CHOOSE = 100
+
+
+def too_few_to_choose(ctx: FusionContext, p: AutoParams, n: int) -> AutoSampler:
+    names = ctx.selection(p, "fusion 'auto'").generators
+    gens = ctx.generators(names)
+    why = (
+        f"the choice quarter of the held-out data has {n} images and auto needs {MIN_CHOOSE} to choose "
+        "among its candidates, so it returns the uniform mixture without choosing; hold out more "
+        "(data.test_fraction) to let it choose"
+    )
+    warnings.warn(f"fusion 'auto': {why}", stacklevel=2)
+    return AutoSampler(
+        MixtureSampler(gens, np.full(len(gens), 1.0 / len(gens)), ctx.names),
+        {
+            "chosen": "uniform",
+            "fallback": True,
+            "n_choose": n,
+            "weights": dict.fromkeys(gens, round(1 / len(gens), 4)),
+            "why": why,
+        },
+    )
 
 
 def mixture_choice(

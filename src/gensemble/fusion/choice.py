@@ -119,16 +119,20 @@ class Criterion:
 
 
 def choice_criterion(ctx: FusionContext, pool: ProposalPool, n: int, kind: str, seed: int) -> Criterion:
-    """The criterion against the first n images of the choice quarter; kind "auto" is FID, except on
-    raw low-dimensional values (2-D toys), where FID compares only means and covariances and ranks
-    a blob between the modes as good, and a multi-scale Gaussian-kernel MMD² is used."""
+    """The criterion against the first n images of the choice quarter; kind "auto" is FID, except
+    * on raw low-dimensional values (2-D toys), where FID compares only means and covariances and
+      ranks a blob between the modes as good;
+    * where the features have more dimensions than n / 4 (raw pixels of a small folder), where a
+      Fréchet distance is mostly noise and costs minutes a candidate;
+    there a multi-scale Gaussian-kernel MMD² is used (unbiased, and cheap in any dimension)."""
 
     def build() -> Criterion:
         real = features_of(pool.fn, ctx.choose_real[:n]).double().numpy()
         k = kind
         if k == "auto":
             raw = feature_source(ctx.ens.cfg.data.name) == "raw"
-            k = "mmd" if raw and real.shape[1] <= 16 else "fid"
+            low = raw and real.shape[1] <= 16
+            k = "mmd" if low or real.shape[1] > len(real) // 4 else "fid"
         return Criterion(k, real, seed)
 
     return ctx.memo(("choice-criterion", n, kind, seed), build)

@@ -12,7 +12,7 @@ from torch import Tensor
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, FusionParams, register_fusion
 from gensemble.metrics.features import get_extractor
-from gensemble.metrics.fid import feature_stats, frechet_distance
+from gensemble.metrics.fid import feature_stats, frechet_distance, principal_axes
 from gensemble.sampling import Samples, mixture_sample
 
 
@@ -195,10 +195,15 @@ def fid_weights(fakes: list[np.ndarray], real: np.ndarray) -> np.ndarray:
     """Mixture weights minimising the Fréchet distance between the mixture's and real features.
 
     A mixture's mean and covariance follow from its members' first and second moments, so each
-    evaluation is one Fréchet distance; weights are softmax(θ), θ found by L-BFGS.
+    evaluation is one Fréchet distance; weights are softmax(θ), θ found by L-BFGS. Features with
+    more dimensions than a quarter of the real rows are first projected on their top principal axes
+    (`principal_axes`), so the numerical gradient costs M + 1 small eigendecompositions.
     """
     from scipy.optimize import minimize
 
+    axes = principal_axes(real, *fakes)  # more dims than rows / 4: fit on the top principal axes
+    if axes is not None:
+        fakes, real = [f @ axes for f in fakes], real @ axes
     mus = [f.mean(0) for f in fakes]
     seconds = [f.T @ f / len(f) for f in fakes]
     mu_r, sigma_r = feature_stats(real)

@@ -85,6 +85,23 @@ def fid(real: ArrayLike, fake: ArrayLike) -> float:
     return frechet_distance(*feature_stats(real), *feature_stats(fake))
 
 
+def principal_axes(real: np.ndarray, *others: np.ndarray, seed: int = 0) -> np.ndarray | None:
+    """Where features have more dimensions than a quarter of the real rows (raw pixels of a small
+    folder: 3,072 dims against 50 images), the top n/4 principal axes (at most 64), (d, k), of the
+    real rows pooled with `others` (the members' samples: the axes along which they and the data
+    differ); None where the features fit. A Fréchet distance in more dimensions than samples is
+    mostly noise, and each costs an eigendecomposition in d: minutes at d = 3,072."""
+    n, d = real.shape
+    if d <= n // 4:
+        return None
+    k = max(2, min(64, n // 4))
+    pooled = np.concatenate([real, *others])
+    if len(pooled) > 4000:  # the leading axes need no more rows than this
+        pooled = pooled[np.random.default_rng(seed).choice(len(pooled), 4000, replace=False)]
+    _, _, vt = np.linalg.svd(pooled - pooled.mean(0), full_matrices=False)
+    return np.ascontiguousarray(vt[:k].T)
+
+
 def histogram_matched(
     labels: np.ndarray, target: np.ndarray, n: int | None = None, seed: int = 0
 ) -> np.ndarray:
