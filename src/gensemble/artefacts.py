@@ -224,6 +224,9 @@ def check_evaluation(raw: Any, path: Path, members: Collection[str] | None = Non
                 c.number(v, f"'member_shares' {shown(row, 30)} {shown(member, 30)}", 0.0, 1.0)
         if "per_class" in raw:
             check_per_class(c, raw["per_class"], members)
+        for member, why in c.obj(raw.get("failed_members", {}), "'failed_members'").items():
+            c.name(member, "'failed_members'")
+            c.text(why, f"'failed_members' {shown(member, 30)}")
         check_grading(c, raw, members)
     return raw
 

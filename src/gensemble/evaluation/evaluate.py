@@ -15,6 +15,7 @@ See docs/evaluation.md.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -60,6 +61,7 @@ from gensemble.evaluation.result import (  # noqa: F401
     evaluation_key,
 )
 from gensemble.evaluation.scoring import FUSION_PREFIX, Scored, evaluate_fusion, score_plan  # noqa: F401
+from gensemble.health import colour_problems, curve_problems, merge, read_curves, warning_lines
 from gensemble.metrics import MetricInputs, as_feature_array, compute_metrics
 from gensemble.metrics.extractor import ArrayLike
 from gensemble.metrics.suite import KID_SUBSET_SIZE, KID_SUBSETS, kid_subset_size  # noqa: F401  (re-exported)
@@ -120,6 +122,19 @@ def evaluate_run(
     return result
 
 
+def member_health(plan: EvalPlan, scored: Scored) -> dict[str, str]:
+    """Members that look failed (their loss log, or samples whose colours are far from the
+    reference's), one warning line each; {member: why}."""
+    curves = read_curves(plan.ens.run_dir) if plan.ens.run_dir is not None else {}
+    found = curve_problems(curves)
+    if plan.toy is None and plan.real.dim() == 4:
+        samples = {m: x.numpy() for m, x in scored.member_samples.items()}
+        found = merge(found, colour_problems(samples, plan.real[: plan.n].cpu().numpy()))
+    for line in warning_lines(found):
+        warnings.warn(line, stacklevel=3)
+    return found
+
+
 def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
     """The result: rows, how they were measured, and the notes a reader needs."""
     req, notes = plan.request, list(plan.notes)
@@ -147,8 +162,11 @@ def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
     if not plan.fusion_names:
         notes.append(
             "no fusion was evaluated, so this table cannot say whether the ensemble beats its members: add "
-            "--fusion auto (or the demo's: auto uniform weighted best rejection snapshots)"
+            "--fusion auto (or the demo's: auto uniform best rejection)"
         )
+    failed = member_health(plan, scored)
+    if failed:
+        info["failed_members"] = failed
     if scored.coverage is not None and scored.coverage.rows:
         info["per_class"] = scored.coverage.to_json()
         notes.extend(coverage_notes(info["per_class"]))

@@ -206,8 +206,10 @@ def verdict(
     higher = HIGHER_IS_BETTER.get(metric)
     if higher is None:
         return None
-    members = {
-        k: r[metric] for k, r in rows.items() if ":" not in k and isinstance(r.get(metric), (int, float))
+    members = {  # a failed member (`exclude`) is never the best member either
+        k: r[metric]
+        for k, r in rows.items()
+        if ":" not in k and k not in exclude and isinstance(r.get(metric), (int, float))
     }
     fusions = {  # a row graded on a space that steered it (`exclude`) is never the headline
         k: r[metric]

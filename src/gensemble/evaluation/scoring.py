@@ -33,6 +33,10 @@ class Scored:
     grids: dict[str, Tensor] = field(default_factory=dict)
     choices: dict[str, dict[str, Any]] = field(default_factory=dict)
     coverage: Coverage | None = None
+    member_samples: dict[str, Tensor] = field(default_factory=dict)  # a few per member: health checks
+
+
+HEALTH_N = 500  # samples per member the colour check reads
 
 
 def score_plan(plan: EvalPlan) -> Scored:
@@ -86,6 +90,7 @@ def score_plan(plan: EvalPlan) -> Scored:
             x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
             out.rows[member.name] = grade(x, member.name)
             out.grids[member.name] = x[:GRID_N]
+            out.member_samples[member.name] = x[:HEALTH_N]
             bar.update(1)
         for name in plan.fusion_names:
             row = FUSION_PREFIX + name

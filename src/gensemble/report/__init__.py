@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from gensemble.artefacts import ArtefactError, read_artefact, strict_loads
+from gensemble.artefacts import ArtefactError, read_artefact
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import CheckpointError, GensembleError, shown
 from gensemble.evaluation.artefacts import read_grids
 from gensemble.fusion import STANDARD_FUSIONS
+from gensemble.health import curve_problems, judged_problems, merge, read_curves
 from gensemble.imageio import check_output
 from gensemble.plots import figure_png, plt
 from gensemble.report.coverage import per_class_section
@@ -58,6 +59,7 @@ class ReportData:
     choice: str | None = None  # what `auto` chose on held-out data, and why
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (the demo's timings.json)
     per_class: dict[str, Any] | None = None  # the headline evaluation's per-class shares ('per_class')
+    failed: dict[str, str] = field(default_factory=dict)  # member -> why it looks failed (health.py)
 
 
 def img_tag(png: bytes, alt: str, css: str = "") -> str:
@@ -156,6 +158,12 @@ def render_report(data: ReportData) -> str:
         parts.append(f"<p id='verdict'><strong>{esc(data.verdict)}</strong></p>")
     if data.choice:
         parts.append(f"<p id='auto-choice'>{esc(data.choice)}</p>")
+    if data.failed:
+        items = "".join(f"<li><strong>{esc(m)}</strong>: {esc(why)}</li>" for m, why in data.failed.items())
+        parts.append(
+            "<div id='failed-members'><p>Members that look failed (left out of the headline's best "
+            f"member):</p><ul>{items}</ul></div>"
+        )
     for note in data.notes:
         parts.append(f"<p>{esc(note)}</p>")
     if data.timings:
@@ -236,30 +244,6 @@ def read_completion(run_dir: Path, members: list[str] | None = None) -> tuple[by
     return png, summary
 
 
-def read_curves(run_dir: Path) -> dict[str, list[dict[str, float]]]:
-    """metrics.jsonl by member. Lines a crash cut short, or that are not a member's numbers at a
-    step, are skipped: the log is appended while training, so its last line may be partial."""
-    curves: dict[str, list[dict[str, float]]] = {}
-    text = read_text(run_dir, "metrics.jsonl")  # no link, FIFO or device; size-capped
-    if text is None:
-        return curves
-    for line in text.splitlines():
-        try:
-            rec = strict_loads(line)
-        except (ValueError, RecursionError):
-            continue
-        if not isinstance(rec, dict) or not isinstance(rec.get("member"), str):
-            continue
-        values = {
-            k: float(v)
-            for k, v in rec.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        }
-        if "step" in values:
-            curves.setdefault(rec["member"][:200], []).append(values)
-    return curves
-
-
 def read_timings(run_dir: Path) -> dict[str, float]:
     """Stage times (checked): RUN/timings.json, or the demo's OUT/timings.json beside OUT/run."""
     for path in (run_dir / "timings.json", run_dir.parent / "timings.json"):
@@ -315,6 +299,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         timings=read_timings(run_dir),
         per_class=headline["raw"].get("per_class") if headline else None,
     )
+    data.failed = failed_members(data, headline)
     if members is None:
         data.notes.append(
             "config.yaml does not parse as this version's run config: member names are not checked, "
@@ -329,6 +314,19 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
             f"No sample grids saved: run 'gensemble evaluate {run_dir} --fusion {','.join(fusions or STANDARD_FUSIONS)}'."
         )
     return data
+
+
+def failed_members(data: ReportData, headline: dict[str, Any] | None) -> dict[str, str]:
+    """Members that look failed: by their loss log, by every judge (S(G) near 0), or as the headline
+    evaluation found them (their samples' colours)."""
+    scores = {}
+    if data.score is not None:
+        scores = dict(zip(data.score.get("generators", []), data.score.get("generator_scores", [])))
+    return merge(
+        curve_problems(data.curves),
+        judged_problems({k: float(v) for k, v in scores.items() if isinstance(v, (int, float))}),
+        headline["failed_members"] if headline else {},
+    )
 
 
 def report_run(

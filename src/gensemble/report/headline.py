@@ -36,7 +36,10 @@ def headline_evaluation(evaluations: list[dict[str, Any]]) -> dict[str, Any] | N
 def headline(ev: dict[str, Any]) -> str | None:
     """The first sentence, then the steered figure beside it where a further space steered the row."""
     graded_self = set(ev.get("self_graded", []))
-    first = verdict(ev["rows"], features=ev["features"], n=ev["n"], exclude=graded_self)
+    failed = dict(ev.get("failed_members", {}))
+    first = verdict(ev["rows"], features=ev["features"], n=ev["n"], exclude=graded_self | set(failed))
+    if first is not None and failed:
+        first += f" Left out of the best member as failed: {', '.join(sorted(failed))}."
     if first is None:
         if graded_self and any(r.startswith("fusion:") for r in ev["rows"]):
             return (

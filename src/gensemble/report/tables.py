@@ -125,5 +125,6 @@ def read_evaluation_file(path: Path, members: Collection[str] | None = None) -> 
         "n": raw.get("n") if isinstance(raw.get("n"), int) else None,
         "reference": str(raw.get("reference", "?")),
         "notes": [str(x) for x in raw.get("notes", [])],
+        "failed_members": dict(raw.get("failed_members", {})) if "rows" in raw else {},
         "raw": raw,
     }

@@ -23,6 +23,7 @@ from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_s
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
+from gensemble.health import curve_problems, read_curves, warning_lines
 from gensemble.progress import RUN_CLOCK
 from gensemble.run.budget import describe_seconds, estimate_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
@@ -280,6 +281,9 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor, de
         RUN_CLOCK.end()
         if hooks is not None:
             hooks.close()
+    if executor.is_main:  # a member that failed says so now, not after someone looks at its samples
+        for line in warning_lines(curve_problems(read_curves(out))):
+            warnings.warn(line, stacklevel=2)
     return out
 
 

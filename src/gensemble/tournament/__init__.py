@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from gensemble.calibration import CalibrationMethod, fit_calibrator
 from gensemble.data import Dataset, heldout_halves, load_dataset
 from gensemble.errors import ConfigError
+from gensemble.health import curve_problems, judged_problems, merge, read_curves, warning_lines
 from gensemble.run import Ensemble, load_run
 from gensemble.runfolder import holds_lock, writes_into_run
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
@@ -337,6 +338,9 @@ def score_run(
     ens = load_run(run_dir, device, step)
     table = score(ens, load_dataset(ens.cfg.data, "test"), scoring, n_samples, calibration, seed, judges)
     write_tournament(run_dir, table.to_json(), ens.step, seed)
+    judged = judged_problems(dict(zip(table.generators, map(float, table.generator_scores))))
+    for line in warning_lines(merge(curve_problems(read_curves(Path(run_dir))), judged)):
+        warnings.warn(line, stacklevel=3)
     return table
 
 
