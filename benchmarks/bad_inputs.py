@@ -55,7 +55,9 @@ def tally(name: str, strategy, check, examples: int, counts: dict[str, Counter],
             counts[name]["other exception"] += 1
             bugs.append(f"{name}: {type(exc).__name__}: {exc!s:.200}\n{traceback.format_exc(limit=3)}")
             return
-        for part in outcome.split("/"):
+        # a check returns "ok", "error" or "ok/error/..." per part, or ("ok" | "error", detail)
+        text = outcome[0] if isinstance(outcome, tuple) else outcome
+        for part in text.split("/"):
             counts[name]["success" if part == "ok" else "clean error"] += 1
 
     run()
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     counter = iter(range(10**9))
     counts: dict[str, Counter] = {}
     bugs: list[str] = []
-    tally("config mappings", fz.configs(), fz.check_parse, args.examples, counts, bugs)
+    tally("config mappings", fz.configs(), lambda case: fz.check_parse(case[0]), args.examples, counts, bugs)
     tally(
         "--set strings",
         fz.set_items(),
