@@ -401,3 +401,34 @@ def test_augment_consumes_no_randomness_when_off():
         warnings.simplefilter("error")
         assert augment(x, DataConfig(hflip=True), g).shape == x.shape
     assert not torch.equal(g.get_state(), state)
+
+
+@pytest.mark.parametrize("n_test", [7, 20, 359, 2000, 10001])
+def test_heldout_sizes_are_the_splits_the_fusions_cut(n_test):
+    """`train --dry-run` states these sizes, so they must be the ones evaluation, the judges, the
+    critics and auto's choice really get."""
+    from gensemble.data import heldout_halves, heldout_sizes
+    from gensemble.fusion.base import FusionContext
+    from gensemble.tournament.judges import judge_split
+
+    x = torch.zeros(n_test, 2)
+    cal, ev = heldout_halves(x, 0) if n_test >= 10 else (x[: n_test // 2], x[n_test // 2 :])
+    ctx = FusionContext.__new__(FusionContext)
+    ctx.cal_real = cal
+    sizes = heldout_sizes(n_test)
+    assert sizes["evaluation"] == len(ev) and sizes["judges"] == len(judge_split(cal)[0])
+    assert sizes["critic calibration"] == len(ctx.calib_real) and sizes["choice"] == len(ctx.choose_real)
+
+
+def test_heldout_advice_names_the_test_fraction_that_fixes_it():
+    from gensemble.data import DataConfig, heldout_advice
+
+    cfg = DataConfig(name="digits")
+    assert heldout_advice(cfg, 8000, 2000) is None
+    few = heldout_advice(cfg, 4500, 500)
+    assert "evaluation 250 (wants 500)" in few and "data.test_fraction=0.2 would hold out 1000" in few
+    tiny = heldout_advice(cfg, 1438, 359)
+    assert (
+        "auto's choice 45 (needs 100)" in tiny
+        and "data.test_fraction=0.45 would give auto's choice enough" in tiny
+    )

@@ -588,7 +588,11 @@ def test_auto_respects_its_time_budget_and_says_so(trio):
     c = build_fusion(ens, "auto", real, {**AUTO_WITH_MH, "budget_s": 1e-9}).choice
     scored = {k for k, v in c["candidates"].items()}
     assert scored == {"m0", "m1", "m2"} and c["chosen"] in scored
-    assert c["within_budget"] is False and c["unscored_from"] == "m0 + rejection (γ at p80, judges critic)" and c["budget_s"] == 1e-9
+    assert (
+        c["within_budget"] is False
+        and c["unscored_from"] == "m0 + rejection (γ at p80, judges critic)"
+        and c["budget_s"] == 1e-9
+    )
     free = build_fusion(ens, "auto", real, AUTO_WITH_MH).choice
     assert free["within_budget"] is True and "unscored_from" not in free and free["seconds"] >= 0
 

@@ -14,12 +14,16 @@ from gensemble.data.transforms import preprocess
 from gensemble.errors import ConfigError, DataError
 
 __all__ = [
+    "CHOICE_WANTED",
     "DATASETS",
+    "EVALUATION_WANTED",
     "MIN_HELDOUT",
     "DataConfig",
     "Dataset",
     "DatasetLoader",
     "Split",
+    "heldout_advice",
+    "heldout_sizes",
     "load_dataset",
     "reads_root",
 ]
@@ -80,3 +84,53 @@ def check_heldout(cfg: DataConfig, n_train: int) -> None:
         f"{cfg.test_fraction}); scoring, fusing and evaluating a run need at least {MIN_HELDOUT} held out: "
         f"add images (at least {need} at this test_fraction) or raise data.test_fraction"
     )
+
+
+# What the held-out split is cut into (heldout_halves, then judge_split, then the critics' and
+# auto's halves of the rest: fusion.base.FusionContext), and how many of each a run wants.
+EVALUATION_WANTED = 500  # evaluate warns below this n: FID is biased and prdc noisy
+CHOICE_WANTED = 100  # auto chooses only with at least this many images to choose on
+
+
+def heldout_sizes(n_test: int) -> dict[str, int]:
+    """Images in each part of a held-out split of n_test (as the splits cut it)."""
+    cal = n_test // 2
+    judges = cal // 2 if cal >= 8 else cal
+    rest = cal - cal // 2 if cal >= 8 else cal
+    calibration, choice = (rest, rest) if rest < 4 else (rest // 2, rest - rest // 2)
+    return {
+        "evaluation": n_test - cal,
+        "judges": judges,
+        "critic calibration": calibration,
+        "choice": choice,
+    }
+
+
+def heldout_advice(cfg: DataConfig, n_train: int, n_test: int) -> str | None:
+    """One line when evaluation or auto's choice would get too few held-out images, with the
+    data.test_fraction that gives them enough (None when they have enough)."""
+    sizes = heldout_sizes(n_test)
+    short = []
+    if sizes["evaluation"] < EVALUATION_WANTED:
+        short.append(f"evaluation {sizes['evaluation']} (wants {EVALUATION_WANTED})")
+    if sizes["choice"] < CHOICE_WANTED:
+        short.append(f"auto's choice {sizes['choice']} (needs {CHOICE_WANTED})")
+    if not short:
+        return None
+    total = n_train + n_test
+    # held-out images each part needs: the evaluation half, and a choice eighth of the split
+    needs = {"evaluation": 2 * EVALUATION_WANTED, "auto's choice": 8 * CHOICE_WANTED}
+    wanted = {k: v for k, v in needs.items() if any(s.startswith(k) for s in short)}
+    fits = {k: v for k, v in wanted.items() if v <= total // 2}
+    if len(fits) == len(wanted):
+        need = max(wanted.values())
+        fix = f"data.test_fraction={math.ceil(100 * need / total) / 100:g} would hold out {need}"
+    elif fits:
+        part, need = max(fits.items(), key=lambda kv: kv[1])
+        fix = (
+            f"data.test_fraction={math.ceil(100 * need / total) / 100:g} would give {part} enough; "
+            f"the folder's {total} images are too few for the rest"
+        )
+    else:
+        fix = f"the folder's {total} images are too few: evaluate with a smaller --n, and auto returns the uniform mixture"
+    return f"{cfg.name} holds out {n_test} images, so {' and '.join(short)} get too few; {fix}"

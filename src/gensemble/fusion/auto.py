@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gensemble.data import CHOICE_WANTED
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.fusion.choice import (
@@ -272,7 +273,7 @@ class Board:
 
 # Fewer held-out images than this in the choice quarter and a choice among some 30 candidates would
 # follow noise: auto then returns the uniform mixture, unchosen, and says so.
-MIN_CHOOSE = 100
+MIN_CHOOSE = CHOICE_WANTED
 
 
 def too_few_to_choose(ctx: FusionContext, p: AutoParams, n: int) -> AutoSampler:

@@ -18,7 +18,15 @@ from gensemble import threads
 from gensemble.artefacts import strict_loads
 from gensemble.checkpoint import atomic_write_text, clean_stale_temporaries
 from gensemble.config import dump_yaml, load_yaml, to_dict
-from gensemble.data import HELDOUT_FILE, Dataset, check_heldout, heldout_listing, load_dataset
+from gensemble.data import (
+    HELDOUT_FILE,
+    Dataset,
+    check_heldout,
+    heldout_advice,
+    heldout_listing,
+    heldout_sizes,
+    load_dataset,
+)
 from gensemble.ensemble import AuxRole, Ensemble, build_ensemble, check_member_shape, scheme_for
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
@@ -167,13 +175,26 @@ def dry_run_estimate(cfg: RunConfig) -> str:
 
     try:
         dev = resolve_device(cfg.train.device)
-        seconds = estimate_seconds(cfg, load_train_data(cfg, dev), dev)
+        data = load_train_data(cfg, dev)
+        seconds = estimate_seconds(cfg, data, dev)
     except GensembleError as exc:
         return f"# no time estimate: {exc}\n"
     return (
         f"# estimated training time here: about {describe_seconds(seconds)} for {len(cfg.members)} member(s) × "
         f"{cfg.train.steps} steps (timed on a few steps; scheme overheads not included)\n"
+        + heldout_comment(cfg, len(data))
     )
+
+
+def heldout_comment(cfg: RunConfig, n_train: int) -> str:
+    """YAML comments: how many held-out images each use gets, and the fix where some get too few."""
+    try:
+        n_test = len(load_dataset(cfg.data, "test"))
+    except GensembleError:
+        return ""
+    sizes = ", ".join(f"{k} {v}" for k, v in heldout_sizes(n_test).items()).replace("choice", "auto's choice")
+    advice = heldout_advice(cfg.data, n_train, n_test)
+    return f"# held out: {n_test} images: {sizes}\n" + (f"# {advice}\n" if advice else "")
 
 
 def as_run_config(
@@ -258,6 +279,9 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor, de
     check_run_dir(out, cfg, resume)
     data = load_train_data(cfg, dev)
     check_heldout(cfg.data, len(data))  # a run nobody could sample or evaluate is refused now
+    advice = heldout_advice(cfg.data, len(data), len(load_dataset(cfg.data, "test")))
+    if advice and executor.is_main and not resume:
+        warnings.warn(advice, stacklevel=3)
     ens = build_ensemble(cfg, data.shape, dev)  # before touching the folder: bad configs change nothing
     ens.run_dir = out
     if resume and ((out / "latest.json").exists() or any((out / "checkpoints").glob("step-*"))):
