@@ -146,3 +146,20 @@ def test_effnet_lite0_is_a_registered_space_with_provenance():
     assert out.features.shape == (3, 1280) and out.probs is None
     assert ext.input_size == 64 and len(ext.weights_sha256) == 64
     assert get_extractor("effnet-lite0:96", "cpu").input_size == 96
+
+
+def test_a_fusion_over_90_percent_one_member_is_reported_as_that_member_refined():
+    ev = evaluation("effnet-lite0", ROWS, [])
+    ev["raw"] = {"member_shares": {"fusion:auto": {"m0": 0.93, "m1": 0.07}}}
+    text = headline(ev)
+    assert text.endswith("fusion:auto draws 93% of its samples from m0: that member, refined.")
+    ev["raw"]["member_shares"]["fusion:auto"] = {"m0": 0.6, "m1": 0.4}
+    assert "refined" not in headline(ev)
+
+
+def test_a_failed_member_is_never_the_best_member_in_the_headline():
+    ev = evaluation("effnet-lite0", {**ROWS, "m9": {"fid": 5.0}}, [])
+    assert "did not beat" in headline(ev)  # m9 (fid 5) would be the best member
+    ev["failed_members"] = {"m9": "its discriminator won outright"}
+    text = headline(ev)
+    assert "beat its best member" in text and "against 20 for m0" in text and "failed: m9" in text

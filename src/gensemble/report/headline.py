@@ -40,6 +40,8 @@ def headline(ev: dict[str, Any]) -> str | None:
     first = verdict(ev["rows"], features=ev["features"], n=ev["n"], exclude=graded_self | set(failed))
     if first is not None and failed:
         first += f" Left out of the best member as failed: {', '.join(sorted(failed))}."
+    if first is not None:
+        first += dominated(ev, graded_self)
     if first is None:
         if graded_self and any(r.startswith("fusion:") for r in ev["rows"]):
             return (
@@ -74,3 +76,27 @@ def steered_figure(space: str, entry: dict[str, Any], n: int | None) -> str | No
         f"On {space} features, which steered {lead} (self-graded, not the headline): fid {f:.4g} against "
         f"{m:.4g} for {best}, {abs(rel):.1f}% {'better' if rel > 0 else 'worse'}."
     )
+
+
+DOMINATED = 0.9  # a fusion drawing this share from one member is that member, refined
+
+
+def dominated(ev: dict[str, Any], graded_self: set[str]) -> str:
+    """' fusion:X draws 93% of its samples from vae: that member, refined.' for the headline's fusion
+    (auto where evaluated, else the best) when one member dominates it; '' otherwise."""
+    rows = ev["rows"]
+    fusions = {
+        r: v["fid"]
+        for r, v in rows.items()
+        if r.startswith("fusion:") and r not in graded_self and isinstance(v.get("fid"), (int, float))
+    }
+    if not fusions:
+        return ""
+    lead = "fusion:auto" if "fusion:auto" in fusions else min(fusions, key=fusions.get)
+    shares = ev.get("raw", {}).get("member_shares", {}).get(lead, {})
+    if len(shares) < 2:
+        return ""
+    top = max(shares, key=shares.get)
+    if shares[top] < DOMINATED:
+        return ""
+    return f" {lead} draws {100 * shares[top]:.0f}% of its samples from {top}: that member, refined."
