@@ -55,7 +55,13 @@ def per_class_section(table: dict[str, Any], lead: str | None = None) -> list[st
         "<h2 id='per-class'>Per class</h2>",
         f"<p class='muted'>Share of each row's samples in each of the reference's {esc(table['by'])}; "
         "the reference's own share is the first row. The cell in bold is the class the row serves worst "
-        "(lowest share against the reference's).</p>",
+        "(lowest share against the reference's)."
+        + (
+            " These clusters are only clusters, not classes: they group what the features see, which on "
+            "colour data can be the background colour rather than the object.</p>"
+            if table["by"].startswith("k-means")
+            else "</p>"
+        ),
         f'<img class="curves" alt="per-class shares" src="data:image/png;base64,{base64.b64encode(png).decode()}">',
         f"<table id='per-class-table'><tr><th>row</th>{head}<th>worst</th></tr>",
         "<tr><td>reference</td>" + "".join(f"<td>{100 * v:.1f}%</td>" for v in ref) + "<td></td></tr>",
