@@ -225,3 +225,15 @@ def test_the_shipped_classifiers_reach_the_required_heldout_accuracy(dataset, mi
     provenance test), on the dataset's held-out split."""
     _, meta = store.load_classifier(store.SHIPPED_DIR / dataset)
     assert meta["heldout_accuracy"] >= minimum and meta["heldout_size"] > 0
+
+
+def test_the_feature_cache_key_includes_the_input_size():
+    """effnet-lite0 at 64 px must never read features cached at 96 px under the same name."""
+    from gensemble.evaluation.features import extractor_fingerprint
+    from gensemble.metrics.effnet import EffNetExtractor, missing
+
+    if missing() is not None:
+        pytest.skip(missing())
+    a, b = EffNetExtractor("effnet-lite0"), EffNetExtractor("effnet-lite0")
+    b.input_size = 96
+    assert extractor_fingerprint(a) != extractor_fingerprint(b)

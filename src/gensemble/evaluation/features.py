@@ -85,7 +85,8 @@ def extractor_fingerprint(ext: FeatureExtractor) -> str:
     if ext in _FINGERPRINTS:
         return _FINGERPRINTS[ext]
     h = hashlib.sha256()
-    settings = [getattr(ext, a, None) for a in ("quantize", "dtype", "channels_last")]
+    # input_size too: effnet-lite0 once meant 96 px, and cached features at 96 px must not answer for 64
+    settings = [getattr(ext, a, None) for a in ("quantize", "dtype", "channels_last", "input_size")]
     h.update(f"{type(ext).__qualname__}|{ext.name}|{ext.dim}|{settings}".encode())
     for attr, value in sorted(vars(ext).items()):
         if isinstance(value, torch.nn.Module):
