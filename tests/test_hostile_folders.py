@@ -546,6 +546,9 @@ def test_a_lock_held_by_another_program_names_that_program(clean_run, tmp_path, 
     import time
 
     box = make_sandbox(clean_run, tmp_path / "b")
+    # the copied lock names the process that built the clean run (alive under xdist): clear it, so
+    # only the other program's hold can name anyone
+    (box.run / ".lock").write_text("")
     holder = subprocess.Popen(
         [
             sys.executable,
