@@ -79,7 +79,8 @@ def _command_of(pid: int | None) -> str:
     except (OSError, TypeError):
         return "another process"
     words = [a.decode(errors="replace") for a in argv if a]
-    if not any("gensemble" in w for w in words[:3]):
+    # the program's own name (bin/gensemble, or python -m gensemble), not any path that holds the word
+    if not any(Path(w).name == "gensemble" for w in words[:3]):
         # Another program holds the lock (an editor, a backup tool, a script): say which.
         return f"another program ({shown(Path(words[0]).name if words else '?', 40)})"
     sub = next((w for w in words[1:] if w in COMMAND_WORDS), None)
