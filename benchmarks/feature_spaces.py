@@ -167,13 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(2)
     start = time.perf_counter()
     if args.only_demo:
-        result = json.loads(OUT.read_text())
-        demo_section(result, args)
-        result["goals"] = goals(args.demo_out)
-        result["demo_seconds"] = round(time.perf_counter() - start, 1)
-        OUT.write_text(json.dumps(result, indent=2) + "\n")
-        print_table(result)
-        return 0
+        return finish(json.loads(OUT.read_text()), args, start, "demo_seconds")
     images = load_dataset_images()
     result: dict = {"n": args.n, "threads": torch.get_num_threads(), "spaces": {}}
     for space in SPACES:
@@ -188,9 +182,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_population:
         pop = population_fids(args.n)
         result["population"] = {"fids": pop, "spearman_with_inception": agreement(pop)}
+    return finish(result, args, start, "seconds")
+
+
+def finish(result: dict, args: argparse.Namespace, start: float, timing_key: str) -> int:
+    """The demo's rows (with --demo-run) and the goals, then write OUT and print the table."""
     demo_section(result, args)
     result["goals"] = goals(args.demo_out)
-    result["seconds"] = round(time.perf_counter() - start, 1)
+    result[timing_key] = round(time.perf_counter() - start, 1)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print_table(result)
     return 0
