@@ -36,7 +36,7 @@ from sklearn.preprocessing import StandardScaler
 
 from gensemble.data import load_dataset
 from gensemble.evaluation.features import as_saved_images
-from gensemble.fusion.choice import Candidate, critic_key, simulate, simulate_mh
+from gensemble.fusion.choose import Candidate, simulate, simulate_mh
 from gensemble.fusion.critic import critics_of
 from gensemble.metrics import feature_stats, frechet_distance, get_extractor
 
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     add(best_label, rows[best][: pl.n, 0])
     add("uniform mixture", simulate(Candidate("u", (1 / m,) * m, None), rows, {}, pl.n, pl.p, 1)[0])
     critic = critics_of(pl.ctx, pl.p, "critic_ceiling")["features"]
-    ratios = [pl.pool.ratios(n, g, pl.size, critic_key(critic), critic.log_ratio)[:k] for n, g in pl.items()]
+    ratios = [pl.pool.ratios(n, g, pl.size, critic)[:k] for n, g in pl.items()]
     start = critic.log_ratio(pl.ctx.calib_real[: pl.n]).double().numpy()
     fusions("features (default)", ratios, start)
     for dim, c in SETTINGS:

@@ -30,24 +30,17 @@ from gensemble.data import load_dataset
 from gensemble.evaluation.features import as_saved_images
 from gensemble.fusion.auto import AutoParams
 from gensemble.fusion.base import FusionContext
-from gensemble.fusion.choice import (
-    CHUNK,
-    Candidate,
-    choice_criterion,
-    critic_key,
-    proposal_pool,
-    simulate,
-    simulate_mh,
-)
+from gensemble.fusion.choose import Candidate, choice_distance, proposal_pool, simulate, simulate_mh
 from gensemble.fusion.critic import critics_of, fit_ensemble_critic, shared_critic
+from gensemble.fusion.proposal import CHUNK, Chunk
 from gensemble.metrics import feature_stats, frechet_distance, get_extractor
 from gensemble.run import load_run
+from gensemble.sampling import pooled_samples
 from gensemble.tournament.judges import (
     JudgeConfig,
     feature_source,
     finetune_copies,
     fit_feature_judge,
-    pool_of,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,7 +60,7 @@ class Pool:
         self.names = self.proposal.names
         self.n = min(self.p.n_choose, len(self.ctx.choose_real))
         self.pool = proposal_pool(self.ctx, self.p.fit_seed)
-        self.crit = choice_criterion(self.ctx, self.pool, self.n, "auto", self.p.fit_seed)
+        self.crit = choice_distance(self.ctx, self.pool, self.n, "auto", self.p.fit_seed)
         self.size = self.p.pool * self.n
         self.feats = np.concatenate([self.pool.features(k, g, self.size) for k, g in self.items()])
         # Candidates are simulated on row numbers, so the kept rows name their images.
@@ -75,21 +68,16 @@ class Pool:
         real = self.ctx.calib_real[: self.p.n_calibration]
         fake, _ = self.proposal.draw(len(real), torch.Generator().manual_seed(self.p.fit_seed + 1))
         self.calibration_data = (real, fake)
-        self.kept: list = []  # critics stay alive: the pool caches their ratios by id
 
     def items(self) -> list:
         return list(zip(self.names, self.proposal.models))
 
     def critic(self, judges: dict):
-        critic = fit_ensemble_critic(judges, *self.calibration_data, self.p.calibration)
-        self.kept.append(critic)
-        return critic
+        return fit_ensemble_critic(judges, *self.calibration_data, self.p.calibration)
 
     def candidates(self, critic) -> dict[str, np.ndarray]:
         m = len(self.names)
-        ratios = [
-            self.pool.ratios(k, g, self.size, critic_key(critic), critic.log_ratio) for k, g in self.items()
-        ]
+        ratios = [self.pool.ratios(k, g, self.size, critic) for k, g in self.items()]
         start = critic.log_ratio(self.ctx.calib_real[: self.n]).double().numpy()
         out = {"MH (chains of 40)": simulate_mh(self.rows, ratios, start, 40, self.p.fit_seed + 440)}
         kept = simulate(
@@ -103,7 +91,7 @@ class Pool:
         out = []
         for r in rows:
             i, j = divmod(int(r), self.size)
-            out.append(self.pool._chunk(self.names[i], self.proposal.models[i], j // CHUNK)[j % CHUNK])
+            out.append(self.pool._chunk(Chunk(self.names[i], j // CHUNK), self.proposal.models[i])[j % CHUNK])
         return torch.stack(out)
 
 
@@ -128,7 +116,7 @@ def critics(pl: Pool) -> dict:
     """label -> a calibrated critic (see the module docstring)."""
     defaults = critics_of(pl.ctx, pl.p, "critic_features")
     train = load_dataset(pl.ens.cfg.data, "train").x[:N_TRAIN]
-    fake = pool_of(pl.ens.generators(), N_TRAIN, 0)
+    fake = pooled_samples(pl.ens.generators(), N_TRAIN, 17, one_stream=True)
     source = feature_source(pl.ens.cfg.data.name)
     feature_judge = fit_feature_judge(train, fake, source, JudgeConfig("features", 200), 0)
     finetuned = finetune_copies(pl.ens.discriminators(), train, fake, JudgeConfig("finetuned", 500), 0)

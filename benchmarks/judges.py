@@ -34,13 +34,12 @@ from gensemble.fusion import build_fusion
 from gensemble.fusion.base import FusionContext
 from gensemble.fusion.snapshots import SnapshotParams, snapshot_generators
 from gensemble.metrics import feature_stats, fid, frechet_distance, kid, mode_kernel_features
+from gensemble.metrics.features import feature_map, features_of
 from gensemble.run import load_run, train_run
 from gensemble.tournament import SCORINGS, judge_population, owner_of, table_from_judgements
 from gensemble.tournament.judges import (
     JudgeConfig,
     feature_source,
-    features_of,
-    featurizer,
     fit_judges,
     judge_split,
 )
@@ -204,7 +203,7 @@ def heldout_fids(ens, heldout, gens: dict) -> dict[str, float]:
     """FID of every generator against the choice quarter (what `best` ranks by), fresh samples, on
     the features `best` uses (FusionContext.heldout_fids: mode-kernel features on toys)."""
     ctx = FusionContext.build(ens, heldout, 0)
-    fn = featurizer(feature_source(ens.cfg.data.name))
+    fn = feature_map(feature_source(ens.cfg.data.name))
     stats = feature_stats(features_of(fn, ctx.choose_real).double().numpy())
     n = len(ctx.choose_real)
     out = {}

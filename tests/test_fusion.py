@@ -18,12 +18,14 @@ from gensemble.fusion import (
     parse_fusion_params,
     parse_fusion_settings,
 )
-from gensemble.fusion.auto import shift_for
+from gensemble.fusion.accept import drs_acceptance
 from gensemble.fusion.average import average_state_dicts
-from gensemble.fusion.choice import simulate_mh
-from gensemble.fusion.critic import drs_acceptance
+from gensemble.fusion.choose import simulate_mh
 from gensemble.fusion.ddls import energy, langevin
-from gensemble.fusion.mixture import fid_weights, median_bandwidths, mmd_weights, softmax_weights
+from gensemble.fusion.learned_weights import fid_weights, mmd_weights
+from gensemble.fusion.proposal import shift_for
+from gensemble.fusion.weighted import softmax_weights
+from gensemble.metrics.distance import median_bandwidths
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.sampling import Samples
 from gensemble.tournament.judges import judge_split

@@ -284,10 +284,11 @@ def test_mode_kernel_features_see_what_raw_fid_cannot():
 
 
 def test_the_judges_mode_features_are_the_metric_and_have_gradients_everywhere():
-    from gensemble.tournament.judges import feature_source, featurizer
+    from gensemble.metrics.features import feature_map
+    from gensemble.tournament.judges import feature_source
 
     assert feature_source("grid25") == "modes:grid25" and feature_source("ring8") == "modes:ring8"
-    fn = featurizer("modes:grid25")
+    fn = feature_map("modes:grid25")
     x = torch.tensor(
         np.vstack([GRID[:3], [[0.1, -0.2], [3.0, 3.0]]]), dtype=torch.float32, requires_grad=True
     )

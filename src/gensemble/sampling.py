@@ -1,10 +1,12 @@
 """Samples as tensors with their owners (`Samples`), drawn from a mixture of generators; writing them
 to files is `save_samples`'s job alone. Runs are sampled by `gensemble.run.sample` and
-`gensemble.fusion.files`."""
+`gensemble.sample_job`."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,3 +60,19 @@ def mixture_sample(
     x, owner = torch.cat(parts), torch.cat(owners)
     perm = torch.randperm(n, generator=generator)
     return x[perm], owner[perm]
+
+
+def pooled_samples(generators: dict[str, Any], n: int, seed: int, one_stream: bool = False) -> Tensor:
+    """About n samples split evenly over the generators (the uniform mixture, unshuffled): ⌈n/M⌉ of
+    each, on the CPU. Each generator draws with its own seed (seed + 7919·i), so its share does not
+    depend on the others'; with `one_stream` they draw in turn from one stream seeded `seed`."""
+    k = max(1, math.ceil(n / len(generators)))
+    shared = torch.Generator().manual_seed(seed)
+    return torch.cat(
+        [
+            g.sample(k, shared if one_stream else torch.Generator().manual_seed(seed + 7919 * i))
+            .float()
+            .cpu()
+            for i, g in enumerate(generators.values())
+        ]
+    )

@@ -24,10 +24,10 @@ from gensemble.cli.base import (
 from gensemble.demo import run_demo
 from gensemble.errors import GensembleError, shown
 from gensemble.evaluation.evaluate import evaluate_run
-from gensemble.fusion.files import SampleRequest, sample_to_file
 from gensemble.progress import set_quiet
 from gensemble.report import report_run
 from gensemble.run import train_run
+from gensemble.sample_job import SampleRequest, sample_to_file
 from gensemble.threads import set_threads
 from gensemble.tournament import SCORINGS, score_run
 from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig

@@ -39,7 +39,7 @@ from gensemble.errors import ConfigError, DataError, GensembleError
 from gensemble.fusion.critic import fit_ensemble_critic
 from gensemble.imageio import labelled_sheet_png
 from gensemble.safepath import read_bytes
-from gensemble.tournament import pooled_fakes
+from gensemble.sampling import pooled_samples
 
 if TYPE_CHECKING:
     from gensemble.run import Ensemble
@@ -71,7 +71,7 @@ class Editor:
         discs = ens.discriminators()
         if discs:
             real = cal[: cfg.n_critic_fit]
-            critic = fit_ensemble_critic(discs, real, pooled_fakes(generators, len(real), seed=1))
+            critic = fit_ensemble_critic(discs, real, pooled_samples(generators, len(real), seed=1))
         return cls(ens, generators, critic, evaluation, cal, cfg)
 
     @property

@@ -6,13 +6,15 @@ line with ``--set fusion.KEY=VALUE``) and a builder ``(FusionContext, params) ->
 each, the index of the member that made it. Samplers that reject proposals report
 ``acceptance_rate`` (accepted / proposed so far); the others report None.
 
-* mixture.py: uniform, weighted, learned-weights, best
-* critic.py: vote (and what the critic methods share); rejection.py: rejection (DRS, γ chosen on
-  held-out data by choice.py); stacked.py: stacked; mh.py: mh (MH-GAN); they share one
-  calibrated ensemble critic
-* ddls.py: ddls (Langevin dynamics in each generator's latent space, driven by the ensemble critic)
-* snapshots.py: snapshots (the generators saved along one run, mixed and filtered by its critics)
-* average.py: average (EMA or a soup of snapshots)
+One file per method: uniform.py, weighted.py, best.py, learned_weights.py (mixtures and a
+selection); rejection.py (DRS), vote.py, stacked.py, mh.py (MH-GAN), ddls.py (Langevin dynamics in
+each generator's latent space), which refine the uniform mixture with one calibrated ensemble
+critic; snapshots.py (the generators saved along one run, mixed and filtered by its critics);
+average.py (EMA or a soup of snapshots); auto.py (a mixture and a refinement chosen on held-out data).
+What they share, one piece each: params.py (the parameter groups), proposal.py (the mixture sampler
+and the pool of judged proposals), critic.py (the ensemble critic), accept.py (the DRS and MH
+acceptance rules), choose.py (simulating and scoring settings on held-out data), base.py (the
+context, the registry, and what steers each method).
 
 Everything a method fits (calibrators, weights, a meta-critic, DRS's bound M) is fitted once, when
 the sampler is built, on the calibration half of the held-out real data and on generated samples
@@ -32,16 +34,29 @@ from torch import Tensor
 from gensemble.config import apply_overrides, from_dict
 from gensemble.data import Dataset, load_dataset
 from gensemble.errors import ConfigError
-from gensemble.fusion import auto, average, critic, ddls, mh, mixture, rejection, snapshots, stacked  # noqa: F401
+from gensemble.fusion import (  # noqa: F401
+    auto,
+    average,
+    best,
+    ddls,
+    learned_weights,
+    mh,
+    rejection,
+    snapshots,
+    stacked,
+    uniform,
+    vote,
+    weighted,
+)
 from gensemble.fusion.base import (
     FUSIONS,
     NO_DISCRIMINATOR_HINT,
     FusionContext,
     FusionEntry,
-    FusionParams,
     Sampler,
     register_fusion,
 )
+from gensemble.fusion.params import FusionParams
 from gensemble.run import Ensemble, load_run
 from gensemble.sampling import Samples
 from gensemble.tournament import require_discriminators

@@ -26,39 +26,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from gensemble.data import CHOICE_WANTED
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.choice import (
-    Candidate,
-    choice_criterion,
-    critic_key,
-    pool_log_m,
-    proposal_pool,
-    shift_for,
-    simulate,
-    simulate_mh,
-)
-from gensemble.fusion.critic import (
-    RejectionParams,
-    RejectionSampler,
-    critics_of,
-    drs_acceptance,
-    shared_critic,
-)
+from gensemble.fusion.choose import Candidate, choice_distance, proposal_pool, simulate, simulate_mh
+from gensemble.fusion.critic import critics_of, shared_critic
+from gensemble.fusion.learned_weights import fid_weights, mmd_weights
 from gensemble.fusion.mh import MHParams, MHSampler
-from gensemble.fusion.mixture import MixtureSampler, fid_weights, mmd_weights
+from gensemble.fusion.params import RejectionParams
+from gensemble.fusion.proposal import Critic, MixtureSampler, pool_log_m, shift_for
+from gensemble.fusion.rejection import DRSSampler
 from gensemble.progress import progress
 from gensemble.sampling import Samples
-from gensemble.tournament.judges import features_of
 
 
 @dataclass(frozen=True)
 class AutoParams(RejectionParams):
-    # (n_choose, pool and criterion come from RejectionParams: they are the knobs of the choice,
-    # shared with rejection's own choice of γ.)
+    # (n_choose, pool and criterion come from ChoiceFields: they are the knobs of the choice, shared
+    # with rejection's own choice of γ.)
     gamma_percentiles: tuple[float, ...] = (50.0, 80.0, 90.0, 95.0)  # DRS settings tried
     top_k_choices: tuple[int, ...] = (2, 3)  # uniform mixtures of the k best members tried
     # MH-GAN chain lengths tried on the uniform mixture under every critic (() tries no MH). On the
@@ -72,8 +58,7 @@ class AutoParams(RejectionParams):
     # says which), and the best of those scored is chosen.
     budget_s: float = 600.0
 
-    def validate(self, path: str = "") -> None:
-        super().validate(path)
+    def _check(self, path: str) -> None:
         if not self.budget_s > 0:
             raise ConfigError(f"config key '{path}.budget_s' must be positive, got {self.budget_s}")
         if any(k < 1 for k in self.mh_chains):
@@ -82,26 +67,6 @@ class AutoParams(RejectionParams):
             raise ConfigError(f"config key '{path}.max_cost' must be at least 1, got {self.max_cost}")
         if any(k < 1 for k in self.top_k_choices):
             raise ConfigError(f"config key '{path}.top_k_choices' must be positive, got {self.top_k_choices}")
-
-
-class WeightedDRSSampler(RejectionSampler):
-    """DRS over a weighted mixture, with the uniform-mixture critic's ratio corrected per member."""
-
-    def __init__(
-        self, proposal: MixtureSampler, log_ratio: Any, shift: Tensor, p: RejectionParams, log_m: float | None
-    ) -> None:
-        super().__init__(proposal, p.batch_size, p.max_proposals, "auto")
-        self.log_ratio, self.shift, self.p = log_ratio, shift, p
-        if log_m is None:  # no pool of burn_in proposals to read D̃_M off: draw the burn-in
-            burn, owner = proposal.draw(p.burn_in, torch.Generator().manual_seed(p.fit_seed + 2))
-            log_m = float((log_ratio(burn) + shift[owner]).max())
-        self.log_m = log_m
-
-    def accept_from(self, x: Tensor, owner: Tensor, generator: torch.Generator | None) -> Tensor:
-        lr = self.log_ratio(x) + self.shift[owner]
-        self.log_m = max(self.log_m, float(lr.max()))
-        prob = drs_acceptance(lr, self.log_m, None, self.p.gamma_percentile, self.p.epsilon)
-        return torch.rand(len(x), generator=generator) < prob
 
 
 class AutoSampler:
@@ -166,14 +131,11 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     crits = critics_of(ctx, p, "fusion 'auto'")
     names = proposal.names
     pool = proposal_pool(ctx, p.fit_seed)
-    crit = choice_criterion(ctx, pool, n, p.criterion, p.fit_seed)
-    fit_real = features_of(pool.fn, ctx.calib_real[: p.n_calibration]).double().numpy()
+    crit = choice_distance(ctx, pool, n, p.criterion, p.fit_seed)
+    fit_real = pool.features_of(ctx.calib_real[: p.n_calibration])
     feats = [pool.features(name, g, p.pool * n) for name, g in zip(names, proposal.models)]
     ratios = {
-        c: [
-            pool.ratios(name, g, p.pool * n, critic_key(cr), cr.log_ratio)
-            for name, g in zip(names, proposal.models)
-        ]
+        c: [pool.ratios(name, g, p.pool * n, cr) for name, g in zip(names, proposal.models)]
         for c, cr in crits.items()
     }
     board = Board(list(names), [crit(f[:n]) for f in feats], n, crit.kind, p.max_cost)
@@ -195,7 +157,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
             if best is None or board.scores[cand.label] < best[0]:
                 best = (board.scores[cand.label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
-    mh_best: tuple[float, str, int] | None = None
+    mh_best: tuple[float, str, int, str] | None = None
     for c, cr in crits.items():
         if board.over(started, p.budget_s, f"MH with the {c} critic"):
             break
@@ -206,7 +168,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
             line.update(1)
             if board.add(label, (crit(kept), float(k))) and board.scores[label] < best[0]:
                 if mh_best is None or board.scores[label] < mh_best[0]:
-                    mh_best = (board.scores[label], c, k)
+                    mh_best = (board.scores[label], c, k, label)
     line.close()
     board.seconds = round(time.perf_counter() - started, 1)
     if mh_best is not None:
@@ -301,7 +263,7 @@ def mixture_choice(
     ctx: FusionContext,
     p: AutoParams,
     proposal: MixtureSampler,
-    crits: dict[str, Any],
+    crits: dict[str, Critic],
     best: tuple[float, Candidate],
     board: Board,
     ratios: dict[str, list[np.ndarray]],
@@ -318,11 +280,12 @@ def mixture_choice(
         corrections = shift_for(np.asarray(cand.weights))
         for i in keep:
             shift[ctx.names.index(names[i])] = float(corrections[i])
-        params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile})
+        # The candidates are γ percentiles: a fixed γ given to auto plays no part in them.
+        params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile, "gamma": None})
         # D̃_M off the pool: the largest corrected ratio among the kept members' proposals.
         corrected = [r + s for r, s in zip(ratios[cand.critic], corrections) if s > -np.inf]
         log_m = pool_log_m(corrected, p.burn_in)
-        inner = WeightedDRSSampler(mixture, crits[cand.critic].log_ratio, shift, params, log_m)
+        inner = DRSSampler(mixture, crits[cand.critic], params, "auto", log_m=log_m, shift=shift)
     return AutoSampler(
         inner,
         board.record(
@@ -339,17 +302,14 @@ def mh_choice(
     ctx: FusionContext,
     p: AutoParams,
     proposal: MixtureSampler,
-    crits: dict[str, Any],
-    mh_best: tuple[float, str, int],
+    crits: dict[str, Critic],
+    mh_best: tuple[float, str, int, str],
     board: Board,
 ) -> AutoSampler:
     """auto's choice when an MH-GAN candidate scored lowest: that chain length and critic."""
-    fid, critic, chain = mh_best
+    fid, critic, chain, chosen = mh_best
     params = MHParams(n_calibration=p.n_calibration, batch_size=p.batch_size, chain_length=chain)
     inner = MHSampler(proposal, crits[critic], ctx.calib_real, params)
-    chosen = next(
-        k for k, v in board.scores.items() if v == fid and "MH" in k and board.costs.get(k) == chain
-    )
     return AutoSampler(
         inner,
         board.record(

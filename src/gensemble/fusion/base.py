@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
-from gensemble.calibration import CalibrationMethod
-from gensemble.errors import ConfigError
-from gensemble.metrics.fid import feature_stats, frechet_distance
+from gensemble.fusion.params import FusionParams
+from gensemble.metrics.distance import ReferenceDistance
+from gensemble.metrics.features import feature_map, features_of
 from gensemble.registry import Registry
 from gensemble.sampling import Samples
 from gensemble.tournament import (
     ScoreTable,
-    Scoring,
     Selection,
     heldout_halves,
     make_judges,
@@ -26,15 +25,7 @@ from gensemble.tournament import (
     score,
     select,
 )
-from gensemble.tournament.judges import (
-    JudgeConfig,
-    JudgeKind,
-    feature_source,
-    features_of,
-    featurizer,
-    judge_names,
-    judge_split,
-)
+from gensemble.tournament.judges import feature_source, judge_names, judge_split
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -53,59 +44,6 @@ class Sampler(Protocol):
     acceptance_rate: float | None
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Samples: ...
-
-
-@dataclass(frozen=True)
-class FusionParams:
-    """Parameters every method shares: which members take part, and how the tournament scores them.
-
-    Selection (top_k, min_score, ...) runs the tournament (gensemble.tournament.score) first and so
-    needs discriminators; with the defaults every member takes part and no tournament runs unless
-    the method itself needs scores.
-    """
-
-    top_k: int = 0  # keep the k best generators by tournament score (0: all)
-    min_score: float | None = None  # drop generators whose tournament score is below this
-    top_k_discriminators: int = 0  # keep the k best discriminators (critic methods; 0: all)
-    min_discriminator_score: float | None = None  # drop discriminators scoring below this
-    scoring: Scoring = "matrix"  # tournament scoring used for selection, `weighted` and `best`
-    calibration: CalibrationMethod = "platt"  # how each discriminator is calibrated
-    n_score: int = 2000  # samples per generator (and held-out real) for the tournament
-    fit_seed: int = 0  # seed of everything fitted when the sampler is built
-    # The judges of the tournament and of every critic method (gensemble.tournament.judges): copies of
-    # the discriminators fine-tuned against samples pooled from every generator, a feature classifier,
-    # or the discriminators as trained.
-    judges: JudgeKind = "finetuned"
-    judge_steps: int = 50
-    judge_lr: float = 1e-3
-    self_judgement: bool = True  # whether a member's own judge counts towards its generator's S(G)
-
-    @property
-    def judge_config(self) -> JudgeConfig:
-        return JudgeConfig(self.judges, self.judge_steps, self.judge_lr, self_judgement=self.self_judgement)
-
-    @property
-    def needs_discriminators(self) -> bool:
-        """Whether the judges are made from the members' discriminators (a feature judge is not)."""
-        return self.judges != "features"
-
-    def validate(self, path: str = "") -> None:
-        p = f"{path}." if path else ""
-        self.judge_config.validate(path)
-        for key in ("top_k", "top_k_discriminators"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"config key '{p}{key}' must be non-negative, got {getattr(self, key)}")
-        if self.n_score < 2:
-            raise ConfigError(f"config key '{p}n_score' must be at least 2, got {self.n_score}")
-
-    @property
-    def selects(self) -> bool:
-        return bool(
-            self.top_k
-            or self.top_k_discriminators
-            or self.min_score is not None
-            or self.min_discriminator_score is not None
-        )
 
 
 @dataclass
@@ -170,13 +108,12 @@ class FusionContext:
         return self.memo(("heldout-fid", n), lambda: self._heldout_fids(n))
 
     def _heldout_fids(self, n: int) -> dict[str, float]:
-        real = self.choose_real[:n]
-        fn = featurizer(feature_source(self.ens.cfg.data.name), str(self.ens.device))
-        stats = feature_stats(features_of(fn, real).double().numpy())
+        fn = feature_map(feature_source(self.ens.cfg.data.name), str(self.ens.device))
+        fid = ReferenceDistance("fid", features_of(fn, self.choose_real[:n]).double().numpy())
         out = {}
         for i, (name, g) in enumerate(self.ens.generators().items()):
-            x = g.sample(len(real), torch.Generator().manual_seed(self.seed + 211 + i)).float().cpu()
-            out[name] = float(frechet_distance(*feature_stats(features_of(fn, x).double().numpy()), *stats))
+            x = g.sample(min(n, len(self.choose_real)), torch.Generator().manual_seed(self.seed + 211 + i))
+            out[name] = fid(features_of(fn, x.float().cpu()).double().numpy())
         return out
 
     def judges_named(

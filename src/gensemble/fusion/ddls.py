@@ -23,8 +23,9 @@ from torch import Tensor
 
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.critic import CriticParams, EnsembleCritic, shared_critic
-from gensemble.fusion.mixture import MixtureSampler
+from gensemble.fusion.critic import EnsembleCritic, shared_critic
+from gensemble.fusion.params import CriticParams
+from gensemble.fusion.proposal import MixtureSampler
 from gensemble.sampling import Samples
 
 
@@ -34,8 +35,7 @@ class DDLSParams(CriticParams):
     step_size: float = 0.01  # ε
     noise: float = 1.0  # scale of the √ε Gaussian noise (0: gradient descent on the energy)
 
-    def validate(self, path: str = "") -> None:
-        super().validate(path)
+    def _check(self, path: str) -> None:
         if self.calibration != "platt":
             raise ConfigError(
                 f"config key '{path}.calibration' must be platt for ddls: the chain follows the critic's "

@@ -10,13 +10,11 @@ import torch
 from torch import Tensor
 
 from gensemble.errors import ConfigError
+from gensemble.fusion.accept import mh_accepts
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.critic import (
-    CriticParams,
-    EnsembleCritic,
-    shared_critic,
-)
-from gensemble.fusion.mixture import MixtureSampler
+from gensemble.fusion.critic import shared_critic
+from gensemble.fusion.params import CriticParams
+from gensemble.fusion.proposal import Critic, MixtureSampler
 from gensemble.sampling import Samples
 from gensemble.tournament.judges import JudgeKind
 
@@ -30,8 +28,7 @@ class MHParams(CriticParams):
     chain_length: int = 40  # proposals per output (K); the paper uses up to 640
     init: Literal["real", "proposal"] = "real"  # start each chain at a held-out real example (the paper)
 
-    def validate(self, path: str = "") -> None:
-        super().validate(path)
+    def _check(self, path: str) -> None:
         if self.chain_length < 1:
             raise ConfigError(f"config key '{path}.chain_length' must be at least 1, got {self.chain_length}")
 
@@ -42,7 +39,7 @@ class MHSampler:
     density ratio. Chains start at a real example, so none needs burn-in; a chain that never moves
     off it is restarted from a proposal, as in the paper."""
 
-    def __init__(self, proposal: MixtureSampler, critic: EnsembleCritic, real: Tensor, p: MHParams) -> None:
+    def __init__(self, proposal: MixtureSampler, critic: Critic, real: Tensor, p: MHParams) -> None:
         self.proposal, self.critic, self.real, self.p = proposal, critic, real, p
         self.members = proposal.members
         self.proposed = 0
@@ -59,8 +56,8 @@ class MHSampler:
         for _ in range(self.p.chain_length):
             prop, prop_owner = self.proposal.draw(n, generator)
             prop_log_r = self.critic.log_ratio(prop)
-            # min(1, r'/r) in log space; u ~ U(0, 1) from the caller's generator, for reproducibility.
-            ok = torch.log(torch.rand(n, generator=generator).clamp_min(1e-12)) < (prop_log_r - log_r)
+            # u ~ U(0, 1) from the caller's generator, for reproducibility.
+            ok = mh_accepts(torch.rand(n, generator=generator), prop_log_r, log_r)
             x[ok], owner[ok], log_r[ok] = prop[ok], prop_owner[ok], prop_log_r[ok]
             moved |= ok
             self.proposed += n

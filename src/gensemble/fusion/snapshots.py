@@ -23,8 +23,9 @@ from gensemble.checkpoint import read_tensors
 from gensemble.errors import CheckpointError, ConfigError
 from gensemble.fusion.average import snapshot_files
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.critic import RejectionParams, fit_ensemble_critic
-from gensemble.fusion.mixture import MixtureSampler
+from gensemble.fusion.critic import fit_ensemble_critic
+from gensemble.fusion.params import RejectionParams
+from gensemble.fusion.proposal import MixtureSampler
 from gensemble.fusion.rejection import DRSSampler, drs_sampler
 from gensemble.tournament import make_judges
 from gensemble.tournament.judges import JudgeKind
@@ -41,8 +42,7 @@ class SnapshotParams(RejectionParams):
     last: int = 0  # only the last k snapshots of each member (0: all of them)
     refine: Literal["rejection", "none"] = "rejection"  # filter the mixture with the run's critics, or not
 
-    def validate(self, path: str = "") -> None:
-        super().validate(path)
+    def _check(self, path: str) -> None:
         if self.last < 0:
             raise ConfigError(f"config key '{path}.last' must be non-negative, got {self.last}")
 

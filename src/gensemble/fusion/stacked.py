@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from gensemble.calibration import PROB_EPS
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.critic import RejectionParams, proposal_and_fit_data
+from gensemble.fusion.critic import fit_data
+from gensemble.fusion.params import RejectionParams
 from gensemble.fusion.rejection import DRSSampler, drs_sampler
 from gensemble.tournament import all_logits
 
@@ -25,6 +26,8 @@ class StackedParams(RejectionParams):
 
 class MetaCritic:
     """A scikit-learn classifier over every discriminator's logits; its odds are the density ratio."""
+
+    on_features = False  # it reads the discriminators' logits, not frozen features
 
     def __init__(self, discs: dict[str, nn.Module], model: Any) -> None:
         self.discs, self.model = discs, model
@@ -67,6 +70,6 @@ def fit_meta_critic(discs: dict[str, nn.Module], real: Tensor, fake: Tensor, p: 
     "a meta-critic (logistic or random forest) over all discriminators, used for DRS",
 )
 def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
-    proposal, discs, real, fake = proposal_and_fit_data(ctx, p, "fusion 'stacked'")
-    meta = fit_meta_critic(discs, real, fake, p)
-    return drs_sampler(ctx, proposal, {"meta": meta}, p, "stacked")
+    data = fit_data(ctx, p, "fusion 'stacked'")
+    meta = fit_meta_critic(data.judges, data.real, data.fake, p)
+    return drs_sampler(ctx, data.proposal, {"meta": meta}, p, "stacked")

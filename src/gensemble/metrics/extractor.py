@@ -56,6 +56,10 @@ class FeatureExtractor:
         """One batch (B, C, H, W) in [-1, 1] -> features (B, D) and probs (B, classes) or None."""
         raise NotImplementedError
 
+    def features(self, images: Tensor) -> Tensor:
+        """Features (B, D) of one batch as a torch function of the images (gradients flow through it)."""
+        return self._forward(images)[0]
+
     def _check(self, images: Tensor) -> None:
         if not isinstance(images, Tensor) or images.dim() != 4:
             shape = tuple(images.shape) if hasattr(images, "shape") else type(images).__name__

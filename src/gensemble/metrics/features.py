@@ -8,10 +8,12 @@ features and softmax probabilities, which the Inception Score and the label-mode
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
+from gensemble.data.toy import toy_modes
 from gensemble.data.transforms import resize, to_channels
 from gensemble.errors import GensembleError
 from gensemble.metrics import effnet, inception  # noqa: F401  (register "effnet-lite0", "inception")
@@ -21,6 +23,7 @@ from gensemble.metrics.extractor import (
     FEATURES,
     FeatureExtractor,
 )
+from gensemble.metrics.modes import mode_kernel
 
 
 @functools.lru_cache(maxsize=4)
@@ -31,6 +34,24 @@ def get_extractor(name: str, device: str = "cpu") -> FeatureExtractor:
     device); `get_extractor.cache_clear()` forces a rebuild, e.g. after replacing a cached classifier.
     """
     return FEATURES.get(name)(name, device)
+
+
+def feature_map(space: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:
+    """x -> features on `space` as a differentiable torch function: "raw" (values flattened),
+    "modes:TOY" (the mode-kernel features of a 2-D mixture with known centres), or any registered
+    extractor. The one way samples become features outside `evaluate`'s cached, batched path."""
+    if space == "raw":
+        return lambda x: x.reshape(len(x), -1)
+    if space.startswith("modes:"):
+        centres, sigma = toy_modes(space.split(":", 1)[1])
+        return lambda x: mode_kernel(x.float(), centres, sigma)
+    return get_extractor(space, device).features
+
+
+def features_of(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int = 1000) -> Tensor:
+    """fn over x in batches, without gradients, as float32 on the CPU."""
+    with torch.no_grad():
+        return torch.cat([fn(x[i : i + batch]).float().cpu() for i in range(0, len(x), batch)])
 
 
 class ClassifierExtractor(FeatureExtractor):

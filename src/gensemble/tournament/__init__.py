@@ -29,7 +29,6 @@ Everything below `judge` is a pure function of the judgement arrays.
 from __future__ import annotations
 
 import contextlib
-import math
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +45,7 @@ from gensemble.errors import ConfigError
 from gensemble.health import curve_problems, judged_problems, merge, read_curves, warning_lines
 from gensemble.run import Ensemble, load_run
 from gensemble.runfolder import holds_lock, writes_into_run
+from gensemble.sampling import pooled_samples
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
 from gensemble.tournament.scorings import (  # noqa: F401  (re-exported)
     RatingConfig,
@@ -107,12 +107,6 @@ def owner_of(disc_name: str, member_names: list[str]) -> str | None:
 def draw(model: Any, n: int, seed: int) -> Tensor:
     """n samples from one generator with a fixed seed, on CPU."""
     return model.sample(n, torch.Generator().manual_seed(seed)).float().cpu()
-
-
-def pooled_fakes(generators: dict[str, Any], n: int, seed: int) -> Tensor:
-    """About n samples split evenly over the generators (the uniform mixture, unshuffled)."""
-    k = max(1, math.ceil(n / len(generators)))
-    return torch.cat([draw(g, k, seed + 7919 * i) for i, g in enumerate(generators.values())])
 
 
 def require_discriminators(ens: Ensemble, what: str, hint: str | None = None) -> dict[str, nn.Module]:
@@ -177,7 +171,7 @@ def judge_population(
         raise ConfigError(f"n_samples must be at least 2, got {n_samples}")
     _, calib_real = judge_split(cal_real)
     calib_real, eval_real = calib_real[:n_samples], eval_real[:n_samples]
-    cal_fake = pooled_fakes(generators, len(calib_real), seed + 1)
+    cal_fake = pooled_samples(generators, len(calib_real), seed + 1)
     calibrators = {
         name: fit_calibrator(
             discriminator_logits(d, calib_real), discriminator_logits(d, cal_fake), calibration

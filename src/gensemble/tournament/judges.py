@@ -30,10 +30,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gensemble.data.toy import TOY_MIXTURES, toy_modes
+from gensemble.data.toy import TOY_MIXTURES
 from gensemble.errors import ConfigError
 from gensemble.metrics.classifier import has_classifier
-from gensemble.metrics.features import get_extractor
+from gensemble.metrics.features import feature_map, features_of
+from gensemble.sampling import pooled_samples
 
 JudgeKind = Literal["raw", "finetuned", "features"]
 JUDGE_KINDS: tuple[str, ...] = ("raw", "finetuned", "features")
@@ -128,29 +129,9 @@ class FeatureJudge(nn.Module):
         return self.from_features(self.featurize(x.float()))
 
 
-def featurizer(source: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:
-    """x -> features as a differentiable torch function (DDLS takes gradients through it)."""
-    if source == "raw":
-        return lambda x: x.reshape(len(x), -1)
-    if source.startswith("modes:"):
-        centres, sigma = toy_modes(source.split(":", 1)[1])
-        # The same map as metrics.modes.mode_kernel_features, in torch so that DDLS can take gradients.
-        # Squared distances summed directly: cdist's gradient is undefined at a centre itself.
-        return lambda x: torch.exp(
-            -(x.float()[:, None, :] - centres.to(x.device)[None]).pow(2).sum(-1) / (2.0 * (3.0 * sigma) ** 2)
-        )
-    extractor = get_extractor(source, device)
-    return lambda x: extractor._forward(x)[0]
-
-
-def features_of(fn: Callable[[Tensor], Tensor], x: Tensor, batch: int = 1000) -> Tensor:
-    with torch.no_grad():
-        return torch.cat([fn(x[i : i + batch]).float().cpu() for i in range(0, len(x), batch)])
-
-
 def fit_feature_judge(real: Tensor, fake: Tensor, source: str, cfg: JudgeConfig, seed: int) -> FeatureJudge:
     """A two-sample MLP classifier on frozen features, real (label 1) against pooled samples (0)."""
-    fn = featurizer(source)
+    fn = feature_map(source)
     fr, ff = features_of(fn, real), features_of(fn, fake)
     both = torch.cat([fr, ff])
     torch.manual_seed(seed + 11)  # the MLP's initialisation
@@ -194,13 +175,6 @@ def finetune_copies(
     return {k: d.eval().requires_grad_(False) for k, d in copies.items()}
 
 
-def pool_of(generators: dict[str, Any], n: int, seed: int) -> Tensor:
-    """About n samples split evenly over every generator, drawn once with a fixed seed."""
-    k = max(1, -(-n // len(generators)))
-    gen = torch.Generator().manual_seed(seed + 17)
-    return torch.cat([g.sample(k, gen).float().cpu() for g in generators.values()])
-
-
 def fit_judges(
     discs: dict[str, nn.Module],
     generators: dict[str, Any],
@@ -213,9 +187,8 @@ def fit_judges(
     the calibration data) against samples pooled from every generator."""
     if cfg.kind == "raw":
         return dict(discs)
-    fake = pool_of(
-        generators, min(POOL_CAP, max(cfg.steps * cfg.batch_for(real.dim() == 4), len(real) * 2)), seed
-    )
+    size = min(POOL_CAP, max(cfg.steps * cfg.batch_for(real.dim() == 4), len(real) * 2))
+    fake = pooled_samples(generators, size, seed + 17, one_stream=True)
     if cfg.kind == "features":
         return {FEATURE_JUDGE: fit_feature_judge(real, fake, feature_source(dataset), cfg, seed)}
     return finetune_copies(discs, real, fake, cfg, seed)

@@ -1,0 +1,22 @@
+"""uniform: the mixture that picks a member uniformly at random."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gensemble.fusion.base import FusionContext, register_fusion
+from gensemble.fusion.params import FusionParams
+from gensemble.fusion.proposal import MixtureSampler
+
+
+@dataclass(frozen=True)
+class UniformParams(FusionParams):
+    """uniform takes only the shared selection parameters."""
+
+
+@register_fusion("uniform", UniformParams, False, "mixture picking a member uniformly at random")
+def fuse_uniformly(ctx: FusionContext, p: UniformParams) -> MixtureSampler:
+    gens = ctx.generators(ctx.selection(p, "fusion 'uniform'").generators)
+    return MixtureSampler(gens, np.ones(len(gens)), ctx.names)
