@@ -6,7 +6,7 @@ Workloads: mlp-gan on grid25 as in configs/grid25-*.yaml (128 wide, batch 256), 
 networks (32 wide, batch 64), and dcgan on Fashion-MNIST as in configs/fashion-*.yaml (batch 64,
 batch norm, which the engine stacks). For each M, M members (seeds 0..M-1) make the same generator updates either one
 member at a time (`train.gan_step`, what `--backend loop` runs) or as one stacked model
-(`batched.StackedGAN`, the default). Looped and batched runs alternate and each keeps its best of
+(`batched.BatchedGAN`, the default). Looped and batched runs alternate and each keeps its best of
 `--repeats` timings, so a busy shared machine slows both alike. Throughput is member-images per
 second: M × batch size × generator updates / seconds. Writes docs/results/ensemble_speed.json and
 the table in docs/ensembles.md (between the speed-table markers).
@@ -24,7 +24,7 @@ import torch
 
 from gensemble.data import DataConfig, load_dataset
 from gensemble.errors import GensembleError
-from gensemble.training.batched import StackedGAN
+from gensemble.training.batched import BatchedGAN
 from gensemble.training.loop import gan_step
 from gensemble.training.member import MemberConfig, build_member
 
@@ -68,7 +68,7 @@ def time_looped(members, data, batch: int, steps: int, device: torch.device) -> 
     return time.perf_counter() - start
 
 
-def time_batched(engine: StackedGAN, data, batch: int, steps: int, device: torch.device) -> float:
+def time_batched(engine: BatchedGAN, data, batch: int, steps: int, device: torch.device) -> float:
     weights = [None] * len(engine.members)
     sync(device)
     start = time.perf_counter()
@@ -82,7 +82,7 @@ def measure(workload: dict, m: int, repeats: int, device: torch.device, data) ->
     cfgs = [MemberConfig(model=workload["model"], name=f"m{i}", seed=i) for i in range(m)]
     looped = [build_member(c, data.shape, device) for c in cfgs]
     stacked = [build_member(c, data.shape, device) for c in cfgs]
-    engine = StackedGAN(stacked)
+    engine = BatchedGAN(stacked)
     batch, steps = workload["batch"], workload["steps"]
     time_looped(looped, data, batch, 1, device)  # warm-up: allocator, kernels, optimiser state
     time_batched(engine, data, batch, 1, device)

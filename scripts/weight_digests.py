@@ -57,8 +57,8 @@ def cases() -> dict[str, tuple[dict, str]]:
         "independent-n_critic-2": (config("grid25-independent.yaml", {"n_critic": 2}), "batched"),
         "gan": (config("grid25-gan.yaml"), "local"),
         "pacgan": (config("grid25-pacgan.yaml"), "local"),
-        "mixture": (config("grid25-mixture.yaml"), "local"),
-        "mixture-wgan-gp": (config("grid25-mixture.yaml", gp), "local"),
+        "mixture": (config("grid25-mgan.yaml"), "local"),
+        "mixture-wgan-gp": (config("grid25-mgan.yaml", gp), "local"),
         "multi-discriminator": (config("grid25-multi-discriminator.yaml"), "local"),
         "multi-discriminator-batched": (config("grid25-multi-discriminator.yaml"), "batched"),
         "multi-discriminator-wgan-gp-learned": (

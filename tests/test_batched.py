@@ -11,7 +11,7 @@ from gensemble.execution import LocalExecutor
 from gensemble.optim import OptimConfig
 from gensemble.progress import set_quiet
 from gensemble.run import train_run
-from gensemble.training.batched import LoopedNets, StackedGAN, StackedNets, net_group
+from gensemble.training.batched import BatchedGAN, BatchedNets, LoopedNets, net_group
 from gensemble.training.loop import TrainConfig, fit_member
 from gensemble.training.member import MemberConfig, build_member
 
@@ -55,7 +55,7 @@ def train_both(model: dict, data: Dataset, steps: int = 6, batch: int = 16, **cf
     looped, stacked = members(model, data, **cfg), members(model, data, **cfg)
     for m in looped:
         fit_member(m, data, TrainConfig(steps=steps, batch_size=batch))
-    engine = StackedGAN(stacked)
+    engine = BatchedGAN(stacked)
     for _ in range(steps):
         engine.step(data, batch, [None] * len(stacked))
     engine.write_back()
@@ -106,7 +106,7 @@ def test_stacked_nets_pull_existing_optimiser_state():
             fit_member(m, data, TrainConfig(steps=2, batch_size=16))
     for m in looped:
         fit_member(m, data, TrainConfig(steps=5, batch_size=16))
-    engine = StackedGAN(stacked)
+    engine = BatchedGAN(stacked)
     for _ in range(3):
         engine.step(data, 16, [None] * 3)
     engine.write_back()
@@ -116,7 +116,7 @@ def test_stacked_nets_pull_existing_optimiser_state():
 def test_net_group_stacks_only_identical_networks():
     data = toy_data()
     same = members(TINY_MLP, data)
-    assert isinstance(net_group([m.model.D for m in same], [m.optimizers["D"] for m in same]), StackedNets)
+    assert isinstance(net_group([m.model.D for m in same], [m.optimizers["D"] for m in same]), BatchedNets)
     assert isinstance(
         net_group([m.model.D for m in same], [m.optimizers["D"] for m in same], False), LoopedNets
     )
@@ -144,7 +144,7 @@ def final_weights(run):
     return load_file(str(latest_checkpoint(run) / "weights.safetensors"))
 
 
-@pytest.mark.parametrize("scheme", ["independent", "multi-discriminator", "mixture", "swap"])
+@pytest.mark.parametrize("scheme", ["independent", "multi-discriminator", "mgan", "swap"])
 def test_schemes_give_the_same_numbers_batched_or_looped(tmp_path, scheme):
     cfg = write_config(
         tmp_path / "c.yaml",

@@ -12,6 +12,7 @@ from gensemble.checkpoint import latest_checkpoint
 from gensemble.data.toy import toy_modes
 from gensemble.ensemble.adagan import boosting_weights
 from gensemble.run import load_config, load_run, train_run
+from gensemble.run.config import parse_config
 
 from helpers import run_cli, write_config
 
@@ -57,7 +58,7 @@ SCHEMES = {
         ["gman.D0", "gman.D1", "gman.lambda"],
     ),
     "max": ({"name": "multi-discriminator", "discriminators": 2, "aggregate": "max"}, ["gman.D0", "gman.D1"]),
-    "mixture": ({"name": "mixture", "beta": 1.0}, ["mgan.D", "mgan.C"]),
+    "mgan": ({"name": "mgan", "beta": 1.0}, ["mgan.D", "mgan.C"]),
     "boosting": ({"name": "boosting", "ratio_steps": 5}, ["boost.D"]),
     "swap": ({"name": "swap", "swap_every": 2}, []),
 }
@@ -76,15 +77,24 @@ def test_scheme_trains_and_names_every_network(tmp_path, case):
     assert mixture.shape == (4,) and torch.isclose(mixture.sum(), torch.tensor(1.0))
     discriminators = ens.discriminators()
     assert all(d(torch.zeros(5, 2)).shape == (5,) for d in discriminators.values())
-    if scheme["name"] in ("multi-discriminator", "mixture"):
+    if scheme["name"] in ("multi-discriminator", "mgan"):
         assert not {f"m{i}.D" for i in range(4)} & set(discriminators)  # members' own D's are idle
     assert len(ens.generators()) == 4
+
+
+def test_the_old_scheme_name_mixture_still_loads_as_mgan(capsys):
+    members = [{"model": TINY, "seed": s} for s in (0, 1)]
+    cfg = parse_config({"scheme": {"name": "mixture", "beta": 0.5}, "members": members})
+    assert cfg.scheme == {**cfg.scheme, "name": "mgan", "beta": 0.5}
+    code, out, _ = run_cli(capsys, "list", "schemes")
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    assert code == 0 and "mgan" in names and "mixture" not in names
 
 
 def test_list_schemes(capsys):
     code, out, _ = run_cli(capsys, "list", "schemes")
     assert code == 0
-    for name in ("independent", "multi-discriminator", "mixture", "boosting", "swap"):
+    for name in ("independent", "multi-discriminator", "mgan", "boosting", "swap"):
         assert name in out
 
 
@@ -105,16 +115,16 @@ def mixed_members(vae_at: int = 1) -> list:
     ("cfg", "needles"),
     [
         ({"scheme": {"name": "swap"}, "members": mixed_members()}, ["'swap'", "member 'm1'", "VAE"]),
-        ({"scheme": {"name": "mixture"}, "members": mixed_members()}, ["'mixture'", "member 'm1'", "VAE"]),
+        ({"scheme": {"name": "mgan"}, "members": mixed_members()}, ["'mgan'", "member 'm1'", "VAE"]),
         ({"scheme": "multi-discriminator", "members": mixed_members(0)}, ["member 'm0'", "VAE"]),
         ({"scheme": {"name": "swap"}, "members": [{"model": TINY}] * 3}, ["member 'm2'", "partner"]),
         (
             {"scheme": {"name": "swap"}, "members": [{"model": TINY}, {"model": {**TINY, "d_hidden": 8}}]},
             ["member 'm1'", "models differ"],
         ),
-        ({"scheme": {"name": "mixture"}, "members": [{"model": TINY}]}, ["member 'm0'", "at least 2"]),
+        ({"scheme": {"name": "mgan"}, "members": [{"model": TINY}]}, ["member 'm0'", "at least 2"]),
         (
-            {"scheme": {"name": "mixture"}, "members": [{"model": TINY}, {"model": TINY, "loss": "hinge"}]},
+            {"scheme": {"name": "mgan"}, "members": [{"model": TINY}, {"model": TINY, "loss": "hinge"}]},
             ["member 'm1'", "loss"],
         ),
         (
@@ -125,13 +135,13 @@ def mixed_members(vae_at: int = 1) -> list:
             ["member 'm0'", "ratio_model"],
         ),
         (
-            {"scheme": {"name": "mixture"}, "members": [{"model": TINY}, {"model": TINY, "bootstrap": True}]},
+            {"scheme": {"name": "mgan"}, "members": [{"model": TINY}, {"model": TINY, "bootstrap": True}]},
             ["member 'm1'", "bootstrap"],
         ),
-        ({"scheme": {"name": "mixture", "beta": -1}, "members": [{"model": TINY}] * 2}, ["scheme.beta"]),
+        ({"scheme": {"name": "mgan", "beta": -1}, "members": [{"model": TINY}] * 2}, ["scheme.beta"]),
         (
             {"scheme": {"name": "bagging"}, "members": [{"model": TINY}]},
-            ["unknown scheme 'bagging'", "mixture"],
+            ["unknown scheme 'bagging'", "mgan"],
         ),
         ({"members": []}, ["'members' is empty", "at least one member"]),
         (
@@ -167,7 +177,7 @@ def test_unknown_backend_is_a_clear_error():
 
 
 def test_example_configs_resolve():
-    names = ["independent", "multi-discriminator", "mixture", "boosting", "swap"]
+    names = ["independent", "multi-discriminator", "mgan", "boosting", "swap"]
     expected = (
         [f"grid25-{n}.yaml" for n in names] + [f"fashion-{n}.yaml" for n in names] + ["fashion-hetero.yaml"]
     )
@@ -228,10 +238,10 @@ def crash_after(monkeypatch, calls: int) -> None:
     monkeypatch.setattr(gensemble.run.hooks.RunHooks, "__call__", dying)
 
 
-@pytest.mark.parametrize("scheme", ["mixture", "multi-discriminator-learned", "swap"])
+@pytest.mark.parametrize("scheme", ["mgan", "multi-discriminator-learned", "swap"])
 def test_lockstep_schemes_resume_exactly(tmp_path, scheme):
     spec = {
-        "mixture": {"name": "mixture"},
+        "mgan": {"name": "mgan"},
         "multi-discriminator-learned": {
             "name": "multi-discriminator",
             "discriminators": 2,
@@ -297,8 +307,8 @@ def test_mixture_generators_sit_on_different_modes(tmp_path):
 
 @pytest.mark.slow
 def test_mixture_example_config_separates_generators(tmp_path):
-    """The shipped grid25-mixture.yaml (2000 steps, ~2 minutes on one thread): generators on different modes."""
-    run = train_run(CONFIGS / "grid25-mixture.yaml", tmp_path / "R", ["train.checkpoint_every=2000"])
+    """The shipped grid25-mgan.yaml (2000 steps, ~2 minutes on one thread): generators on different modes."""
+    run = train_run(CONFIGS / "grid25-mgan.yaml", tmp_path / "R", ["train.checkpoint_every=2000"])
     hists = mode_histograms(run)
     assert min_pairwise_tv(hists) > 0.8
     assert len({int(h.argmax()) for h in hists}) == 4  # four different favourite modes

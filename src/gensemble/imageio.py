@@ -97,13 +97,6 @@ def save_grid(x: torch.Tensor, path: str | Path, nrow: int | None = None) -> Pat
     return _atomic_write(path, lambda f: grid.save(f, format="PNG"))
 
 
-def grid_png(x: torch.Tensor, nrow: int | None = None) -> bytes:
-    """`save_grid`'s PNG as bytes (for outputs written all or nothing)."""
-    buf = io.BytesIO()
-    Image.fromarray(make_grid(x, nrow=nrow)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def labelled_sheet_png(
     columns: list[tuple[str, torch.Tensor]], captions: list[str] | None = None, cell: int = 112
 ) -> bytes:

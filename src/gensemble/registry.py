@@ -17,6 +17,7 @@ class Registry(Generic[T]):
         self.kind = kind
         self._items: dict[str, T] = {}
         self._docs: dict[str, str] = {}
+        self._aliases: dict[str, str] = {}
 
     def register(self, name: str, doc: str | None = None) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
@@ -28,7 +29,17 @@ class Registry(Generic[T]):
 
         return decorator
 
+    def alias(self, old: str, new: str) -> None:
+        """Let a renamed component still be found by its old name (saved runs and configs keep
+        working); only the new name is listed."""
+        self._aliases[old] = new
+
+    def canonical(self, name: str) -> str:
+        """The name a component goes by now (`name` itself unless it is an old alias)."""
+        return self._aliases.get(name, name)
+
     def get(self, name: str) -> T:
+        name = self.canonical(name)
         if name not in self._items:
             # Prefix-style names (folder:PATH, classifier:DATASET) register their prefix.
             prefix = name.split(":", 1)[0] + ":" if ":" in name else None
@@ -39,7 +50,7 @@ class Registry(Generic[T]):
         return self._items[name]
 
     def __contains__(self, name: str) -> bool:
-        return name in self._items
+        return self.canonical(name) in self._items
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))

@@ -269,10 +269,6 @@ def candidates_sheet(c: Completion, x: Tensor, hole: Tensor, names: list[str] | 
     return labelled_sheet_png(columns, captions)
 
 
-def n_cols(c: Completion) -> int:
-    return len(c.members) + 2
-
-
 __all__ = [
     "Completion",
     "CompletionConfig",

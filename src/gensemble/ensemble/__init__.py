@@ -79,7 +79,7 @@ def resolve_scheme(cfg: RunConfig) -> dict[str, Any]:
     except Exception as exc:  # unknown scheme name
         raise ConfigError(f"config key 'scheme.name': {exc}") from None
     scheme.check(cfg)
-    return {"name": name, **to_dict(scheme.params)}
+    return {"name": SCHEMES.canonical(name), **to_dict(scheme.params)}
 
 
 def scheme_names() -> list[tuple[str, str]]:

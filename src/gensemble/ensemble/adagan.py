@@ -27,13 +27,13 @@ RNG of the ratio phase), so a resumed run continues exactly where it stopped.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
 
 from gensemble.config import SEED_RANGE, check_ranges
-from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme, aux_seed, build_aux_discriminator
+from gensemble.ensemble.base import SCHEMES, Executor, MemberTask, Scheme, aux_seed, build_aux_discriminator
 from gensemble.ensemble.state import SchemeState
 from gensemble.errors import ConfigError
 from gensemble.losses import GAN_LOSSES
@@ -41,6 +41,12 @@ from gensemble.progress import progress
 from gensemble.sampling import mixture_sample
 from gensemble.training.loop import d_objective, sample_batch
 from gensemble.training.member import MemberConfig
+
+if TYPE_CHECKING:
+    from gensemble.data import Dataset
+    from gensemble.ensemble.config import RunConfig
+    from gensemble.ensemble.state import Ensemble
+    from gensemble.training.loop import StepHook
 
 
 @dataclass(frozen=True)
@@ -81,6 +87,9 @@ class BoostState(SchemeState):
     boost_rng: Tensor | None = None  # the density-ratio rounds' RNG state
 
 
+RATIO_CRITIC = "boost.D"  # the density-ratio discriminator's checkpoint name (one; rebuilt every round)
+
+
 @SCHEMES.register(
     "boosting", "AdaGAN: members added one by one, each on data reweighted to what the mixture misses"
 )
@@ -89,7 +98,7 @@ class Boosting(Scheme):
     state_type = BoostState
     runs_as_tasks = True
 
-    def ratio_spec(self, cfg) -> MemberConfig:
+    def ratio_spec(self, cfg: RunConfig) -> MemberConfig:
         """The member config the density-ratio discriminator is built from."""
         p = self.params
         gans = [m for m in cfg.members if m.family == "gan"]
@@ -108,13 +117,13 @@ class Boosting(Scheme):
             )
         return replace(gans[0], seed=p.seed, loss="minimax")
 
-    def check(self, cfg) -> None:
+    def check(self, cfg: RunConfig) -> None:
         super().check(cfg)
         self.ratio_spec(cfg)
 
-    def build(self, ens) -> None:
-        D, opt = build_aux_discriminator(ens, self.ratio_spec(ens.cfg), "boost.D")
-        ens.add_aux("boost.D", D, "discriminator", opt)
+    def build(self, ens: Ensemble) -> None:
+        D, opt = build_aux_discriminator(ens, self.ratio_spec(ens.cfg), RATIO_CRITIC)
+        ens.add_aux(RATIO_CRITIC, D, "discriminator", opt)
         ens.state.mixture_weights = torch.zeros(len(ens.members))
         ens.state.boost_rng = torch.Generator().manual_seed(self.params.seed).get_state()
 
@@ -123,7 +132,7 @@ class Boosting(Scheme):
             return 1.0
         return 1.0 / (t + 1) if self.params.beta == "uniform" else self.params.beta_constant
 
-    def train(self, ens, data, hooks, executor) -> None:
+    def train(self, ens: Ensemble, data: Dataset, hooks: StepHook, executor: Executor) -> None:
         steps = ens.cfg.train.steps
         for t, member in enumerate(ens.members):
             if t < ens.state.boost_done:
@@ -140,13 +149,14 @@ class Boosting(Scheme):
             mixture[t] = beta
             ens.state.mixture_weights, ens.state.boost_done = mixture, t + 1
 
-    def density_ratios(self, ens, data, t: int) -> Tensor:
+    def density_ratios(self, ens: Ensemble, data: Dataset, t: int) -> Tensor:
         """dP_model/dP_data at every training example, from a fresh discriminator (data vs the mixture)."""
         rng = torch.Generator()
         rng.set_state(ens.state.boost_rng)
         spec = self.ratio_spec(ens.cfg)
-        D, opt = build_aux_discriminator(ens, spec, "boost.D", seed=aux_seed(spec.seed, f"boost.D.round{t}"))
-        ens.aux["boost.D"], ens.aux_optimizers["boost.D"] = D, opt  # the run keeps the latest one
+        seed = aux_seed(spec.seed, f"{RATIO_CRITIC}.round{t}")
+        D, opt = build_aux_discriminator(ens, spec, RATIO_CRITIC, seed=seed)
+        ens.replace_aux(RATIO_CRITIC, D, opt)  # the run keeps the latest one
         models = [m.model for m in ens.members[:t]]
         mixture = ens.state.mixture_weights[:t]
         logistic = GAN_LOSSES.get("minimax")  # cross-entropy: D estimates P_data / (P_data + P_model)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -15,6 +15,8 @@ from torch import nn
 from gensemble.ensemble.state import SchemeState
 from gensemble.errors import ConfigError
 from gensemble.registry import Registry
+from gensemble.training.batched import batching_pays
+from gensemble.training.loop import resolve_device, run_rounds
 from gensemble.training.member import build_member
 
 if TYPE_CHECKING:
@@ -43,17 +45,37 @@ class MemberTask:
 Stats = dict[str, float]
 
 
-class Executor(Protocol):
-    """What a scheme asks of whoever runs its training (gensemble.execution implements it: in this
-    process, on Ray, under DDP). Passed in by the run, so a scheme never picks a backend."""
+Stacking = Literal["auto", "always", "never"]
+
+
+class Executor:
+    """Runs member tasks and lockstep rounds. Subclasses override `run`; `run_lockstep` runs here."""
+
+    name = "executor"
+    stacking: Stacking = "auto"  # when identical networks train as one stacked model
+    is_main = True  # whether this process writes the run (under DDP only rank 0 does)
+
+    # --- the run's lifecycle, as `gensemble.run.train_run` drives it ------------------------------
+    def start(self, cfg: Any) -> torch.device:
+        """Set up what this backend needs for a run of `cfg`; return the device to train on."""
+        return resolve_device(cfg.train.device)
+
+    def on_main(self, fn: Callable[[], Any]) -> Any:
+        """Run fn where the run is written (here: in this process)."""
+        return fn()
+
+    def finish(self, completed: bool) -> None:
+        """Tear down what `start` set up; `completed` says whether training ended normally."""
 
     def stacks(self, nets: Sequence[nn.Module]) -> bool:
-        """Whether these identical networks should train as one stacked model."""
-        ...
+        """Whether these (identical) networks should train stacked under this executor."""
+
+        if self.stacking == "auto":
+            return batching_pays(nets)
+        return self.stacking == "always"
 
     def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
-        """Bring every task's member to its target step."""
-        ...
+        raise NotImplementedError
 
     def run_lockstep(
         self,
@@ -65,8 +87,9 @@ class Executor(Protocol):
         write_back: Callable[[], None] | None = None,
         desc: str | None = None,
     ) -> None:
-        """Call `round_fn` (one step of every member) until the members reach `target`."""
-        ...
+        """Call `round_fn` (one step of every member) until the members reach `target`: the training
+        loop every member runs (`training.loop.run_rounds`)."""
+        run_rounds(members, target, round_fn, hooks, ens.cfg.train.log_every, write_back, desc)
 
 
 @dataclass(frozen=True)

@@ -16,13 +16,20 @@ resume from a checkpoint taken at a swap step swaps exactly once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from gensemble.config import check_ranges
-from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme
+from gensemble.ensemble.base import SCHEMES, Executor, MemberTask, Scheme
 from gensemble.ensemble.state import SchemeState
 from gensemble.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gensemble.data import Dataset
+    from gensemble.ensemble.config import RunConfig
+    from gensemble.ensemble.state import Ensemble
+    from gensemble.training.loop import StepHook
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Swap(Scheme):
     runs_as_tasks = True
     families = ("gan",)
 
-    def check(self, cfg) -> None:
+    def check(self, cfg: RunConfig) -> None:
         super().check(cfg)
         if len(cfg.members) % 2:
             raise ConfigError(
@@ -65,10 +72,10 @@ class Swap(Scheme):
                     "discriminators cannot be exchanged; give each pair the same model"
                 )
 
-    def build(self, ens) -> None:
+    def build(self, ens: Ensemble) -> None:
         ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks, executor) -> None:
+    def train(self, ens: Ensemble, data: Dataset, hooks: StepHook, executor: Executor) -> None:
         k, steps = self.params.swap_every, ens.cfg.train.steps
         pairs = list(zip(ens.members[::2], ens.members[1::2]))
         while True:

@@ -19,18 +19,25 @@ Members' own discriminators ("m0.D") are not used; they are kept in the run, mar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from gensemble.config import check_ranges
-from gensemble.ensemble.base import SCHEMES, Scheme, build_aux_discriminator, require_same
+from gensemble.ensemble.base import SCHEMES, Executor, Scheme, build_aux_discriminator, require_same
+from gensemble.ensemble.state import AuxNet
 from gensemble.errors import ConfigError
 from gensemble.optim import build_optimizer
-from gensemble.training.batched import net_group, rows, stack_draws, stacked_d_phase
+from gensemble.training.batched import batch_draws, batched_d_phase, net_group, rows
 from gensemble.training.loop import noise, sample_batch
 from gensemble.training.round import Optimizers, RoundParts, gan_round
+
+if TYPE_CHECKING:
+    from gensemble.data import Dataset
+    from gensemble.ensemble.config import RunConfig
+    from gensemble.ensemble.state import Ensemble
+    from gensemble.training.loop import StepHook
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,26 @@ def aggregate(values: Tensor, how: str, temperature: Tensor) -> Tensor:
     return (weights * values).sum(0)
 
 
+TEMPERATURES = "gman.lambda"  # the learned temperatures' checkpoint name
+
+
+def critic_names(n: int) -> list[str]:
+    """The N critics' checkpoint names: "gman.D0" .. "gman.D{N-1}"."""
+    return [f"gman.D{j}" for j in range(n)]
+
+
+class GMANNets(NamedTuple):
+    """GMAN's auxiliary networks: its N critics and, with learn_temperature, the temperatures."""
+
+    critics: list[AuxNet]
+    temperatures: AuxNet | None
+
+    @classmethod
+    def of(cls, ens: Ensemble, n: int) -> GMANNets:
+        lam = ens.aux_net(TEMPERATURES) if TEMPERATURES in ens.aux else None
+        return cls([ens.aux_net(name) for name in critic_names(n)], lam)
+
+
 @SCHEMES.register(
     "multi-discriminator", "GMAN: each generator against N discriminators (mean, max, softmax λ)"
 )
@@ -75,39 +102,38 @@ class MultiDiscriminator(Scheme):
     config = GMANConfig
     families = ("gan",)
 
-    def check(self, cfg) -> None:
+    def check(self, cfg: RunConfig) -> None:
         super().check(cfg)
         require_same(cfg, ("loss", "n_critic", "gp_weight", "reuse_fake"))
 
-    def build(self, ens) -> None:
+    def build(self, ens: Ensemble) -> None:
         p, spec = self.params, ens.cfg.members[0]
-        for j in range(p.discriminators):
-            name = f"gman.D{j}"
+        for name in critic_names(p.discriminators):
             D, opt = build_aux_discriminator(ens, spec, name)
             ens.add_aux(name, D, "discriminator", opt)
         if p.learn_temperature:
             lam = Temperatures(len(ens.members), p.temperature)
-            ens.add_aux("gman.lambda", lam, "parameter", build_optimizer(lam.parameters(), spec.optim, "G"))
+            ens.add_aux(TEMPERATURES, lam, "parameter", build_optimizer(lam.parameters(), spec.optim, "G"))
         ens.idle.update(f"{m.name}.D" for m in ens.members)
         ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks, executor) -> None:
+    def train(self, ens: Ensemble, data: Dataset, hooks: StepHook, executor: Executor) -> None:
         members, p = ens.members, self.params
-        names = [f"gman.D{j}" for j in range(p.discriminators)]
+        nets = GMANNets.of(ens, p.discriminators)
         gens = [m.model.G for m in members]
         G = net_group(gens, [m.optimizers["G"] for m in members], executor.stacks(gens))
-        critics = [ens.aux[n] for n in names]
-        D = net_group(critics, [ens.aux_optimizers[n] for n in names], executor.stacks(critics))
+        critics = [c.net for c in nets.critics]
+        D = net_group(critics, [c.optimizer for c in nets.critics], executor.stacks(critics))
         G.train()
         D.train()
-        lam = ens.aux.get("gman.lambda")
-        lam_opt = ens.aux_optimizers.get("gman.lambda")
+        lam = None if nets.temperatures is None else nets.temperatures.net
+        lam_opt = None if nets.temperatures is None else nets.temperatures.optimizer
         loss, cfg0 = members[0].loss, members[0].cfg
         batch, device, n_d = ens.cfg.train.batch_size, data.x.device, p.discriminators
 
         def draw() -> tuple[Tensor, Tensor, Tensor | None]:
             real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
-            z = stack_draws(members, lambda m: noise(m, batch, device))
+            z = batch_draws(members, lambda m: noise(m, batch, device))
             eps = None
             if loss.gradient_penalty:
                 eps = torch.cat([torch.rand(batch, generator=m.rng) for m in members]).to(device)
@@ -116,7 +142,7 @@ class MultiDiscriminator(Scheme):
 
         def d_loss(real: Tensor, fake: Tensor, eps: Tensor | None) -> tuple[Tensor, list[dict[str, float]]]:
             # Every critic sees the same batches: expand (no copy) along the critic axis.
-            loss_d, d_stats = stacked_d_phase(
+            loss_d, d_stats = batched_d_phase(
                 D, loss, real.expand(n_d, *real.shape), fake.expand(n_d, *fake.shape), eps, cfg0.gp_weight
             )
             # Critics' statistics are averaged over the critics and shared by every member's log line.
@@ -142,7 +168,7 @@ class MultiDiscriminator(Scheme):
         parts = RoundParts(
             n_critic=cfg0.n_critic,
             draw=draw,
-            noise=lambda: stack_draws(members, lambda m: noise(m, batch, device)),
+            noise=lambda: batch_draws(members, lambda m: noise(m, batch, device)),
             G=lambda z: G(z).flatten(0, 1),  # all members' fakes as one batch, for every critic
             d_loss=d_loss,
             g_loss=g_loss,

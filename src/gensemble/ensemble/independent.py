@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from gensemble.ensemble.base import SCHEMES, MemberTask, Scheme
+from gensemble.ensemble.base import SCHEMES, Executor, MemberTask, Scheme
 from gensemble.ensemble.state import SchemeState
 
 if TYPE_CHECKING:
+    from gensemble.data import Dataset
     from gensemble.ensemble.state import Ensemble
+    from gensemble.training.loop import StepHook
     from gensemble.training.member import Member
 
 
@@ -49,10 +51,10 @@ class Independent(Scheme):
     bagging = True
     state_type = BaggingState
 
-    def build(self, ens) -> None:
+    def build(self, ens: Ensemble) -> None:
         ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks, executor) -> None:
+    def train(self, ens: Ensemble, data: Dataset, hooks: StepHook, executor: Executor) -> None:
         # One task per member; the executor stacks members of one architecture and skips finished ones.
         tasks = []
         for m in ens.members:

@@ -18,19 +18,27 @@ Members' own discriminators are not used; they are kept in the run, marked idle.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gensemble.config import check_ranges
-from gensemble.ensemble.base import SCHEMES, Scheme, aux_seed, build_aux_discriminator, require_same
+from gensemble.ensemble.base import SCHEMES, Executor, Scheme, aux_seed, build_aux_discriminator, require_same
+from gensemble.ensemble.state import AuxNet
 from gensemble.errors import ConfigError
 from gensemble.losses import gradient_penalty
 from gensemble.optim import build_optimizer
-from gensemble.training.batched import net_group, rows, stack_draws
+from gensemble.training.batched import batch_draws, net_group, rows
 from gensemble.training.loop import noise, sample_batch
 from gensemble.training.round import Optimizers, RoundParts, gan_round
+
+if TYPE_CHECKING:
+    from gensemble.data import Dataset
+    from gensemble.ensemble.config import RunConfig
+    from gensemble.ensemble.state import Ensemble
+    from gensemble.training.loop import StepHook
 
 
 @dataclass(frozen=True)
@@ -50,12 +58,26 @@ def split_discriminator(D: nn.Module) -> tuple[nn.Sequential, nn.Sequential]:
     return D[:-2], D[-2:]
 
 
-@SCHEMES.register("mixture", "MGAN: K generators, one discriminator, a classifier that tells them apart (β)")
-class Mixture(Scheme):
+CRITIC, CLASSIFIER = "mgan.D", "mgan.C"  # the names they are checkpointed under
+
+
+class MGANNets(NamedTuple):
+    """MGAN's auxiliary networks: the shared critic and the K-way classifier head on its trunk."""
+
+    critic: AuxNet
+    classifier: AuxNet
+
+    @classmethod
+    def of(cls, ens: Ensemble) -> MGANNets:
+        return cls(ens.aux_net(CRITIC), ens.aux_net(CLASSIFIER))
+
+
+@SCHEMES.register("mgan", "MGAN: K generators, one discriminator, a classifier that tells them apart (β)")
+class MGAN(Scheme):
     config = MGANConfig
     families = ("gan",)
 
-    def check(self, cfg) -> None:
+    def check(self, cfg: RunConfig) -> None:
         super().check(cfg)
         if len(cfg.members) < 2:
             raise ConfigError(
@@ -63,25 +85,26 @@ class Mixture(Scheme):
             )
         require_same(cfg, ("loss", "n_critic", "gp_weight", "reuse_fake"))
 
-    def build(self, ens) -> None:
+    def build(self, ens: Ensemble) -> None:
         spec = ens.cfg.members[0]
-        D, opt = build_aux_discriminator(ens, spec, "mgan.D")
-        ens.add_aux("mgan.D", D, "discriminator", opt)
+        D, opt = build_aux_discriminator(ens, spec, CRITIC)
+        ens.add_aux(CRITIC, D, "discriminator", opt)
         features = split_discriminator(D)[1][0].in_features
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(aux_seed(spec.seed, "mgan.C"))
+            torch.manual_seed(aux_seed(spec.seed, CLASSIFIER))
             head = nn.Linear(features, len(ens.members))
-        ens.add_aux("mgan.C", head, "classifier", build_optimizer(head.parameters(), spec.optim, "D"))
+        ens.add_aux(CLASSIFIER, head, "classifier", build_optimizer(head.parameters(), spec.optim, "D"))
         ens.idle.update(f"{m.name}.D" for m in ens.members)
         ens.state.mixture_weights = torch.full((len(ens.members),), 1.0 / len(ens.members))
 
-    def train(self, ens, data, hooks, executor) -> None:
+    def train(self, ens: Ensemble, data: Dataset, hooks: StepHook, executor: Executor) -> None:
         members, beta = ens.members, self.params.beta
         gens = [m.model.G for m in members]
         G = net_group(gens, [m.optimizers["G"] for m in members], executor.stacks(gens))
         G.train()
-        D, C = ens.aux["mgan.D"].train(), ens.aux["mgan.C"].train()
-        opt_d, opt_c = ens.aux_optimizers["mgan.D"], ens.aux_optimizers["mgan.C"]
+        nets = MGANNets.of(ens)
+        D, C = nets.critic.net.train(), nets.classifier.net.train()
+        opt_d, opt_c = nets.critic.optimizer, nets.classifier.optimizer
         trunk, head = split_discriminator(D)
         loss, cfg0 = members[0].loss, members[0].cfg
         k, batch, device = len(members), ens.cfg.train.batch_size, data.x.device
@@ -89,7 +112,7 @@ class Mixture(Scheme):
 
         def draw() -> tuple[Tensor, Tensor, Tensor | None]:
             real = torch.cat([sample_batch(data, batch, m.rng) for m in members])
-            z = stack_draws(members, lambda m: noise(m, batch, device))
+            z = batch_draws(members, lambda m: noise(m, batch, device))
             eps = None
             if loss.gradient_penalty:  # each member's RNG draws the weights of its own rows
                 eps = torch.cat([torch.rand(batch, generator=m.rng) for m in members]).to(device)
@@ -120,7 +143,7 @@ class Mixture(Scheme):
         parts = RoundParts(
             n_critic=cfg0.n_critic,
             draw=draw,
-            noise=lambda: stack_draws(members, lambda m: noise(m, batch, device)),
+            noise=lambda: batch_draws(members, lambda m: noise(m, batch, device)),
             G=lambda z: G(z).flatten(0, 1),  # the K fake batches as one: the critic sees the mixture
             d_loss=d_loss,
             g_loss=g_loss,
@@ -134,3 +157,8 @@ class Mixture(Scheme):
             return gan_round(parts)
 
         executor.run_lockstep(ens, members, ens.cfg.train.steps, one_round, hooks, G.write_back, "train mgan")
+
+
+# Its name until this round was "mixture", which fusion/ also uses for a mixture of generators; runs
+# saved with `scheme: mixture` still load.
+SCHEMES.alias("mixture", "mgan")

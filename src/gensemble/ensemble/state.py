@@ -56,6 +56,15 @@ class SchemeState:
 AuxRole = Literal["discriminator", "classifier", "ema", "parameter"]
 
 
+@dataclass(frozen=True)
+class AuxNet:
+    """One auxiliary network of the ensemble, with its optimiser (None where nothing trains it)."""
+
+    name: str
+    net: nn.Module
+    optimizer: torch.optim.Optimizer | None
+
+
 @dataclass
 class Ensemble:
     """A run's trainable state: members, auxiliary networks (extra critics, classifier heads) and
@@ -114,6 +123,21 @@ class Ensemble:
         if optimizer is not None:
             self.aux_optimizers[name] = optimizer
         return module
+
+    def aux_net(self, name: str) -> AuxNet:
+        """The auxiliary network `name` and its optimiser (schemes read theirs through typed views)."""
+        if name not in self.aux:
+            raise KeyError(f"this ensemble has no auxiliary network {name!r}; it has {sorted(self.aux)}")
+        return AuxNet(name, self.aux[name], self.aux_optimizers.get(name))
+
+    def replace_aux(self, name: str, module: nn.Module, optimizer: torch.optim.Optimizer | None) -> AuxNet:
+        """Swap a registered auxiliary network for a fresh one of the same role (AdaGAN's ratio
+        discriminator is rebuilt every round; the run keeps the latest)."""
+        self.aux_net(name)  # must exist
+        self.aux[name] = module.to(self.device)
+        if optimizer is not None:
+            self.aux_optimizers[name] = optimizer
+        return self.aux_net(name)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = {f"{m.name}.{k}": v for m in self.members for k, v in m.model.networks().items()}

@@ -30,72 +30,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gensemble.data import DataConfig, Dataset, load_dataset
-from gensemble.ensemble.base import MemberTask
+from gensemble.ensemble.base import Executor, MemberTask, Stacking
 from gensemble.ensemble.state import ema_key
 from gensemble.errors import ConfigError
 from gensemble.registry import Registry
-from gensemble.training.batched import StackedGAN, batch_key, stacking_pays
-from gensemble.training.loop import StepHook, TrainConfig, fit_member, resolve_device, run_rounds, update_ema
+from gensemble.training.batched import BatchedGAN, batch_key
+from gensemble.training.loop import StepHook, TrainConfig, fit_member, update_ema
 from gensemble.training.member import Member, MemberConfig, build_member
 
 if TYPE_CHECKING:
     from gensemble.ensemble.state import Ensemble
 
 Stats = dict[str, float]
-Stacking = Literal["auto", "always", "never"]
 
 
 # --- the interface -------------------------------------------------------------------------------
-
-
-class Executor:
-    """Runs member tasks and lockstep rounds. Subclasses override `run`; `run_lockstep` runs here."""
-
-    name = "executor"
-    stacking: Stacking = "auto"  # when identical networks train as one stacked model
-    is_main = True  # whether this process writes the run (under DDP only rank 0 does)
-
-    # --- the run's lifecycle, as `gensemble.run.train_run` drives it ------------------------------
-    def start(self, cfg: Any) -> torch.device:
-        """Set up what this backend needs for a run of `cfg`; return the device to train on."""
-        return resolve_device(cfg.train.device)
-
-    def on_main(self, fn: Callable[[], Any]) -> Any:
-        """Run fn where the run is written (here: in this process)."""
-        return fn()
-
-    def finish(self, completed: bool) -> None:
-        """Tear down what `start` set up; `completed` says whether training ended normally."""
-
-    def stacks(self, nets: Sequence[nn.Module]) -> bool:
-        """Whether these (identical) networks should train stacked under this executor."""
-
-        if self.stacking == "auto":
-            return stacking_pays(nets)
-        return self.stacking == "always"
-
-    def run(self, ens: Ensemble, tasks: Sequence[MemberTask], data: Dataset, hooks: StepHook) -> None:
-        raise NotImplementedError
-
-    def run_lockstep(
-        self,
-        ens: Ensemble,
-        members: Sequence[Member],
-        target: int,
-        round_fn: Callable[[], list[Stats]],
-        hooks: StepHook | None,
-        write_back: Callable[[], None] | None = None,
-        desc: str | None = None,
-    ) -> None:
-        """Call `round_fn` (one step of every member) until the members reach `target`: the training
-        loop every member runs (`training.loop.run_rounds`)."""
-        run_rounds(members, target, round_fn, hooks, ens.cfg.train.log_every, write_back, desc)
 
 
 class LocalExecutor(Executor):
@@ -110,7 +65,7 @@ class LocalExecutor(Executor):
                 t = group[0]
                 fit_member(t.member, data, ens.cfg.train, hooks, t.data_weights, steps=t.target_step)
             else:
-                self.run_stacked(ens, group, data, hooks)
+                self.run_batched(ens, group, data, hooks)
 
     def groups(self, tasks: list[MemberTask]) -> list[list[MemberTask]]:
         """Tasks that can train as one stacked model, in order of their first member."""
@@ -123,10 +78,10 @@ class LocalExecutor(Executor):
             out.setdefault(key, []).append(t)
         return list(out.values())
 
-    def run_stacked(self, ens: Ensemble, group: list[MemberTask], data: Dataset, hooks: StepHook) -> None:
+    def run_batched(self, ens: Ensemble, group: list[MemberTask], data: Dataset, hooks: StepHook) -> None:
 
         members = [t.member for t in group]
-        engine = StackedGAN(members)
+        engine = BatchedGAN(members)
         weights = [t.data_weights for t in group]
         batch = ens.cfg.train.batch_size
         desc = f"train {members[0].name}..{members[-1].name} (stacked ×{len(members)})"

@@ -116,13 +116,9 @@ def candidates(
     return out
 
 
-@register_fusion(
-    "auto",
-    AutoParams,
-    True,
-    "chooses the mixture and DRS setting with the lowest FID on held-out data (never the evaluation half)",
-)
+@register_fusion("auto", AutoParams, True)
 def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
+    """chooses the mixture and DRS setting with the lowest FID on held-out data (never the evaluation half)"""
     n = min(p.n_choose, len(ctx.choose_real))
     if n < MIN_CHOOSE:
         return too_few_to_choose(ctx, p, n)

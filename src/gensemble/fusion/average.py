@@ -144,10 +144,9 @@ class AveragedSampler:
         return Samples(x, torch.zeros(n, dtype=torch.long), list(self.members))
 
 
-@register_fusion(
-    "average", AverageParams, False, "weight averaging of one generator: its EMA, or a soup of its snapshots"
-)
+@register_fusion("average", AverageParams, False)
 def fuse_by_weight_averaging(ctx: FusionContext, p: AverageParams) -> AveragedSampler:
+    """weight averaging of one generator: its EMA, or a soup of its snapshots"""
     ens = ctx.ens
     names = list(p.members) or [m.name for m in ens.members]
     for n in names:

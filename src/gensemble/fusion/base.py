@@ -230,10 +230,12 @@ def get_fusion_entry(name: str) -> FusionEntry:
     return FUSIONS.get(name)
 
 
-def register_fusion(name: str, config: type, needs_discriminators: bool, doc: str) -> Callable:
-    """Decorator for a builder `(ctx, params) -> Sampler`."""
+def register_fusion(name: str, config: type, needs_discriminators: bool) -> Callable:
+    """Decorator for a builder `(ctx, params) -> Sampler`; the first line of its docstring is the
+    one-line description `gensemble list fusions` shows."""
 
     def deco(build: Callable[[FusionContext, Any], Sampler]) -> Callable[[FusionContext, Any], Sampler]:
+        doc = (build.__doc__ or "").strip().split("\n")[0]
         FUSIONS.register(name, doc)(FusionEntry(config, build, needs_discriminators, doc))
         return build
 

@@ -27,13 +27,9 @@ class BestParams(FusionParams):
             raise ConfigError(f"config key '{path}.n_rank' must be at least 50, got {self.n_rank}")
 
 
-@register_fusion(
-    "best",
-    BestParams,
-    False,
-    "the single generator with the lowest held-out FID (or the best tournament score)",
-)
+@register_fusion("best", BestParams, False)
 def fuse_best(ctx: FusionContext, p: BestParams) -> MixtureSampler:
+    """the single generator with the lowest held-out FID (or the best tournament score)"""
     sel = ctx.selection(p, "fusion 'best'")
     if p.by == "tournament":
         ranking = ctx.table(p, "fusion 'best' with by=tournament").generator_ranking()

@@ -107,12 +107,8 @@ class DDLSSampler:
         return Samples(x, self.proposal._index[picks], list(self.members))
 
 
-@register_fusion(
-    "ddls",
-    DDLSParams,
-    True,
-    "discriminator-driven latent sampling: Langevin dynamics on −log p(z) − d(G(z)) per member (Che et al. 2020)",
-)
+@register_fusion("ddls", DDLSParams, True)
 def fuse_by_ddls(ctx: FusionContext, p: DDLSParams) -> DDLSSampler:
+    """discriminator-driven latent sampling: Langevin dynamics on −log p(z) − d(G(z)) per member (Che et al. 2020)"""
     proposal, critic = shared_critic(ctx, p, "fusion 'ddls'")
     return DDLSSampler(proposal, critic, p)

@@ -14,7 +14,7 @@ from gensemble.fusion.accept import mh_accepts
 from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.fusion.critic import shared_critic
 from gensemble.fusion.params import CriticParams
-from gensemble.fusion.proposal import Critic, MixtureSampler
+from gensemble.fusion.proposal import Critic, MixtureSampler, Refiner
 from gensemble.sampling import Samples
 from gensemble.tournament.judges import JudgeKind
 
@@ -33,21 +33,15 @@ class MHParams(CriticParams):
             raise ConfigError(f"config key '{path}.chain_length' must be at least 1, got {self.chain_length}")
 
 
-class MHSampler:
+class MHSampler(Refiner):
     """Independent Metropolis–Hastings (Turner et al. 2019): one chain per output, proposals from the
     mixture, accepted with probability min(1, r(x') / r(x)) where r = p / (1 − p) is the critic's
     density ratio. Chains start at a real example, so none needs burn-in; a chain that never moves
     off it is restarted from a proposal, as in the paper."""
 
     def __init__(self, proposal: MixtureSampler, critic: Critic, real: Tensor, p: MHParams) -> None:
-        self.proposal, self.critic, self.real, self.p = proposal, critic, real, p
-        self.members = proposal.members
-        self.proposed = 0
-        self.accepted = 0
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return self.accepted / self.proposed if self.proposed else None
+        super().__init__(proposal)
+        self.critic, self.real, self.p = critic, real, p
 
     def _run(
         self, x: Tensor, owner: Tensor, log_r: Tensor, n: int, generator: torch.Generator | None
@@ -81,13 +75,9 @@ class MHSampler:
         return Samples(x, owner, list(self.members))
 
 
-@register_fusion(
-    "mh",
-    MHParams,
-    True,
-    "MH-GAN: an independent Metropolis-Hastings chain per output, calibrated ensemble critic",
-)
+@register_fusion("mh", MHParams, True)
 def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
+    """MH-GAN: an independent Metropolis-Hastings chain per output, calibrated ensemble critic"""
     proposal, critic = shared_critic(ctx, p, "fusion 'mh'")
     # Chains start on the calibration half: the evaluation half is what `evaluate` scores against.
     return MHSampler(proposal, critic, ctx.calib_real, p)

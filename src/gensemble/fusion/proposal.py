@@ -51,6 +51,21 @@ class MixtureSampler:
         return Samples(x, ids, list(self.members))
 
 
+class Refiner:
+    """A sampler that draws proposals of `proposal` and keeps or moves between them: it counts
+    proposals drawn and accepted, for `acceptance_rate`."""
+
+    def __init__(self, proposal: MixtureSampler) -> None:
+        self.proposal = proposal
+        self.members = proposal.members
+        self.proposed = 0
+        self.accepted = 0
+
+    @property
+    def acceptance_rate(self) -> float | None:
+        return self.accepted / self.proposed if self.proposed else None
+
+
 class Critic(Protocol):
     """What judges proposals: a log density ratio log p_data / p_proposal per sample. A critic made of
     feature judges only (`on_features`) can read the ratio off precomputed features."""

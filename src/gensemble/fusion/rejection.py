@@ -20,27 +20,16 @@ from gensemble.fusion.base import FusionContext, register_fusion
 from gensemble.fusion.choose import can_choose, choose_drs
 from gensemble.fusion.critic import critics_of, shared_critic
 from gensemble.fusion.params import RejectionParams
-from gensemble.fusion.proposal import Critic, MixtureSampler
+from gensemble.fusion.proposal import Critic, MixtureSampler, Refiner
 from gensemble.sampling import Samples
 
 
-class RejectionSampler:
+class RejectionSampler(Refiner):
     """Draw proposals in batches and keep those `accept_from` passes until n are kept."""
 
     def __init__(self, proposal: MixtureSampler, batch_size: int, max_proposals: int, name: str) -> None:
-        self.proposal, self.batch_size, self.max_proposals, self.name = (
-            proposal,
-            batch_size,
-            max_proposals,
-            name,
-        )
-        self.members = proposal.members
-        self.proposed = 0
-        self.accepted = 0
-
-    @property
-    def acceptance_rate(self) -> float | None:
-        return self.accepted / self.proposed if self.proposed else None
+        super().__init__(proposal)
+        self.batch_size, self.max_proposals, self.name = batch_size, max_proposals, name
 
     def accept_from(self, x: Tensor, owner: Tensor, generator: torch.Generator | None) -> Tensor:
         """Which of the proposals x (made by members `owner`) are kept."""
@@ -125,12 +114,8 @@ def drs_sampler(
     return DRSSampler(proposal, critics[critic], replace(p, gamma_percentile=gamma), name, choice, log_m)
 
 
-@register_fusion(
-    "rejection",
-    RejectionParams,
-    True,
-    "discriminator rejection sampling with the calibrated ensemble critic (DRS), γ chosen on held-out data",
-)
+@register_fusion("rejection", RejectionParams, True)
 def fuse_by_rejection(ctx: FusionContext, p: RejectionParams) -> DRSSampler:
+    """discriminator rejection sampling with the calibrated ensemble critic (DRS), γ chosen on held-out data"""
     proposal, _ = shared_critic(ctx, p, "fusion 'rejection'")
     return drs_sampler(ctx, proposal, critics_of(ctx, p, "fusion 'rejection'"), p, "rejection")

@@ -76,13 +76,9 @@ def snapshot_generators(ctx: FusionContext, p: SnapshotParams) -> dict[str, torc
     return out
 
 
-@register_fusion(
-    "snapshots",
-    SnapshotParams,
-    True,
-    "a free ensemble: the generators saved along one run, mixed and filtered by the run's own critics (DRS)",
-)
+@register_fusion("snapshots", SnapshotParams, True)
 def fuse_snapshots(ctx: FusionContext, p: SnapshotParams) -> MixtureSampler | DRSSampler:
+    """a free ensemble: the generators saved along one run, mixed and filtered by the run's own critics (DRS)"""
     gens = snapshot_generators(ctx, p)
     proposal = MixtureSampler(gens, torch.ones(len(gens)), list(gens))
     if p.refine == "none":

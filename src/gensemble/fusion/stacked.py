@@ -63,13 +63,9 @@ def fit_meta_critic(discs: dict[str, nn.Module], real: Tensor, fake: Tensor, p: 
     return MetaCritic(discs, model.fit(x, y))
 
 
-@register_fusion(
-    "stacked",
-    StackedParams,
-    True,
-    "a meta-critic (logistic or random forest) over all discriminators, used for DRS",
-)
+@register_fusion("stacked", StackedParams, True)
 def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
+    """a meta-critic (logistic or random forest) over all discriminators, used for DRS"""
     data = fit_data(ctx, p, "fusion 'stacked'")
     meta = fit_meta_critic(data.judges, data.real, data.fake, p)
     return drs_sampler(ctx, data.proposal, {"meta": meta}, p, "stacked")

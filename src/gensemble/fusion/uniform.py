@@ -16,7 +16,8 @@ class UniformParams(FusionParams):
     """uniform takes only the shared selection parameters."""
 
 
-@register_fusion("uniform", UniformParams, False, "mixture picking a member uniformly at random")
+@register_fusion("uniform", UniformParams, False)
 def fuse_uniformly(ctx: FusionContext, p: UniformParams) -> MixtureSampler:
+    """mixture picking a member uniformly at random"""
     gens = ctx.generators(ctx.selection(p, "fusion 'uniform'").generators)
     return MixtureSampler(gens, np.ones(len(gens)), ctx.names)

@@ -40,10 +40,9 @@ class VoteSampler(RejectionSampler):
         return votes >= self.quorum
 
 
-@register_fusion(
-    "vote", VoteParams, True, "each discriminator votes accept/reject; a majority (or quorum) passes"
-)
+@register_fusion("vote", VoteParams, True)
 def fuse_by_vote(ctx: FusionContext, p: VoteParams) -> VoteSampler:
+    """each discriminator votes accept/reject; a majority (or quorum) passes"""
     proposal, critic = shared_critic(ctx, p, "fusion 'vote'")
     n_discs = len(critic.discs)
     if p.quorum > n_discs:

@@ -30,10 +30,9 @@ class WeightedParams(FusionParams):
             raise ConfigError(f"config key '{path}.temperature' must be positive, got {self.temperature}")
 
 
-@register_fusion(
-    "weighted", WeightedParams, True, "mixture with weights softmax(tournament score / temperature)"
-)
+@register_fusion("weighted", WeightedParams, True)
 def fuse_by_score(ctx: FusionContext, p: WeightedParams) -> MixtureSampler:
+    """mixture with weights softmax(tournament score / temperature)"""
     sel = ctx.selection(p, "fusion 'weighted'")
     table = ctx.table(p, "fusion 'weighted'")
     scores = np.array([table.generator_scores[table.generators.index(g)] for g in sel.generators])

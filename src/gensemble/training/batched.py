@@ -1,7 +1,7 @@
 """The batched engine: members of one architecture trained as one stacked model.
 
 Each parameter of M identical networks is stacked on a leading member axis and held as a real
-`nn.Parameter` of a `StackedNets` container; the forward pass is `torch.vmap` over
+`nn.Parameter` of a `BatchedNets` container; the forward pass is `torch.vmap` over
 `torch.func.functional_call`, so M members cost one batched kernel per layer (a batched matmul, a
 grouped convolution) instead of M small ones. A regular torch optimiser over the stacked parameters
 makes exactly the per-member updates, because Adam, SGD and RMSprop work element by element.
@@ -89,7 +89,7 @@ class LoopedNets(NetGroup):
         return list(self.nets)
 
 
-class StackedNets(NetGroup, nn.Module):
+class BatchedNets(NetGroup, nn.Module):
     """M networks of one architecture as one module: parameters and buffers stacked on axis 0."""
 
     def __init__(self, nets: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> None:
@@ -112,20 +112,20 @@ class StackedNets(NetGroup, nn.Module):
         self._pull_optimizer_state()
         self.plan = mlp_plan(self.template)
 
-    def stacked_buffers(self) -> dict[str, Tensor]:
+    def batched_buffers(self) -> dict[str, Tensor]:
         return {k: getattr(self, f"buffer{i}") for i, k in enumerate(self.buffer_names)}
 
     def __call__(self, x: Tensor, shared: bool = False) -> Tensor:
         params = dict(zip(self.names, self.params))
         if self.plan is not None:
             # MLPs: explicit batched matmuls over the stacked weights, no vmap dispatch per layer.
-            buffers = self.stacked_buffers()
+            buffers = self.batched_buffers()
             return run_plan(self.plan, params, buffers, x, shared, len(self.members), self.template.training)
 
         def one(params: dict[str, Tensor], buffers: dict[str, Tensor], xi: Tensor) -> Tensor:
             return functional_call(self.template, (params, buffers), (xi,))
 
-        return torch.vmap(one, in_dims=(0, 0, None if shared else 0))(params, self.stacked_buffers(), x)
+        return torch.vmap(one, in_dims=(0, 0, None if shared else 0))(params, self.batched_buffers(), x)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.optimizer.zero_grad(set_to_none=set_to_none)
@@ -133,7 +133,7 @@ class StackedNets(NetGroup, nn.Module):
     def step(self) -> None:
         self.optimizer.step()
 
-    def train(self, mode: bool = True) -> StackedNets:
+    def train(self, mode: bool = True) -> BatchedNets:
         self.template.train(mode)
         for net in self.members:
             net.train(mode)
@@ -172,7 +172,7 @@ class StackedNets(NetGroup, nn.Module):
                         k: v[i].clone() if _shaped_like(v, stacked) else _copy(v) for k, v in state.items()
                     }
             buffers = dict(net.named_buffers())
-            for k, b in self.stacked_buffers().items():
+            for k, b in self.batched_buffers().items():
                 buffers[k].copy_(b[i])
 
 
@@ -184,7 +184,7 @@ def _copy(value: Any) -> Any:
     return value.clone() if isinstance(value, Tensor) else copy.deepcopy(value)
 
 
-def stackable(nets: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
+def batchable(nets: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer]) -> bool:
     """Same architecture, parameter shapes, device and optimiser settings; no parametrisations."""
     if len(nets) < 2:
         return False
@@ -204,15 +204,15 @@ def net_group(
     nets: Sequence[nn.Module], optimizers: Sequence[torch.optim.Optimizer], batched: bool = True
 ) -> NetGroup:
     """Stacked when `batched` and the networks allow it, looped otherwise."""
-    if batched and stackable(nets, optimizers):
-        return StackedNets(nets, optimizers)
+    if batched and batchable(nets, optimizers):
+        return BatchedNets(nets, optimizers)
     return LoopedNets(nets, optimizers)
 
 
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
-def stacking_pays(nets: Sequence[nn.Module]) -> bool:
+def batching_pays(nets: Sequence[nn.Module]) -> bool:
     """Whether stacking is expected to be faster than the loop: on a GPU always; on a CPU only for
     networks without convolutions. vmap turns M convolutions into one grouped convolution, which
     CPU kernels run no faster (often slower) than M separate ones; see docs/ensembles.md."""
@@ -225,12 +225,12 @@ def stacking_pays(nets: Sequence[nn.Module]) -> bool:
 # --- One GAN step of M identical members, stacked ------------------------------------------------
 
 
-def stack_draws(members: Sequence[Member], draw: Callable[[Member], Tensor]) -> Tensor:
+def batch_draws(members: Sequence[Member], draw: Callable[[Member], Tensor]) -> Tensor:
     """One draw per member from its own RNG, stacked on a member axis."""
     return torch.stack([draw(m) for m in members])
 
 
-def stacked_d_phase(
+def batched_d_phase(
     D: NetGroup, loss: GANLoss, real: Tensor, fake: Tensor, eps: Tensor | None, gp_weight: float
 ) -> tuple[Tensor, list[Stats]]:
     """`training.loop.d_objective` for M critics at once: the sum of their losses, and each one's statistics."""
@@ -253,13 +253,13 @@ def rows(columns: dict[str, Tensor]) -> list[Stats]:
     return [{k: v[i] for k, v in values.items()} for i in range(n)]
 
 
-class StackedGAN:
+class BatchedGAN:
     """M GAN members of one config trained in lockstep as one stacked model."""
 
     def __init__(self, members: Sequence[Member]) -> None:
         self.members = list(members)
-        self.G = StackedNets([m.model.G for m in members], [m.optimizers["G"] for m in members])
-        self.D = StackedNets([m.model.D for m in members], [m.optimizers["D"] for m in members])
+        self.G = BatchedNets([m.model.G for m in members], [m.optimizers["G"] for m in members])
+        self.D = BatchedNets([m.model.D for m in members], [m.optimizers["D"] for m in members])
         self.G.train()
         self.D.train()
 
@@ -271,10 +271,10 @@ class StackedGAN:
 
         def draw() -> tuple[Tensor, Tensor, Tensor | None]:
             real = torch.stack([sample_batch(data, batch_size, m.rng, w) for m, w in draws])
-            z = stack_draws(members, lambda m: noise(m, batch_size, device))
+            z = batch_draws(members, lambda m: noise(m, batch_size, device))
             eps = None
             if loss.gradient_penalty:
-                eps = stack_draws(members, lambda m: torch.rand(batch_size, generator=m.rng)).to(device)
+                eps = batch_draws(members, lambda m: torch.rand(batch_size, generator=m.rng)).to(device)
             return real, z, eps
 
         def g_loss(fake: Tensor) -> tuple[Tensor, list[Stats]]:
@@ -284,9 +284,9 @@ class StackedGAN:
         return RoundParts(
             n_critic=cfg.n_critic,
             draw=draw,
-            noise=lambda: stack_draws(members, lambda m: noise(m, batch_size, device)),
+            noise=lambda: batch_draws(members, lambda m: noise(m, batch_size, device)),
             G=self.G,
-            d_loss=lambda real, fake, eps: stacked_d_phase(self.D, loss, real, fake, eps, cfg.gp_weight),
+            d_loss=lambda real, fake, eps: batched_d_phase(self.D, loss, real, fake, eps, cfg.gp_weight),
             g_loss=g_loss,
             d_opt=self.D,
             g_opt=self.G,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from gensemble import threads
 from gensemble.config import check_ranges
@@ -313,10 +313,6 @@ def postfix(stats: dict[str, float]) -> dict[str, str]:
     out = {k: f"{v:.3f}" for k, v in stats.items()}
     eta = RUN_CLOCK.eta()
     return out | ({"run ETA": eta} if eta is not None else {})
-
-
-def count_parameters(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 @torch.no_grad()

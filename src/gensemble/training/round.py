@@ -1,7 +1,7 @@
 """One GAN round, written once: n_critic discriminator updates, then one generator update.
 
 Every GAN trainer runs its rounds through `gan_round`: one member (`training.loop.gan_step`), M
-members of one architecture stacked (`training.stacked.StackedGAN`), GMAN's N critics and MGAN's
+members of one architecture batched with vmap (`training.batched.BatchedGAN`), GMAN's N critics and MGAN's
 shared critic with its classifier head. A trainer supplies only what differs, as `RoundParts`:
 
 * `draw()`: one D phase's random inputs (real, z, eps), drawn from each member's own RNG in that
