@@ -93,8 +93,8 @@ def test_ddp_refuses_what_it_cannot_do(tmp_path, monkeypatch):
     cfg = parse_config({**TINY_TOY, "train": {"batch_size": 15}})
     with pytest.raises(ConfigError, match="divisible by the number of processes"):
         check_ddp_config(cfg, 2)
-    with pytest.raises(ConfigError, match="supports the schemes boosting, independent, swap, not 'mixture'"):
-        check_ddp_config(dataclasses.replace(cfg, scheme={"name": "mixture"}), 1)
+    with pytest.raises(ConfigError, match="supports the schemes boosting, independent, swap, not 'mgan'"):
+        check_ddp_config(dataclasses.replace(cfg, scheme=dataclasses.replace(cfg.scheme, name="mgan")), 1)
 
 
 def test_cli_ddp_without_torchrun_is_one_line_error(tmp_path, capsys, monkeypatch):

@@ -85,7 +85,7 @@ def test_scheme_trains_and_names_every_network(tmp_path, case):
 def test_the_old_scheme_name_mixture_still_loads_as_mgan(capsys):
     members = [{"model": TINY, "seed": s} for s in (0, 1)]
     cfg = parse_config({"scheme": {"name": "mixture", "beta": 0.5}, "members": members})
-    assert cfg.scheme == {**cfg.scheme, "name": "mgan", "beta": 0.5}
+    assert cfg.scheme.name == "mgan" and cfg.scheme.params.beta == 0.5
     code, out, _ = run_cli(capsys, "list", "schemes")
     names = [line.split()[0] for line in out.splitlines() if line.strip()]
     assert code == 0 and "mgan" in names and "mixture" not in names
@@ -183,7 +183,7 @@ def test_example_configs_resolve():
     )
     for name in expected:
         cfg = load_config(CONFIGS / name)
-        assert cfg.scheme["name"] in names, name
+        assert cfg.scheme.name in names, name
     hetero = load_config(CONFIGS / "fashion-hetero.yaml")
     assert [m.model["name"] for m in hetero.members] == ["dcgan"] * 3 + ["vae"]
 

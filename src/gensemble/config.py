@@ -192,6 +192,8 @@ SEED_RANGE = (0, 2**32 - 1)  # what every RNG we seed accepts without overflow (
 def to_dict(obj: Any) -> Any:
     """Dataclasses (nested) -> plain dicts/lists suitable for YAML or JSON."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        if hasattr(obj, "as_dict"):  # a config with its own written form (RunConfig's scheme)
+            return obj.as_dict()
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]

@@ -13,11 +13,12 @@ over members, so that a new backend needs no change here.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gensemble.config import from_dict, to_dict
+from gensemble.config import from_dict
 
 # The scheme modules register themselves on import; the registry lists names sorted.
 from gensemble.ensemble import adagan, gap, gman, independent, mgan  # noqa: F401
@@ -30,6 +31,7 @@ from gensemble.ensemble.base import (
     build_aux_discriminator,
     require_same,
 )
+from gensemble.ensemble.config import SchemeSpec
 from gensemble.ensemble.state import AuxRole, Ensemble, check_member_shape, ema_key
 from gensemble.errors import ConfigError
 from gensemble.training.member import build_member
@@ -62,24 +64,26 @@ def get_scheme(name: str) -> type[Scheme]:
 
 
 def scheme_for(cfg: RunConfig) -> Scheme:
-    cls = get_scheme(cfg.scheme["name"])
-    params = {k: v for k, v in cfg.scheme.items() if k != "name"}
-    return cls(from_dict(cls.config, params, "scheme"))
+    """The run's scheme object, from its parsed spec (nothing is parsed here)."""
+    return get_scheme(cfg.scheme.name)(cfg.scheme.params)
 
 
-def resolve_scheme(cfg: RunConfig) -> dict[str, Any]:
-    """Validate the scheme section against the members; return it with defaults written out."""
-    name = cfg.scheme.get("name")
+def resolve_scheme(cfg: RunConfig, raw: Any) -> SchemeSpec:
+    """Parse the config's scheme section (the one place it is parsed) and check it against the
+    members; the spec carries its defaults written out."""
+    name = raw.get("name") if isinstance(raw, dict) else None
     if not isinstance(name, str):
         raise ConfigError("config key 'scheme.name' is required; see 'gensemble list schemes'")
     try:
-        scheme = scheme_for(cfg)
-    except ConfigError:
-        raise
+        cls = get_scheme(name)
     except Exception as exc:  # unknown scheme name
         raise ConfigError(f"config key 'scheme.name': {exc}") from None
-    scheme.check(cfg)
-    return {"name": SCHEMES.canonical(name), **to_dict(scheme.params)}
+    spec = SchemeSpec(
+        SCHEMES.canonical(name),
+        from_dict(cls.config, {k: v for k, v in raw.items() if k != "name"}, "scheme"),
+    )
+    cls(spec.params).check(replace(cfg, scheme=spec))
+    return spec
 
 
 def scheme_names() -> list[tuple[str, str]]:

@@ -113,7 +113,7 @@ class Scheme:
 
     def check(self, cfg: RunConfig) -> None:
         """Raise a one-line ConfigError naming the first member this scheme cannot use."""
-        scheme = cfg.scheme["name"]
+        scheme = cfg.scheme.name
         for m in cfg.members:
             if m.family not in self.families:
                 raise ConfigError(
@@ -144,7 +144,7 @@ def require_same(cfg: RunConfig, keys: tuple[str, ...]) -> None:
         for key in keys:
             if getattr(m, key) != getattr(first, key):
                 raise ConfigError(
-                    f"scheme {cfg.scheme['name']!r} cannot use member {m.name!r}: its {key} "
+                    f"scheme {cfg.scheme.name!r} cannot use member {m.name!r}: its {key} "
                     f"({getattr(m, key)!r}) differs from member {first.name!r}'s ({getattr(first, key)!r}); "
                     "the members share their discriminators, so they must agree"
                 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from gensemble.config import to_dict
 from gensemble.data import DataConfig
 from gensemble.errors import ConfigError
 from gensemble.training.loop import TrainConfig
@@ -16,13 +17,25 @@ MAX_MEMBERS = 64
 
 
 @dataclass(frozen=True)
+class SchemeSpec:
+    """The run's scheme: its registered name and its parameters, parsed once (by parse_config) into
+    the scheme's own frozen config. Written to config.yaml as {"name": NAME, **parameters}."""
+
+    name: str = "independent"
+    params: Any = None  # the scheme's config dataclass; None only before parse_config resolves it
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **(to_dict(self.params) if self.params is not None else {})}
+
+
+@dataclass(frozen=True)
 class RunConfig:
-    """Everything a run needs. `scheme` is {"name": <registered scheme>, **its parameters}."""
+    """Everything a run needs; `scheme` is the parsed scheme (`SchemeSpec`)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     members: tuple[MemberConfig, ...] = ()
-    scheme: dict[str, Any] = field(default_factory=lambda: {"name": "independent"})
+    scheme: SchemeSpec = field(default_factory=SchemeSpec)
 
     def validate(self, path: str = "") -> None:
         if not self.members:

@@ -119,6 +119,8 @@ def evaluate_run(
     result = assemble(plan, scored)
     if write:
         write_evaluation(run_dir, plan, result, scored)
+        if scored.context is not None:
+            scored.context.keep_judges()
     return result
 
 

@@ -34,6 +34,7 @@ class Scored:
     choices: dict[str, dict[str, Any]] = field(default_factory=dict)
     coverage: Coverage | None = None
     member_samples: dict[str, Tensor] = field(default_factory=dict)  # a few per member: health checks
+    context: FusionContext | None = None  # what the fusions were built in (its judges, for the writer)
 
 
 HEALTH_N = 500  # samples per member the colour check reads
@@ -80,6 +81,7 @@ def score_plan(plan: EvalPlan) -> Scored:
     # One context for every fusion: the tournament (read from RUN/tournament.json when `score` saved
     # it), the proposals and the ensemble critic are computed once and shared.
     ctx = FusionContext.build(plan.ens, plan.heldout, REFERENCE_SEED) if plan.fusion_names else None
+    out.context = ctx
     bar = progress(1 + len(plan.ens.members) + len(plan.fusion_names), "evaluate", unit="row")
     try:
         out.rows[FLOOR_ROW] = score(floor_features(plan, feat), FLOOR_ROW)

@@ -103,10 +103,10 @@ def task_schemes() -> list[str]:
 
 def check_ddp_config(cfg: Any, world: int) -> None:
     """Refuse, on every rank alike, what data parallelism cannot do."""
-    if cfg.scheme["name"] not in task_schemes():
+    if cfg.scheme.name not in task_schemes():
         raise ConfigError(
             f"data-parallel training supports the schemes {', '.join(task_schemes())}, not "
-            f"{cfg.scheme['name']!r}, whose members train coupled at every step"
+            f"{cfg.scheme.name!r}, whose members train coupled at every step"
         )
     if cfg.train.batch_size % world:
         raise ConfigError(

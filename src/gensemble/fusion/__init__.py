@@ -32,7 +32,7 @@ from torch import Tensor
 
 # The methods register themselves on import.
 from gensemble.config import apply_overrides, from_dict
-from gensemble.data import Dataset, load_dataset
+from gensemble.data import Dataset
 from gensemble.errors import ConfigError
 from gensemble.fusion import (  # noqa: F401
     auto,
@@ -57,7 +57,7 @@ from gensemble.fusion.base import (
     register_fusion,
 )
 from gensemble.fusion.params import FusionParams
-from gensemble.run import Ensemble, load_run
+from gensemble.run import Ensemble, load_run_and_heldout
 from gensemble.sampling import Samples
 from gensemble.tournament import require_discriminators
 
@@ -161,8 +161,8 @@ def sample_with_fusion(
     if n < 1:
         raise ConfigError(f"-n must be at least 1, got {n}")
     params = parse_fusion_params(fusion, overrides)  # bad names and keys fail before any loading
-    ens = load_run(run_dir, device, step)
-    sampler = build_fusion(ens, fusion, load_dataset(ens.cfg.data, "test"), params)
+    ens, heldout = load_run_and_heldout(run_dir, device, step)
+    sampler = build_fusion(ens, fusion, heldout, params)
     samples = sampler.sample(n, torch.Generator().manual_seed(seed))
     samples.acceptance_rate = sampler.acceptance_rate
     return samples

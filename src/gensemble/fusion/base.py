@@ -16,9 +16,11 @@ from gensemble.metrics.features import feature_map, features_of
 from gensemble.registry import Registry
 from gensemble.sampling import Samples
 from gensemble.tournament import (
+    JudgeSet,
     ScoreTable,
     Selection,
     heldout_halves,
+    keep_judges,
     make_judges,
     matching_tournament,
     require_discriminators,
@@ -61,6 +63,7 @@ class FusionContext:
     eval_real: Tensor  # the half the tournament scores on
     seed: int = 0
     _memo: dict[tuple, Any] = field(default_factory=dict)
+    made_judges: list[JudgeSet] = field(default_factory=list)  # every judge set fitted or read here
 
     @classmethod
     def build(cls, ens: Ensemble, real_heldout: Dataset | Tensor, seed: int = 0) -> FusionContext:
@@ -99,7 +102,18 @@ class FusionContext:
         if params.needs_discriminators:
             require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
         key = ("judges", cfg.kind, cfg.steps, cfg.lr, cfg.batch)
-        return self.memo(key, lambda: make_judges(self.ens, self.cal_real, cfg, self.seed))
+        return self.memo(key, lambda: self._made(make_judges(self.ens, self.cal_real, cfg, self.seed)))
+
+    def _made(self, made: JudgeSet) -> dict[str, Any]:
+        self.made_judges.append(made)
+        return made.nets
+
+    def keep_judges(self) -> None:
+        """Save the judges fitted here that are worth keeping (the writer that built this context
+        calls it: score, evaluate); a reader's context keeps nothing."""
+        if self.ens.run_dir is not None:
+            for made in self.made_judges:
+                keep_judges(self.ens.run_dir, made)
 
     def heldout_fids(self, n: int) -> dict[str, float]:
         """Each member's FID against the choice quarter of the calibration half (n images at most),

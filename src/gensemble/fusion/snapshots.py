@@ -86,7 +86,7 @@ def fuse_snapshots(ctx: FusionContext, p: SnapshotParams) -> MixtureSampler | DR
     # Judges made for this mixture: fine-tuned (or a feature judge) against the snapshots' samples.
     cfg = p.judge_config
     key = ("snapshot-judges", tuple(gens), *cfg.record().values())
-    discs = ctx.memo(key, lambda: make_judges(ctx.ens, ctx.cal_real, cfg, ctx.seed, generators=gens))
+    discs = ctx.memo(key, lambda: make_judges(ctx.ens, ctx.cal_real, cfg, ctx.seed, generators=gens).nets)
     real = ctx.calib_real[: p.n_calibration]
     fake, _ = proposal.draw(len(real), torch.Generator().manual_seed(p.fit_seed + 1))
     key = ("snapshot-critic", tuple(gens), len(real), p.fit_seed, p.calibration, *cfg.record().values())

@@ -35,11 +35,9 @@ def parse_config(raw: dict[str, Any], overrides: list[str] | tuple[str, ...] = (
         raise ConfigError("config key 'members' is empty; an ensemble needs at least one member")
     members = [from_dict(MemberConfig, m, f"members[{i}]") for i, m in enumerate(raw.get("members", []))]
     raw["members"] = [to_dict(m.resolved(i)) for i, m in enumerate(members)]
-    scheme = raw.get("scheme", {"name": "independent"})
-    raw["scheme"] = {"name": scheme} if isinstance(scheme, str) else scheme
+    scheme = raw.pop("scheme", {"name": "independent"})
     cfg = from_dict(RunConfig, raw)
-
-    cfg = replace(cfg, scheme=resolve_scheme(cfg))
+    cfg = replace(cfg, scheme=resolve_scheme(cfg, {"name": scheme} if isinstance(scheme, str) else scheme))
     check_distinct_members(cfg)  # after the scheme's own checks, whose messages are more specific
     return cfg
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,10 +41,10 @@ from scipy.stats import rankdata
 from torch import Tensor, nn
 
 from gensemble.calibration import CalibrationMethod, fit_calibrator
-from gensemble.data import Dataset, heldout_halves, load_dataset
+from gensemble.data import Dataset, heldout_halves
 from gensemble.errors import ConfigError
 from gensemble.health import curve_problems, judged_problems, merge, read_curves, warning_lines
-from gensemble.run import Ensemble, load_run
+from gensemble.run import Ensemble, load_run_and_heldout
 from gensemble.runfolder import holds_lock, writes_into_run
 from gensemble.sampling import pooled_samples
 from gensemble.tournament.judges import JudgeConfig, fit_judges, judge_split
@@ -123,34 +124,49 @@ def require_discriminators(ens: Ensemble, what: str, hint: str | None = None) ->
 
 
 # --- judgements: the one stage that runs networks --------------------------------------------------
+@dataclass(frozen=True)
+class JudgeSet:
+    """Fitted judges (name -> network x -> logit), how they were made, and whether a writer should
+    keep them in the run folder: fine-tuned judges of the run's own generators, fitted now."""
+
+    nets: dict[str, nn.Module]
+    record: dict[str, Any]
+    to_keep: bool
+
+
 def make_judges(
     ens: Ensemble,
     cal_real: Tensor,
     judges: JudgeConfig,
     seed: int = 0,
     generators: dict[str, Any] | None = None,
-) -> dict[str, nn.Module]:
+) -> JudgeSet:
     """The ensemble's judges, fitted as `judges` says on the judges' share of the calibration half
-    against samples pooled from every generator (or from `generators`)."""
+    against samples pooled from every generator (or from `generators`), or read from the run folder
+    where a writer kept them for this checkpoint and these settings. Nothing is written here: the
+    commands that write the run (score, evaluate) call `keep_judges`."""
     discs = {} if judges.kind == "features" else require_discriminators(ens, "scoring")
-    # Fine-tuned judges of the run's own generators are saved by the command that fitted them
-    # (score, evaluate: the writers) and reused by every later one for the same checkpoint.
-    keep = generators is None and judges.kind == "finetuned" and ens.run_dir is not None
+    keepable = generators is None and judges.kind == "finetuned" and ens.run_dir is not None
     record = {
         "judges": judges.record(),
         "step": ens.step,
         "seed": seed,
         "generators": [m.name for m in ens.members],
     }
-    if keep:
+    if keepable:
         saved = load_judges(ens.run_dir, discs, record)
         if saved is not None:
-            return saved
+            return JudgeSet(saved, record, False)
     train_real, _ = judge_split(cal_real)
     nets = fit_judges(discs, generators or ens.generators(), train_real, judges, ens.cfg.data.name, seed)
-    if keep and holds_lock(ens.run_dir):
-        save_judges(ens.run_dir, nets, record)
-    return nets
+    return JudgeSet(nets, record, keepable)
+
+
+def keep_judges(run_dir: str | Path, made: JudgeSet) -> None:
+    """Save freshly fitted judges into the run (a writer's step), so every later command for the same
+    checkpoint and settings reuses them (fine-tuning them costs about 13 s of the demo each time)."""
+    if made.to_keep and holds_lock(run_dir):
+        save_judges(run_dir, made.nets, made.record)
 
 
 def judge_population(
@@ -219,7 +235,7 @@ def judge(
 ) -> Judgements:
     """Fit the judges (or take `fitted` ones), calibrate them, then let each judge every generator."""
     cal_real, eval_real = heldout_halves(real_data, seed)
-    nets = fitted if fitted is not None else make_judges(ens, cal_real, judges, seed)
+    nets = fitted if fitted is not None else make_judges(ens, cal_real, judges, seed).nets
     names = [m.name for m in ens.members]
     owners = tuple(owner_of(d, names) for d in nets)
     return judge_population(
@@ -329,9 +345,11 @@ def score_run(
 ) -> ScoreTable:
     """Load a run (its latest checkpoint, or the one at `step`), score it against its dataset's
     held-out ("test") split, and save the table as RUN/tournament.json for fusions and the report."""
-    ens = load_run(run_dir, device, step)
-    table = score(ens, load_dataset(ens.cfg.data, "test"), scoring, n_samples, calibration, seed, judges)
+    ens, heldout = load_run_and_heldout(run_dir, device, step)
+    made = make_judges(ens, heldout_halves(heldout, seed)[0], judges, seed)
+    table = score(ens, heldout, scoring, n_samples, calibration, seed, judges, made.nets)
     write_tournament(run_dir, table.to_json(), ens.step, seed)
+    keep_judges(run_dir, made)
     judged = judged_problems(dict(zip(table.generators, map(float, table.generator_scores))))
     for line in warning_lines(merge(curve_problems(read_curves(Path(run_dir))), judged)):
         warnings.warn(line, stacklevel=3)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -17,6 +18,11 @@ from gensemble.optim import OptimConfig, build_optimizer
 from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, state_mismatch, unflatten_state
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
+
+
+# model mapping (as JSON) -> its parsed, frozen config: members' model configs are read at several
+# places (building, memory estimates, shape checks), and each reads this one parse.
+_PARSED_MODELS: dict[str, Any] = {}
 
 
 @dataclass(frozen=True)
@@ -60,9 +66,15 @@ class MemberConfig:
             raise ConfigError(f"config key '{path}.model.name': {exc}") from None
 
     def model_config(self, path: str = "") -> Any:
-        """The model family's typed config, from the `model` mapping minus its name."""
-        params = {k: v for k, v in self.model.items() if k != "name"}
-        return from_dict(self.entry(path).config, params, f"{path}.model" if path else "model")
+        """The model family's typed config, from the `model` mapping minus its name: parsed once per
+        distinct mapping (when the config is validated, where `path` names the member in errors)."""
+        key = json.dumps(self.model, sort_keys=True, default=str)
+        if key not in _PARSED_MODELS:
+            params = {k: v for k, v in self.model.items() if k != "name"}
+            _PARSED_MODELS[key] = from_dict(
+                self.entry(path).config, params, f"{path}.model" if path else "model"
+            )
+        return _PARSED_MODELS[key]
 
     @property
     def family(self) -> str:
@@ -71,7 +83,7 @@ class MemberConfig:
     def resolved(self, index: int) -> MemberConfig:
         """A copy with the name filled in and the model's defaults written out (for config.yaml)."""
         model = {"name": self.model["name"], **to_dict(self.model_config())}
-        return MemberConfig(**{**self.__dict__, "model": model, "name": self.name or f"m{index}"})
+        return replace(self, model=model, name=self.name or f"m{index}")
 
 
 @dataclass
