@@ -39,17 +39,34 @@ GRID25_TRIO = {
 }
 
 
-@pytest.fixture(scope="session")
-def grid25_trio(tmp_path_factory) -> Path:
-    """The run folder of GRID25_TRIO, trained once per test session."""
+def shared_run(tmp_path_factory, name: str, config: dict) -> Path:
+    """A run trained once for the whole session, however many xdist workers ask: the first trains it
+    in the folder the workers share, under a lock; the others wait and read it (read-only use)."""
+    import fcntl
+
     import yaml
 
     from gensemble.run import train_run
 
-    root = tmp_path_factory.mktemp("grid25-trio")
-    cfg = root / "trio.yaml"
-    cfg.write_text(yaml.safe_dump(GRID25_TRIO))
-    return Path(train_run(cfg, root / "run"))
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    root.mkdir(exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "trained"
+        if not done.exists():
+            cfg = root / "config.yaml"
+            cfg.write_text(yaml.safe_dump(config))
+            train_run(cfg, root / "run")
+            done.touch()
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
+def grid25_trio(tmp_path_factory) -> Path:
+    """The run folder of GRID25_TRIO, trained once per test session (shared by the workers; tests
+    only read it)."""
+    return shared_run(tmp_path_factory, "grid25-trio", GRID25_TRIO)
 
 
 @pytest.fixture(scope="session")

@@ -204,7 +204,13 @@ def test_an_evaluation_without_fusions_says_it_cannot_answer_whether_the_ensembl
 
 def test_fusion_rows_report_acceptance_rate(digits_run, tmp_path):
     result = evaluate_run(
-        digits_run, metrics="fid", n=50, fusions=["rejection"], cache_dir=tmp_path, write=False
+        digits_run,
+        metrics="fid",
+        n=50,
+        fusions=["rejection"],
+        cache_dir=tmp_path,
+        write=False,
+        features="classifier",
     )
     rate = result.rows["fusion:rejection"]["acceptance_rate"]
     assert 0 < rate <= 1 and "acceptance_rate" not in result.rows["m0"]
@@ -213,6 +219,7 @@ def test_fusion_rows_report_acceptance_rate(digits_run, tmp_path):
 def test_evaluate_takes_fusion_settings(digits_run, tmp_path, capsys):
     """--set fusion.KEY=VALUE reaches the fusion (here DRS's γ percentile changes its acceptance)."""
     kw = {"metrics": "fid", "n": 50, "fusions": ["rejection"], "cache_dir": tmp_path, "write": False}
+    kw["features"] = "classifier"  # the settings, not the space, are under test
     loose = evaluate_run(digits_run, fusion_settings=["fusion.gamma_percentile=10"], **kw)
     tight = evaluate_run(digits_run, fusion_settings={"rejection": {"gamma_percentile": 95}}, **kw)
     assert (
@@ -326,12 +333,15 @@ def test_mode_features_give_toys_a_fid_that_sees_the_modes(toy_run, capsys):
 def test_reference_train_scores_against_the_training_split(digits_run, tmp_path):
     """--reference train: the training split (larger than the evaluation half), with held-out images
     in the floor row's place, and the reference named."""
-    held = evaluate_run(digits_run, metrics="fid", n=50, cache_dir=tmp_path, write=False)
-    train = evaluate_run(digits_run, metrics="fid", n=50, cache_dir=tmp_path, write=False, reference="train")
+    # On the classifier's 128-d features: what is checked is the reference, not the space (the
+    # default independent space's 1,280-d FID costs seconds a row at these sizes).
+    kw = {"metrics": "fid", "n": 50, "cache_dir": tmp_path, "write": False, "features": "classifier"}
+    held = evaluate_run(digits_run, **kw)
+    train = evaluate_run(digits_run, **kw, reference="train")
     assert "training split" in train.reference and "trained on it" in train.reference
     assert train.rows[FLOOR_ROW]["fid"] != held.rows[FLOOR_ROW]["fid"]
     with pytest.raises(ConfigError, match="the floor row needs .* held-out images"):
-        evaluate_run(digits_run, metrics="fid", n=1000, cache_dir=tmp_path, write=False, reference="train")
+        evaluate_run(digits_run, **{**kw, "n": 1000}, reference="train")
 
 
 def test_per_class_shares_with_a_classifier_name_the_worst_served_class(digits_run, tmp_path):

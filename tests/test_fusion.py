@@ -111,6 +111,7 @@ def test_every_method_samples(trio, name):
 PAPER_GAMMA = {"gamma_percentile": 95.0}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", ["rejection", "vote", "stacked"])
 def test_critic_fusion_beats_the_uniform_mixture_on_grid25(trio, name):
     """The issue's claim: refining with the discriminators raises the share of high-quality samples.

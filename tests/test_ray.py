@@ -80,6 +80,7 @@ def metric_steps(run_dir):
     return {k: sorted(v) for k, v in steps.items()}
 
 
+@pytest.mark.integration
 def test_ray_trains_members_in_parallel_as_local_training_does(ray_session, backend, tmp_path, capsys):
     cfg = write_config(tmp_path / "two.yaml", TWO_MEMBERS)
     code, out, err = run_cli(capsys, "train", str(cfg), "--backend", "ray", "--out", str(tmp_path / "ray"))
@@ -114,6 +115,7 @@ def crash_when(member, from_step):
     return task
 
 
+@pytest.mark.integration
 def test_killed_worker_names_the_member_and_resume_loses_nothing(
     ray_session, backend, tmp_path, capsys, monkeypatch
 ):
