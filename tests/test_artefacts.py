@@ -23,6 +23,7 @@ from gensemble.errors import GensembleError
 from gensemble.evaluation.evaluate import evaluate_run
 from gensemble.run import train_run
 from gensemble.runfolder import COMMIT_FILE, TXN_PREFIX, Outputs, recover, run_lock
+from gensemble.report import report_run
 from gensemble.tournament import score_run
 
 from helpers import PAIR, assert_one_line_error, files_of, run_cli, write_config
@@ -398,7 +399,7 @@ def test_sigterm_during_evaluate_exits_143_with_one_line_and_keeps_the_old_set(r
     assert lines == [lines[0]] and "terminated (SIGTERM)" in lines[0] and "evaluation.json" in lines[0], err
     assert "Traceback" not in err and "checkpoint" not in lines[0]
     assert evaluation_set(run) == before_set and files_of(run) == before_bytes
-    assert gensemble("report", str(run), "-o", str(run.parent / "r.html"), timeout=120).returncode == 0
+    assert report_run(run, run.parent / "r.html").is_file()  # the kept set still renders
     assert not [p for p in run.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(TXN_PREFIX)]
 
 

@@ -197,7 +197,9 @@ def test_digits_rows_floor_json_and_cache_reuse(digits_run, tmp_path, monkeypatc
 
 
 def test_an_evaluation_without_fusions_says_it_cannot_answer_whether_the_ensemble_won(digits_run, tmp_path):
-    result = evaluate_run(digits_run, metrics="fid", n=50, cache_dir=tmp_path, write=False)
+    result = evaluate_run(
+        digits_run, metrics="fid", n=50, cache_dir=tmp_path, write=False, features="classifier"
+    )
     assert any("no fusion was evaluated" in note and "--fusion auto" in note for note in result.notes)
     assert "no fusion was evaluated" in result.format()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -30,12 +30,11 @@ import torch
 from gensemble.data import CHOICE_WANTED
 from gensemble.errors import ConfigError
 from gensemble.fusion.base import FusionContext, register_fusion
-from gensemble.fusion.choose import Candidate, choice_distance, proposal_pool, simulate, simulate_mh
-from gensemble.fusion.critic import critics_of, shared_critic
+from gensemble.fusion.choose import Candidate, JudgedPool, judge_pool, simulate, simulate_mh
 from gensemble.fusion.learned_weights import fid_weights, mmd_weights
 from gensemble.fusion.mh import MHParams, MHSampler
 from gensemble.fusion.params import RejectionParams
-from gensemble.fusion.proposal import Critic, MixtureSampler, pool_log_m, shift_for
+from gensemble.fusion.proposal import MixtureSampler, pool_log_m, shift_for
 from gensemble.fusion.rejection import DRSSampler
 from gensemble.progress import progress
 from gensemble.sampling import Samples
@@ -57,6 +56,11 @@ class AutoParams(RejectionParams):
     # Seconds the choice may take here: candidates left when it runs out are not scored (the record
     # says which), and the best of those scored is chosen.
     budget_s: float = 600.0
+
+    def drs(self) -> RejectionParams:
+        """The part of these settings the critics, the selection, the simulated choice and the chosen
+        DRS read: every field but auto's own four (what they are handed instead of all of auto's)."""
+        return RejectionParams(**{f: getattr(self, f) for f in RejectionParams.__dataclass_fields__})
 
     def _check(self, path: str) -> None:
         if not self.budget_s > 0:
@@ -90,7 +94,12 @@ class AutoSampler:
 
 
 def candidates(
-    names: list[str], member_fids: list[float], learned: np.ndarray, p: AutoParams, critics: list[str]
+    names: list[str],
+    member_fids: list[float],
+    learned: np.ndarray,
+    top_k_choices: tuple[int, ...],
+    gamma_percentiles: tuple[float, ...],
+    critics: list[str],
 ) -> list[Candidate]:
     m = len(member_fids)
     order = np.argsort(member_fids)
@@ -98,7 +107,7 @@ def candidates(
     for i in range(m):
         weights.append((names[i], np.eye(m)[i]))
     weights.append(("uniform", np.full(m, 1.0 / m)))
-    for k in sorted(set(p.top_k_choices)):
+    for k in sorted(set(top_k_choices)):
         if 1 < k < m:
             w = np.zeros(m)
             w[order[:k]] = 1.0 / k
@@ -111,7 +120,7 @@ def candidates(
             tag = "" if len(critics) == 1 else f", {c} critic"
             out.extend(
                 Candidate(f"{label} + rejection (γ at p{g:g}{tag})", tuple(float(v) for v in w), g, c)
-                for g in p.gamma_percentiles
+                for g in gamma_percentiles
             )
     return out
 
@@ -119,57 +128,81 @@ def candidates(
 @register_fusion("auto", AutoParams, True)
 def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     """chooses the mixture and DRS setting with the lowest FID on held-out data (never the evaluation half)"""
-    n = min(p.n_choose, len(ctx.choose_real))
+    drs = p.drs()
+    n = min(drs.n_choose, len(ctx.choose_real))
     if n < MIN_CHOOSE:
-        return too_few_to_choose(ctx, p, n)
+        return too_few_to_choose(ctx, drs, n)
     started = time.perf_counter()
-    proposal, _ = shared_critic(ctx, p, "fusion 'auto'")
-    crits = critics_of(ctx, p, "fusion 'auto'")
-    names = proposal.names
-    pool = proposal_pool(ctx, p.fit_seed)
-    crit = choice_distance(ctx, pool, n, p.criterion, p.fit_seed)
-    fit_real = pool.features_of(ctx.calib_real[: p.n_calibration])
-    feats = [pool.features(name, g, p.pool * n) for name, g in zip(names, proposal.models)]
-    ratios = {
-        c: [pool.ratios(name, g, p.pool * n, cr) for name, g in zip(names, proposal.models)]
-        for c, cr in crits.items()
-    }
-    board = Board(list(names), [crit(f[:n]) for f in feats], n, crit.kind, p.max_cost)
-    fakes = [f[: len(fit_real)] for f in feats]
-    learned = (
-        fid_weights(fakes, fit_real) if crit.kind == "fid" else mmd_weights(fakes, fit_real, crit.widths)
+    judged = judge_pool(ctx, drs, n, "fusion 'auto'")
+    board = Board(judged.names, [judged.dist(f[:n]) for f in judged.feats], n, judged.dist.kind, p.max_cost)
+    board.budget(started, p.budget_s)
+    learned = learned_weights(judged, n)
+    cands = candidates(
+        judged.names, board.member_fids, learned, p.top_k_choices, drs.gamma_percentiles, list(judged.critics)
     )
-    cands = candidates(names, board.member_fids, learned, p, list(crits))
-    line = progress(len(cands) + len(crits) * len(p.mh_chains), "auto", unit="candidate")
+    line = progress(len(cands) + len(judged.critics) * len(p.mh_chains), "auto", unit="candidate")
+    best = score_mixtures(judged, cands, board, drs, n, line)
+    mh_best = score_mh(ctx, judged, p.mh_chains, board, drs.fit_seed, n, line)
+    line.close()
+    board.seconds = round(time.perf_counter() - started, 1)
+    if mh_best is not None and mh_best[0] < best[0]:
+        return mh_choice(ctx, drs, judged, mh_best, board)
+    return mixture_choice(ctx, drs, judged, best, board)
+
+
+def learned_weights(judged: JudgedPool, n: int) -> np.ndarray:
+    """The mixture weights fitted to the calibration quarter on the choice's features: FID where
+    the choice is scored by FID, else MMD² with the choice's kernel widths."""
+    fakes = [f[: len(judged.fit_real)] for f in judged.feats]
+    if judged.dist.kind == "fid":
+        return fid_weights(fakes, judged.fit_real)
+    return mmd_weights(fakes, judged.fit_real, judged.dist.widths)
+
+
+def score_mixtures(
+    judged: JudgedPool, cands: list[Candidate], board: Board, p: RejectionParams, n: int, line: Any
+) -> tuple[float, Candidate]:
+    """Simulate and score every mixture candidate (with and without DRS) within the time budget;
+    the best one that may be chosen (every member alone is always scored, so one exists)."""
     best: tuple[float, Candidate] | None = None
     for k, cand in enumerate(cands):
-        # every member alone is always scored: a choice exists whatever the budget
-        alone = cand.gamma_percentile is None and cand.label in names
-        if not alone and board.over(started, p.budget_s, cand.label):
+        alone = cand.gamma_percentile is None and cand.label in judged.names
+        if not alone and board.over(cand.label):
             continue
-        kept = simulate(cand, feats, ratios, n, p, p.fit_seed + 7 * k)
+        kept = simulate(cand, judged.feats, judged.ratios, n, p, p.fit_seed + 7 * k)
         line.update(1)
-        if board.add(cand.label, None if kept is None else (crit(kept[0]), kept[1])):
+        if board.add(cand.label, None if kept is None else (judged.dist(kept[0]), kept[1])):
             if best is None or board.scores[cand.label] < best[0]:
                 best = (board.scores[cand.label], cand)
     assert best is not None  # every member alone, without rejection, always fits in its pool
-    mh_best: tuple[float, str, int, str] | None = None
-    for c, cr in crits.items():
-        if board.over(started, p.budget_s, f"MH with the {c} critic"):
+    return best
+
+
+def score_mh(
+    ctx: FusionContext,
+    judged: JudgedPool,
+    chains: tuple[int, ...],
+    board: Board,
+    seed: int,
+    n: int,
+    line: Any,
+) -> tuple[float, str, int, str] | None:
+    """Simulate and score MH-GAN on the uniform mixture for every critic and chain length within the
+    budget: (score, critic, chain, label) of the best that may be chosen, or None."""
+    best: tuple[float, str, int, str] | None = None
+    many = len(judged.critics) > 1
+    for c, cr in judged.critics.items():
+        if board.over(f"MH with the {c} critic"):
             break
         start_r = cr.log_ratio(ctx.calib_real[:n]).double().numpy()
-        for k in p.mh_chains:
-            label = f"uniform + MH (chains of {k}{'' if len(crits) == 1 else f', {c} critic'})"
-            kept = simulate_mh(feats, ratios[c], start_r, k, p.fit_seed + 11 * k)
+        for k in chains:
+            label = f"uniform + MH (chains of {k}{f', {c} critic' if many else ''})"
+            kept = simulate_mh(judged.feats, judged.ratios[c], start_r, k, seed + 11 * k)
             line.update(1)
-            if board.add(label, (crit(kept), float(k))) and board.scores[label] < best[0]:
-                if mh_best is None or board.scores[label] < mh_best[0]:
-                    mh_best = (board.scores[label], c, k, label)
-    line.close()
-    board.seconds = round(time.perf_counter() - started, 1)
-    if mh_best is not None:
-        return mh_choice(ctx, p, proposal, crits, mh_best, board)
-    return mixture_choice(ctx, p, proposal, crits, best, board, ratios)
+            if board.add(label, (judged.dist(kept), float(k))):
+                if best is None or board.scores[label] < best[0]:
+                    best = (board.scores[label], c, k, label)
+    return best
 
 
 @dataclass
@@ -186,11 +219,15 @@ class Board:
     budget_s: float | None = None
     seconds: float | None = None
     stopped_before: str | None = None  # the first candidate left unscored when the budget ran out
+    started: float = 0.0
 
-    def over(self, started: float, budget_s: float, label: str) -> bool:
+    def budget(self, started: float, budget_s: float) -> None:
+        """Start the clock: the choice may take budget_s seconds from `started`."""
+        self.started, self.budget_s = started, budget_s
+
+    def over(self, label: str) -> bool:
         """Whether the choice has used its time budget (then `label` and what follows go unscored)."""
-        self.budget_s = budget_s
-        if self.stopped_before is None and time.perf_counter() - started > budget_s:
+        if self.stopped_before is None and time.perf_counter() - self.started > (self.budget_s or 0.0):
             self.stopped_before = label
         return self.stopped_before is not None
 
@@ -234,7 +271,7 @@ class Board:
 MIN_CHOOSE = CHOICE_WANTED
 
 
-def too_few_to_choose(ctx: FusionContext, p: AutoParams, n: int) -> AutoSampler:
+def too_few_to_choose(ctx: FusionContext, p: RejectionParams, n: int) -> AutoSampler:
     names = ctx.selection(p, "fusion 'auto'").generators
     gens = ctx.generators(names)
     why = (
@@ -256,20 +293,14 @@ def too_few_to_choose(ctx: FusionContext, p: AutoParams, n: int) -> AutoSampler:
 
 
 def mixture_choice(
-    ctx: FusionContext,
-    p: AutoParams,
-    proposal: MixtureSampler,
-    crits: dict[str, Critic],
-    best: tuple[float, Candidate],
-    board: Board,
-    ratios: dict[str, list[np.ndarray]],
+    ctx: FusionContext, p: RejectionParams, judged: JudgedPool, best: tuple[float, Candidate], board: Board
 ) -> AutoSampler:
     """auto's choice when a mixture (with or without DRS) scored lowest."""
     fid, cand = best
     names = board.names
     w = torch.tensor(cand.weights)
     keep = [i for i in range(len(names)) if cand.weights[i] > 0]
-    mixture = MixtureSampler({names[i]: proposal.models[i] for i in keep}, w[keep], ctx.names)
+    mixture = MixtureSampler({names[i]: judged.proposal.models[i] for i in keep}, w[keep], ctx.names)
     inner: Any = mixture
     if cand.gamma_percentile is not None:
         shift = torch.full((len(ctx.names),), -math.inf)
@@ -277,11 +308,11 @@ def mixture_choice(
         for i in keep:
             shift[ctx.names.index(names[i])] = float(corrections[i])
         # The candidates are γ percentiles: a fixed γ given to auto plays no part in them.
-        params = RejectionParams(**{**_fields(p), "gamma_percentile": cand.gamma_percentile, "gamma": None})
+        params = replace(p, gamma_percentile=cand.gamma_percentile, gamma=None)
         # D̃_M off the pool: the largest corrected ratio among the kept members' proposals.
-        corrected = [r + s for r, s in zip(ratios[cand.critic], corrections) if s > -np.inf]
+        corrected = [r + s for r, s in zip(judged.ratios[cand.critic], corrections) if s > -np.inf]
         log_m = pool_log_m(corrected, p.burn_in)
-        inner = DRSSampler(mixture, crits[cand.critic], params, "auto", log_m=log_m, shift=shift)
+        inner = DRSSampler(mixture, judged.critics[cand.critic], params, "auto", log_m=log_m, shift=shift)
     return AutoSampler(
         inner,
         board.record(
@@ -296,16 +327,15 @@ def mixture_choice(
 
 def mh_choice(
     ctx: FusionContext,
-    p: AutoParams,
-    proposal: MixtureSampler,
-    crits: dict[str, Critic],
+    p: RejectionParams,
+    judged: JudgedPool,
     mh_best: tuple[float, str, int, str],
     board: Board,
 ) -> AutoSampler:
     """auto's choice when an MH-GAN candidate scored lowest: that chain length and critic."""
     fid, critic, chain, chosen = mh_best
     params = MHParams(n_calibration=p.n_calibration, batch_size=p.batch_size, chain_length=chain)
-    inner = MHSampler(proposal, crits[critic], ctx.calib_real, params)
+    inner = MHSampler(judged.proposal, judged.critics[critic], ctx.calib_real, params)
     return AutoSampler(
         inner,
         board.record(
@@ -317,7 +347,3 @@ def mh_choice(
             mh_chain=chain,
         ),
     )
-
-
-def _fields(p: AutoParams) -> dict[str, Any]:
-    return {f: getattr(p, f) for f in RejectionParams.__dataclass_fields__}

@@ -27,8 +27,9 @@ import torch
 
 from gensemble.fusion.accept import drs_keep, mh_accepts
 from gensemble.fusion.base import FusionContext
+from gensemble.fusion.critic import critics_of, shared_critic
 from gensemble.fusion.params import RejectionParams
-from gensemble.fusion.proposal import Critic, ProposalPool, pool_log_m, shift_for
+from gensemble.fusion.proposal import Critic, MixtureSampler, ProposalPool, pool_log_m, shift_for
 from gensemble.metrics.distance import ReferenceDistance
 from gensemble.tournament.judges import feature_source
 
@@ -156,6 +157,42 @@ def simulate_mh(
         again, _ = run(pooled_r[first].copy())
         pos[stuck] = np.where(again >= 0, again, first)
     return pooled_f[pos]
+
+
+@dataclass(frozen=True)
+class JudgedPool:
+    """What a choice among mixtures and refinements reads, drawn and judged once: the uniform
+    proposal over the selected members, the critics, each member's pooled proposals as features and
+    as every critic's log ratios, and the distance to the choice quarter."""
+
+    proposal: MixtureSampler
+    critics: dict[str, Critic]
+    feats: list[np.ndarray]  # per member, (p.pool · n, d)
+    ratios: dict[str, list[np.ndarray]]  # critic label -> per member
+    dist: ReferenceDistance
+    fit_real: np.ndarray  # the calibration quarter's features (what mixture weights are fitted to)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.proposal.names)
+
+
+def judge_pool(ctx: FusionContext, p: RejectionParams, n: int, what: str) -> JudgedPool:
+    """The judged pool for a choice scored on the first n images of the choice quarter: p.pool × n
+    proposals per member, every critic of p.critics."""
+    proposal, _ = shared_critic(ctx, p, what)
+    crits = critics_of(ctx, p, what)
+    pool = proposal_pool(ctx, p.fit_seed)
+    size = p.pool * n
+    members = list(zip(proposal.names, proposal.models))
+    return JudgedPool(
+        proposal,
+        crits,
+        [pool.features(name, g, size) for name, g in members],
+        {c: [pool.ratios(name, g, size, cr) for name, g in members] for c, cr in crits.items()},
+        choice_distance(ctx, pool, n, p.criterion, p.fit_seed),
+        pool.features_of(ctx.calib_real[: p.n_calibration]),
+    )
 
 
 def can_choose(ctx: FusionContext) -> bool:
