@@ -21,9 +21,9 @@ from gensemble import runfolder
 from gensemble.artefacts import ArtefactError, check_completion, check_timings, dumps, read_artefact
 from gensemble.errors import GensembleError
 from gensemble.evaluation.evaluate import evaluate_run
+from gensemble.report import report_run
 from gensemble.run import train_run
 from gensemble.runfolder import COMMIT_FILE, TXN_PREFIX, Outputs, recover, run_lock
-from gensemble.report import report_run
 from gensemble.tournament import score_run
 
 from helpers import PAIR, assert_one_line_error, files_of, run_cli, write_config

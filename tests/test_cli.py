@@ -1,5 +1,6 @@
 """The CLI end to end, and every bad input getting a one-line error with exit code 2."""
 
+import os
 import struct
 import subprocess
 import sys
@@ -210,3 +211,25 @@ def test_console_script_has_no_traceback_on_error(tmp_path):
 
 def test_tiny_toy_config_is_valid():
     assert TINY_TOY["data"]["name"] == "grid25"
+
+
+def test_list_answers_from_the_catalog_cache_without_loading_torch(tmp_path, monkeypatch):
+    """`gensemble list` writes the catalog; the next listing prints the same rows from the cache,
+    without importing torch; a damaged cache is ignored, never printed."""
+    env = {**os.environ, "GENSEMBLE_CACHE": str(tmp_path)}
+    probe = (
+        "import sys; from gensemble.cli import main; code = main(['list', 'fusions']); "
+        "print('torch loaded' if 'torch' in sys.modules else 'no torch', file=sys.stderr); sys.exit(code)"
+    )
+    first = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    again = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert first.returncode == again.returncode == 0
+    assert "torch loaded" in first.stderr and "no torch" in again.stderr, again.stderr
+    assert again.stdout == first.stdout and "auto " in again.stdout
+    from gensemble.catalog_cache import cached_listing
+
+    monkeypatch.setenv("GENSEMBLE_CACHE", str(tmp_path))
+    assert [f"{n:<22} {d}" for n, d in cached_listing("fusions")] == again.stdout.splitlines()
+    (cached,) = (tmp_path / "catalog").glob("*.json")
+    cached.write_text('{"fusions": [["evil", 3]]}')
+    assert cached_listing("fusions") is None and cached_listing("nonsense") is None

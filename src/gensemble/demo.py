@@ -16,7 +16,6 @@ from gensemble.checkpoint import atomic_write_text
 from gensemble.editing.complete import CompletionConfig
 from gensemble.editing.files import complete_heldout
 from gensemble.evaluation.evaluate import evaluate_run
-from gensemble.progress import progress
 from gensemble.report import gather_report, report_run
 from gensemble.run import train_run
 from gensemble.tournament import score_run
@@ -76,30 +75,35 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
     # --fast is a smoke test, not a result.
     n = 200 if fast else 1000
     timings: dict[str, float] = {}
-    stages = progress(6 if inception else 5, "demo", unit="stage")
+    total = 6 if inception else 5
 
-    def stage(name: str, fn: Callable[[], T]) -> T:
+    # One numbered line as each stage starts and one with its time as it ends: the stages differ
+    # too much in length (training is most of the demo) for a per-stage rate to predict the rest.
+    def stage(name: str, what: str, fn: Callable[[], T]) -> T:
+        say(f"{len(timings) + 1}/{total} {what}")
         start = time.perf_counter()
         result = fn()
         timings[name] = round(time.perf_counter() - start, 2)
-        stages.update(1)
+        say(f"    {name} took {timings[name]:.0f} s")
         return result
 
-    say(f"1/4 training 3 DCGANs + 1 VAE on Fashion-MNIST into {run_dir}")
     # A finished run is resumed (a no-op), so re-running the demo continues instead of failing.
     resume = (run_dir / "config.yaml").exists()
-    stage("train", lambda: train_run(demo_config(), run_dir, overrides, resume=resume))
-
-    say("2/4 tournament: every discriminator scores every generator (saved as tournament.json)")
-    table = stage("score", lambda: score_run(run_dir, n_samples=2000))  # the fusions' n_score: reused
-
-    say(
-        f"3/4 fusing ({', '.join(DEMO_FUSIONS)}) and evaluating {n} samples per row on EfficientNet-Lite0 "
-        "features (nothing steers by them) and on the classifier's (which steer the critics: shown beside)"
+    stage(
+        "train",
+        f"training 3 DCGANs + 1 VAE on Fashion-MNIST into {run_dir}",
+        lambda: train_run(demo_config(), run_dir, overrides, resume=resume),
+    )
+    table = stage(
+        "score",
+        "tournament: every discriminator scores every generator (saved as tournament.json)",
+        lambda: score_run(run_dir, n_samples=2000),  # the fusions' n_score: reused
     )
     metrics = ("fid", "kid", "prdc", "modes")
     result = stage(
         "evaluate",
+        f"fusing ({', '.join(DEMO_FUSIONS)}) and evaluating {n} samples per row on EfficientNet-Lite0 "
+        "features (nothing steers by them) and on the classifier's (which steer the critics: shown beside)",
         lambda: evaluate_run(
             run_dir,
             metrics=metrics,
@@ -111,21 +115,25 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
     )
     inception_text = ""
     if inception:
-        say("   Inception features too (slow on a CPU: 500 samples per row)")
         inc = stage(
             "inception",
+            "Inception features too (slow on a CPU: 500 samples per row)",
             lambda: evaluate_run(
                 run_dir, metrics=("fid", "kid"), features="inception", n=100 if fast else 500, write=False
             ),
         )
         inception_text = "\n\nInception-feature FID/KID:\n" + inc.format()
 
-    say("   completing 8 held-out images with a centre hole (every member proposes, the critics choose)")
-    completion = stage("complete", lambda: complete_heldout(run_dir, 8, cfg=DEMO_COMPLETION))
-
-    say("4/4 writing the HTML report from the saved results")
-    report = stage("report", lambda: report_run(run_dir, out / "report.html"))
-    stages.close()
+    completion = stage(
+        "complete",
+        "completing 8 held-out images with a centre hole (every member proposes, the critics choose)",
+        lambda: complete_heldout(run_dir, 8, cfg=DEMO_COMPLETION),
+    )
+    report = stage(
+        "report",
+        "writing the HTML report from the saved results",
+        lambda: report_run(run_dir, out / "report.html"),
+    )
     after = sum(v for k, v in timings.items() if k != "train")
     timings["after_training"] = round(after, 2)
     atomic_write_text(out / "timings.json", json.dumps(timings, indent=1) + "\n")

@@ -157,9 +157,11 @@ def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
         info["member_shares"] = {r: {k: round(v, 4) for k, v in s.items()} for r, s in scored.shares.items()}
         for row, s in scored.shares.items():
             top = max(s, key=s.get)
-            if len(s) > 1 and s[top] >= DOMINANT_SHARE:
+            # `best` draws from one member by definition: nothing to warn about there.
+            if len(s) > 1 and s[top] >= DOMINANT_SHARE and row != f"{FUSION_PREFIX}best":
                 notes.append(
-                    f"{row} keeps {100 * s[top]:.0f}% of its samples from {top}: the ensemble's diversity is lost"
+                    f"{row} keeps {100 * s[top]:.0f}% of its samples from {top}: it is {top}, refined, "
+                    "not a mixture (the ensemble's diversity is lost)"
                 )
     if not plan.fusion_names:
         notes.append(

@@ -21,7 +21,7 @@ from gensemble.data import Dataset
 from gensemble.data.transforms import augment
 from gensemble.errors import ConfigError, shown
 from gensemble.losses import GANLoss, elbo, gradient_penalty
-from gensemble.progress import RUN_CLOCK, progress
+from gensemble.progress import RUN_CLOCK, interactive, progress
 from gensemble.training.member import Member
 from gensemble.training.round import RoundParts, gan_round
 
@@ -309,9 +309,10 @@ def fit_member(
 
 
 def postfix(stats: dict[str, float]) -> dict[str, str]:
-    """A progress bar's postfix: the latest losses, and the whole run's ETA while `train` runs."""
+    """A progress bar's postfix: the latest losses and, on a terminal's bar, the whole run's ETA while
+    `train` runs (off a terminal the progress line states it itself, once)."""
     out = {k: f"{v:.3f}" for k, v in stats.items()}
-    eta = RUN_CLOCK.eta()
+    eta = RUN_CLOCK.eta() if interactive() else None
     return out | ({"run ETA": eta} if eta is not None else {})
 
 
