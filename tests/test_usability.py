@@ -331,3 +331,59 @@ def test_dry_run_estimates_the_training_time(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "train", str(cfg), "--dry-run", "--set", "train.steps=1000000")
     assert code == 0 and "# estimated training time here: about" in out and "1000000 steps" in out
     assert not any(tmp_path.glob("R*"))
+
+
+def labelled_folder(root: Path, n: int) -> tuple[Path, Path]:
+    """n 16×16 images of two classes a labeller can tell apart (a square top-left or bottom-right,
+    sub/folder for half of them) and their labels CSV, with a header and file names as written."""
+    rng = np.random.default_rng(5)
+    rows = ["file,label"]
+    for i in range(n):
+        img = np.zeros((16, 16), np.uint8)
+        corner = i % 2
+        y, x = (1, 1) if corner == 0 else (9, 9)
+        img[y : y + 6, x : x + 6] = 150 + rng.integers(0, 100)
+        sub = root / ("sub" if i % 4 == 0 else ".")
+        sub.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(sub / f"{i:03d}.png")
+        rows.append(
+            f"{(sub / f'{i:03d}.png').relative_to(root).as_posix()},{'top-left' if corner == 0 else 'bottom-right'}"
+        )
+    csv = root.parent / "labels.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    return root, csv
+
+
+def test_labels_give_per_class_coverage_and_class_matched_fid(folder_run, tmp_path, capsys):
+    ref, csv = labelled_folder(tmp_path / "ref", 60)
+    args = ["evaluate", str(folder_run), "--reference", str(ref), "--features", "pixels", "-n", "50"]
+    code, out, err = run_cli(capsys, *args, "--metrics", "fid", "--labels", str(csv))
+    assert code == 0, err
+    saved = json.loads((folder_run / "evaluation.json").read_text())
+    table = saved["per_class"]
+    assert table["classes"] == ["bottom-right", "top-left"] and "your labels" in table["by"]
+    from gensemble.data.images import list_images
+
+    named = dict(line.split(",") for line in csv.read_text().splitlines()[1:])
+    first = [named[p.relative_to(ref).as_posix()] for p in list_images(ref)[:50]]  # the n scored
+    assert table["reference"] == [first.count("bottom-right") / 50, first.count("top-left") / 50]
+    accuracy = float(table["by"].split("% accurate")[0].rsplit(" ", 1)[1])
+    assert accuracy >= 90, table["by"]  # the two corners are easy to tell apart on pixels
+    assert all(abs(sum(s) - 1) < 1e-3 for s in table["rows"].values())
+    assert np.isfinite(saved["rows"]["g0"]["fid_matched"])
+    # Bad label files: one line each, exit 2, and evaluation.json as it was.
+    before = (folder_run / "evaluation.json").read_bytes()
+    lines = csv.read_text().splitlines()
+    cases = {
+        "no class for 1 of the 60": "\n".join(lines[:-1]),
+        "matches no image": "\n".join([*lines, "nothere.png,top-left"]),
+        "is not 'file,label'": "\n".join([*lines[:3], "001.png"]),
+        "names one class only": "\n".join(line.rsplit(",", 1)[0] + ",x" for line in lines[1:]),
+    }
+    for why, text in cases.items():
+        csv.write_text(text + "\n")
+        code, _, err = run_cli(capsys, *args, "--labels", str(csv))
+        assert code == 2 and why in err and "Traceback" not in err, (why, err)
+    code, _, err = run_cli(capsys, "evaluate", str(folder_run), "--labels", str(csv))
+    assert code == 2 and "pass --reference FOLDER with it" in err
+    assert (folder_run / "evaluation.json").read_bytes() == before

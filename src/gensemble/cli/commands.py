@@ -106,6 +106,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         step=args.step,
         reference=args.reference,
         fusion_settings=args.set,
+        labels=args.labels,
     )
     if args.json:
         print_json(result.to_cli_json())
@@ -251,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FOLDER|train",
         help="real images to compare against instead of the run's held-out evaluation half: a folder of "
         "PNG/JPEG, or 'train' for the training split (large n without retraining; the members saw it)",
+    )
+    ev.add_argument(
+        "--labels",
+        default=None,
+        metavar="FILE.csv",
+        help="classes of the --reference folder's images, one 'file,label' row each: per-class coverage "
+        "and class-matched FID use them (samples are classed by a logistic regression on the features)",
     )
     ev.add_argument(
         "--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table'

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gensemble.evaluation.labels import Labeller, ReferenceLabels
 from gensemble.metrics import FeatureOutput, feature_stats, frechet_distance
 from gensemble.metrics.fid import histogram_matched
 
@@ -85,6 +86,7 @@ class Coverage:
     reference: np.ndarray
     centres: np.ndarray | None = None  # k-means centres (None: the classifier's labels)
     rows: dict[str, np.ndarray] = field(default_factory=dict)
+    labeller: Any = None  # with the user's labels: classes of samples from their features (labels.Labeller)
 
     @classmethod
     def prepare(
@@ -106,11 +108,25 @@ class Coverage:
             return None
         centres = kmeans(x, CLUSTERS, seed)
         names = [f"cluster {i}" for i in range(CLUSTERS)]
-        by = f"k-means clusters (k = {CLUSTERS}) of the reference's {features} features"
+        by = f"k-means clusters (k = {CLUSTERS}) of the reference's {features} features: clusters, not classes (--labels brings yours)"
         return cls(by, names, shares(nearest(x, centres), CLUSTERS), centres)
+
+    @classmethod
+    def from_labels(
+        cls, ref: FeatureOutput, labels: ReferenceLabels, features: str, seed: int = 0
+    ) -> Coverage:
+        """The user's classes of the reference (`--labels`), and a labeller fitted on its features."""
+        labeller = Labeller(ref.features, labels.index, seed)
+        by = (
+            f"your labels ({labels.source}); samples classed by a logistic regression on {features} features, "
+            f"{100 * labeller.accuracy:.1f}% accurate on the reference (5-fold cross-validated)"
+        )
+        return cls(by, list(labels.names), shares(labels.index, len(labels.names)), labeller=labeller)
 
     def labels(self, feats: FeatureOutput) -> np.ndarray | None:
         """Each sample's class (or nearest cluster); None without probabilities to read classes from."""
+        if self.labeller is not None:
+            return self.labeller.predict(feats.features)
         if self.centres is None:
             return None if feats.probs is None else np.asarray(feats.probs).argmax(1)
         return nearest(np.asarray(feats.features, dtype=np.float64), self.centres)

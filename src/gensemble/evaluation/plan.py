@@ -26,6 +26,7 @@ from gensemble.evaluation.features import (
     fitting_classifiers,
     resolve_features,
 )
+from gensemble.evaluation.labels import ReferenceLabels, read_labels
 from gensemble.evaluation.result import WARN_N
 from gensemble.fusion import get_fusion, parse_fusion_settings
 from gensemble.fusion.base import steered_by
@@ -78,6 +79,7 @@ class EvalRequest:
     step: int | None = None
     reference: str | Path | None = None
     fusion_settings: Sequence[str] | dict[str, dict[str, Any]] = ()
+    labels: str | Path | None = None  # a CSV of file,label rows for the --reference folder's images
 
     @property
     def on_training_split(self) -> bool:
@@ -104,6 +106,7 @@ class EvalPlan:
     start: float = field(default_factory=time.perf_counter)
     also: list[Featurizer] = field(default_factory=list)  # further spaces, graded with ALSO_METRICS
     steered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # row -> spaces that steered it
+    labels: ReferenceLabels | None = None  # the user's classes of the reference images (--labels)
 
     @property
     def toy(self) -> tuple[Tensor, float] | None:
@@ -159,7 +162,7 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
     for name in names:
         if get_fusion(name).needs_discriminators and getattr(settings[name], "needs_discriminators", True):
             require_discriminators(ens, f"fusion {name!r}")
-    real, where = reference_of(req, ens, heldout)
+    real, where, labels = reference_of(req, ens, heldout)
     check_enough(req.n, real, where, metrics)
     dataset = ens.cfg.data.name
     spaces, notes = grading_spaces(asked, dataset, heldout.is_image, metrics)
@@ -191,6 +194,7 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
         notes,
         start,
         also,
+        labels=labels,
     )
     plan.steered = {f"fusion:{name}": steered_by(name, settings[name], dataset) for name in names}
     warn_about_n(plan)
@@ -242,18 +246,26 @@ def grading_spaces(
     return [INDEPENDENT_SPACE, *(["classifier"] if has_clf else [])], []
 
 
-def reference_of(req: EvalRequest, ens: Ensemble, heldout: Dataset) -> tuple[Tensor, str]:
-    """The real images rows are scored against, and how to name them."""
+def reference_of(
+    req: EvalRequest, ens: Ensemble, heldout: Dataset
+) -> tuple[Tensor, str, ReferenceLabels | None]:
+    """The real images rows are scored against, how to name them, and their classes (--labels)."""
     data_cfg = ens.cfg.data
+    if req.labels is not None and (req.reference is None or req.on_training_split):
+        raise ConfigError(
+            "--labels names the classes of a reference folder's images: pass --reference FOLDER with it"
+        )
     if req.on_training_split:
         # The convention of StudioGAN and of most FID tables: the training split, which the members
         # trained on (so memorised images score well); it gives a large n without retraining.
         x = load_dataset(replace(data_cfg, limit=None), "train").x
-        return x, f"{data_cfg.name} training split ({len(x)} images; the members trained on it)"
+        return x, f"{data_cfg.name} training split ({len(x)} images; the members trained on it)", None
     if req.reference is not None:
-        x = reference_images(req.reference, heldout.x.shape[1:])
-        return x, f"folder {req.reference} ({len(x)} images)"
-    return heldout_halves(heldout.x, REFERENCE_SEED)[1], f"{data_cfg.name} test split, evaluation half"
+        x, paths = reference_images(req.reference, heldout.x.shape[1:])
+        labels = None if req.labels is None else read_labels(req.labels, req.reference, paths)
+        return x, f"folder {req.reference} ({len(x)} images)", labels
+    half = heldout_halves(heldout.x, REFERENCE_SEED)[1]
+    return half, f"{data_cfg.name} test split, evaluation half", None
 
 
 def check_enough(n: int | None, real: Tensor, where: str, metrics: tuple[str, ...]) -> None:
@@ -300,11 +312,11 @@ def warn_about_n(plan: EvalPlan) -> None:
         )
 
 
-def reference_images(folder: str | Path, shape: tuple[int, ...]) -> Tensor:
-    """Every image of a reference folder, resized and converted to the run's (C, H, W)."""
+def reference_images(folder: str | Path, shape: tuple[int, ...]) -> tuple[Tensor, list[Path]]:
+    """Every image of a reference folder, resized and converted to the run's (C, H, W), and its path."""
     if len(shape) != 3:
         raise ConfigError("--reference is a folder of images, but this run models 2-D points")
-    return read_image_folder(folder, size=shape[1], channels=shape[0])[0]
+    return read_image_folder(folder, size=shape[1], channels=shape[0])
 
 
 def floor_sample(data_cfg: Any, n: int) -> Tensor:

@@ -4,7 +4,7 @@ them is the caller's (evaluation/evaluate.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -56,7 +56,10 @@ def score_plan(plan: EvalPlan) -> Scored:
     out = Scored(graded={name: {} for name in others})
     # Which share of each row falls in each class (or k-means cluster) of the reference: the
     # classes of the first space's own network when it classifies, else clusters of its features.
-    if plan.toy is None and evaluator.reference is not None:
+    if plan.labels is not None and evaluator.reference is not None:
+        mine = replace(plan.labels, index=plan.labels.index[:n])  # the n reference images scored
+        out.coverage = Coverage.from_labels(evaluator.reference, mine, feat.name, seed)
+    elif plan.toy is None and evaluator.reference is not None:
         own = feat.extractor is not None and feat.extractor.has_probs
         out.coverage = Coverage.prepare(evaluator.reference, plan.ens.cfg.data.name, feat.name, seed, own)
     # Generated samples' features are cached like real ones, keyed by a hash of the images themselves:
