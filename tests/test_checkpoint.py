@@ -26,6 +26,8 @@ def final_tensors(run):
         {"name": "mlp-gan", "g_hidden": 16, "d_hidden": 16, "g_layers": 2, "d_layers": 2},
         {"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8},
         {"name": "vae", "width": 4, "z_dim": 4},
+        # DiffAugment and R1: their random draws come from the member's RNG, so a resume is exact too.
+        {"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8, "augment": "color,translation,cutout", "r1": 1.0},
     ],
 )
 def test_resume_reaches_the_same_weights(tmp_path, model):
@@ -34,7 +36,8 @@ def test_resume_reaches_the_same_weights(tmp_path, model):
         if model["name"] == "mlp-gan"
         else {"name": "digits", "image_size": 16, "hflip": True}
     )
-    cfg = write_config(tmp_path / "c.yaml", model=model, data=data)
+    member = {k: model.pop(k) for k in ("augment", "r1") if k in model}
+    cfg = write_config(tmp_path / "c.yaml", model=model, data=data, **member)
     straight = train_run(cfg, tmp_path / "a", ["train.steps=6", "train.ema_decay=0.5"])
     train_run(cfg, tmp_path / "b", ["train.steps=3", "train.ema_decay=0.5"])
     resumed = train_run(cfg, tmp_path / "b", ["train.steps=6", "train.ema_decay=0.5"], resume=True)

@@ -73,6 +73,14 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     return ((grad.flatten(eps.dim()).norm(2, dim=-1) - 1.0) ** 2).mean(dim=-1)
 
 
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor) -> Tensor:
+    """R1 (Mescheder et al. 2018): E ||∇_x D(x)||² on real images, which keeps D flat on the data so
+    that it cannot saturate on a small training set. Weighted by γ/2 in the D objective."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).pow(2).sum(1).mean()
+
+
 @dataclass(frozen=True)
 class GANLoss:
     """A named pair of discriminator and generator objectives."""

@@ -107,6 +107,9 @@ class Scheme:
     # data parallelism can split; the others couple their members at every step.
     runs_as_tasks: ClassVar[bool] = False
     state_type: ClassVar[type[SchemeState]] = SchemeState  # what `build` puts in ens.state
+    # Whether members train against their own D (a member's `augment` and `r1` act on it); GMAN and
+    # MGAN train shared critics of their own instead.
+    own_critics: ClassVar[bool] = True
 
     def __init__(self, params: Any) -> None:
         self.params = params
@@ -119,6 +122,11 @@ class Scheme:
                 raise ConfigError(
                     f"scheme {scheme!r} cannot use member {m.name!r}: it is a {m.family.upper()}, "
                     f"and {scheme} trains only {' and '.join(f.upper() for f in self.families)} members"
+                )
+            if (m.augment or m.r1) and not self.own_critics:
+                raise ConfigError(
+                    f"scheme {scheme!r} trains critics of its own, not member {m.name!r}'s D, so its augment and "
+                    "r1 would do nothing; drop them, or use the independent scheme"
                 )
             if m.bootstrap and not self.bagging:
                 raise ConfigError(

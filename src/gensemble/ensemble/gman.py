@@ -101,6 +101,7 @@ class GMANNets(NamedTuple):
 class MultiDiscriminator(Scheme):
     config = GMANConfig
     families = ("gan",)
+    own_critics = False
 
     def check(self, cfg: RunConfig) -> None:
         super().check(cfg)

@@ -76,6 +76,7 @@ class MGANNets(NamedTuple):
 class MGAN(Scheme):
     config = MGANConfig
     families = ("gan",)
+    own_critics = False
 
     def check(self, cfg: RunConfig) -> None:
         super().check(cfg)

@@ -305,8 +305,8 @@ class BatchedGAN:
 
 def batch_key(member: Member, target: int) -> str | None:
     """Members with equal keys can train stacked; None for members that never can (VAEs, spectral norm)."""
-    if member.family != "gan":
-        return None
+    if member.family != "gan" or member.cfg.augment or member.cfg.r1:
+        return None  # (augmentation and R1 are written for one member's round)
     nets = (member.model.G, member.model.D)
     if any(parametrize.is_parametrized(m) for net in nets for m in net.modules()):
         return None

@@ -20,8 +20,10 @@ from gensemble.config import check_ranges
 from gensemble.data import Dataset
 from gensemble.data.transforms import augment
 from gensemble.errors import ConfigError, shown
-from gensemble.losses import GANLoss, elbo, gradient_penalty
+from gensemble.losses import GANLoss, elbo, gradient_penalty, r1_penalty
 from gensemble.progress import RUN_CLOCK, interactive, progress
+from gensemble.training.diffaugment import apply as apply_augment
+from gensemble.training.diffaugment import draw as draw_augment
 from gensemble.training.member import Member
 from gensemble.training.round import RoundParts, gan_round
 
@@ -172,7 +174,8 @@ def member_round(
     member: Member, data: Dataset, batch_size: int, weights: Tensor | None = None, shard: Shard = WHOLE
 ) -> RoundParts:
     """One GAN member's round (on this process's shard of each batch): its own G, D and optimisers."""
-    G, D, loss, cfg = member.model.G, member.model.D, member.loss, member.cfg
+    G, loss, cfg = member.model.G, member.loss, member.cfg
+    D = member.model.D if not cfg.augment else augmented(member, batch_size, tuple(data.x.shape[-2:]), shard)
     device = data.x.device
 
     def draw() -> tuple[Tensor, Tensor, Tensor | None]:
@@ -188,6 +191,8 @@ def member_round(
 
     def d_loss(real: Tensor, fake: Tensor, eps: Tensor | None) -> tuple[Tensor, list[dict[str, float]]]:
         loss_d, stats = d_objective(D, loss, real, fake, eps, cfg.gp_weight)
+        if cfg.r1:
+            loss_d = loss_d + 0.5 * cfg.r1 * r1_penalty(D, real)
         return loss_d, [stats]
 
     def g_loss(fake: Tensor) -> tuple[Tensor, list[dict[str, float]]]:
@@ -203,9 +208,22 @@ def member_round(
         g_loss=g_loss,
         d_opt=member.optimizers["D"],
         g_opt=member.optimizers["G"],
-        critic=(D,),
+        critic=(member.model.D,),
         reuse_fake=cfg.reuse_fake,
     )
+
+
+def augmented(
+    member: Member, batch_size: int, size: tuple[int, int], shard: Shard
+) -> Callable[[Tensor], Tensor]:
+    """The member's D behind DiffAugment (cfg.augment): each call draws the whole batch's transforms
+    from the member's RNG and applies this process's share of them."""
+    D, policy = member.model.D, member.cfg.augment
+
+    def critic(x: Tensor) -> Tensor:
+        return D(apply_augment(x, draw_augment(policy, batch_size, size, member.rng).take(shard.take)))
+
+    return critic
 
 
 def gan_step(

@@ -16,6 +16,7 @@ from gensemble.losses import GAN_LOSSES, GANLoss
 from gensemble.models import GenerativeModel, get_model
 from gensemble.optim import OptimConfig, build_optimizer
 from gensemble.state_tree import checked_rng, flatten_state, load_optimizer, state_mismatch, unflatten_state
+from gensemble.training.diffaugment import check_policy
 
 CONVOLUTIONS = (nn.Conv2d, nn.ConvTranspose2d)
 
@@ -40,6 +41,11 @@ class MemberConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     seed: int = 0
     bootstrap: bool = False  # independent scheme: train on a bootstrap resample of the data (bagging)
+    # For small folders (a few thousand images), where D memorises the data and saturates: DiffAugment
+    # of everything D sees (a subset of "color,translation,cutout"; training/diffaugment.py), and the
+    # R1 penalty's weight γ on D's gradient at real images (0: off). Both apply to a member's own D.
+    augment: str = ""
+    r1: float = 0.0
 
     def validate(self, path: str = "") -> None:
         if self.name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", self.name):
@@ -54,7 +60,12 @@ class MemberConfig:
                 GAN_LOSSES.get(self.loss)
             except Exception as exc:
                 raise ConfigError(f"config key '{path}.loss': {exc}") from None
-        check_ranges(self, path, n_critic=(1, 100), seed=SEED_RANGE, gp_weight=(0, 1e6))
+        check_ranges(self, path, n_critic=(1, 100), seed=SEED_RANGE, gp_weight=(0, 1e6), r1=(0, 1e4))
+        check_policy(self.augment, path)
+        if (self.augment or self.r1) and entry.family != "gan":
+            raise ConfigError(
+                f"config key '{path}.augment' / '{path}.r1' apply to GAN members only; drop them here"
+            )
 
     def entry(self, path: str = "model"):
         name = self.model.get("name")
