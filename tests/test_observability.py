@@ -47,15 +47,19 @@ def test_training_shows_the_whole_runs_eta_beside_each_members(tmp_path, capsys,
     assert "whole run ETA" in err and prog.RUN_CLOCK.eta() is None
 
 
-def test_run_clock_extrapolates_member_steps_left():
+def test_run_clock_prices_each_member_by_its_own_kind():
     from gensemble.progress import RunClock
 
     clock = RunClock()
     assert clock.eta() is None
-    clock.begin(100)
+    clock.begin({"g1": 100, "g2": 100, "vae": 100}, {"g1": "gan", "g2": "gan", "vae": "vae"})
     assert clock.eta() is None  # no step made yet: no rate
-    clock.advance(50)
-    assert clock.eta() is not None and clock.eta().endswith("s")
+    for _ in range(50):
+        clock.advance(["g1"], 1.0)  # a GAN step costs 1 s
+    assert clock.eta() == "4m10s"  # 50 + 100 GAN steps at 1 s, and the VAE priced like them until it runs
+    for _ in range(10):
+        clock.advance(["vae"], 0.2)  # the VAE is 5x faster
+    assert clock.eta() == "2m48s"  # 150 GAN steps at 1 s + 90 VAE steps at 0.2 s
     clock.end()
-    clock.advance(10)
+    clock.advance(["g1"], 1.0)
     assert clock.eta() is None

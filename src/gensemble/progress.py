@@ -72,28 +72,44 @@ class _StageLine:
 
 
 class RunClock:
-    """The whole run's ETA, beside each member's: member-steps made against those the run has left,
-    at the rate so far. `train` starts it; the training loops advance it; every progress line shows it."""
+    """The whole run's ETA, beside each member's: the steps each member has left, priced at the
+    measured seconds per step of members of its kind (same model and training settings), and members
+    of a kind not yet trained at the mean of those measured (a VAE after three DCGANs is priced like
+    them until it starts, then at its own rate). `train` starts it; the training loops advance it;
+    every progress line shows it."""
 
     def __init__(self) -> None:
-        self.total, self.done, self._start = 0, 0, 0.0
+        self.left: dict[str, int] = {}
+        self.kinds: dict[str, str] = {}
+        self.cost: dict[str, list[float]] = {}  # kind -> [steps, seconds] measured
 
-    def begin(self, remaining: int) -> None:
-        self.total, self.done, self._start = remaining, 0, time.perf_counter()
+    def begin(self, remaining: dict[str, int], kinds: dict[str, str] | None = None) -> None:
+        """`remaining`: steps left per member; `kinds`: member -> what members cost alike share."""
+        self.left = dict(remaining)
+        self.kinds = dict(kinds or {m: m for m in remaining})
+        self.cost = {}
 
-    def advance(self, steps: int = 1) -> None:
-        if self.total:
-            self.done += steps
+    def advance(self, members: list[str], seconds: float) -> None:
+        """One step of each of `members` took `seconds` (shared equally among them)."""
+        if not self.left:
+            return
+        for m in members:
+            if m in self.left:
+                self.left[m] = max(0, self.left[m] - 1)
+                c = self.cost.setdefault(self.kinds.get(m, m), [0.0, 0.0])
+                c[0] += 1
+                c[1] += seconds / len(members)
 
     def end(self) -> None:
-        self.total = 0
+        self.left = {}
 
     def eta(self) -> str | None:
         """ "12m30s" left for the whole run, or None outside a run or before the first step."""
-        elapsed = time.perf_counter() - self._start
-        if not self.total or not self.done or elapsed <= 0:
+        rates = {k: s / n for k, (n, s) in self.cost.items() if n}
+        if not self.left or not rates:
             return None
-        return format_seconds((self.total - self.done) * elapsed / self.done)
+        mean = sum(rates.values()) / len(rates)
+        return format_seconds(sum(n * rates.get(self.kinds.get(m, m), mean) for m, n in self.left.items()))
 
 
 RUN_CLOCK = RunClock()

@@ -7,6 +7,7 @@ both are re-exported here, where most callers look for them.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import warnings
 from pathlib import Path
@@ -296,7 +297,13 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor, de
     threads.start_run(ens.saved_threads)
     executor.on_main(lambda: write_run_files(out, cfg, resume, ens))
     hooks = RunHooks(ens, out) if executor.is_main else None
-    RUN_CLOCK.begin(sum(max(0, cfg.train.steps - m.step) for m in ens.members))
+    RUN_CLOCK.begin(
+        {m.name: max(0, cfg.train.steps - m.step) for m in ens.members},
+        {
+            m.name: json.dumps({**to_dict(m.cfg), "name": None, "seed": None}, sort_keys=True, default=str)
+            for m in ens.members
+        },
+    )
     try:
         scheme_for(cfg).train(ens, data, hooks, executor)
         if executor.is_main:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -284,11 +285,12 @@ def run_rounds(
     bar = progress(target, desc or f"train {names}", initial=members[0].step, unit="step")
     try:
         while members[0].step < target:
+            started = time.perf_counter()
             stats = round_fn()
             for m in members:
                 m.step += 1
             bar.update(1)
-            RUN_CLOCK.advance(len(members))
+            RUN_CLOCK.advance([m.name for m in members], time.perf_counter() - started)
             threads.tick()  # re-decides the thread count now and then (see gensemble.threads)
             if write_back is not None and needs_weights(on_step, members[0].step):
                 write_back()
