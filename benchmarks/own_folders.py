@@ -122,7 +122,7 @@ def choose(result: dict) -> None:
                 continue
             run, seconds = train(folder, recipe)
             ev = evaluate_run(
-                run, metrics="fid", features="effnet-lite0", n=1000, reference="train", write=False
+                run, metrics="fid", features="effnet-lite0", n=400, reference="train", write=False
             )
             fids = {r: round(v["fid"], 2) for r, v in ev.rows.items()}
             dcgans = [v for r, v in fids.items() if r.startswith("dcgan")]
