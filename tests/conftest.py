@@ -40,8 +40,9 @@ GRID25_TRIO = {
 
 
 def shared_run(tmp_path_factory, name: str, config: dict) -> Path:
-    """A run trained once for the whole session, however many xdist workers ask: the first trains it
-    in the folder the workers share, under a lock; the others wait and read it (read-only use)."""
+    """A run trained once for the whole session where the xdist workers can share it: the first
+    worker to ask trains it in the folder they share and marks it done; a worker that asks while it
+    is being trained does not wait idle but trains a private copy (read-only use either way)."""
     import fcntl
 
     import yaml
@@ -49,16 +50,27 @@ def shared_run(tmp_path_factory, name: str, config: dict) -> Path:
     from gensemble.run import train_run
 
     base = tmp_path_factory.getbasetemp()
-    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
-    root.mkdir(exist_ok=True)
-    with open(root / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        done = root / "trained"
-        if not done.exists():
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    shared.mkdir(exist_ok=True)
+    lock = open(shared / ".lock", "w")  # noqa: SIM115 (held for the session on success)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        root = shared
+    except BlockingIOError:  # another worker is training it right now
+        lock.close()
+        if (shared / "trained").exists():
+            return shared / "run"
+        root = tmp_path_factory.mktemp(name)
+    try:
+        if not (root / "trained").exists():
             cfg = root / "config.yaml"
             cfg.write_text(yaml.safe_dump(config))
             train_run(cfg, root / "run")
-            done.touch()
+            (root / "trained").touch()
+    finally:
+        if root is shared:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            lock.close()
     return root / "run"
 
 

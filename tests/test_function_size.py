@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gensemble"
-EXEMPT = {("cli/__init__.py", "build_parser")}
+EXEMPT = {("cli/commands.py", "build_parser")}
 
 
 def test_no_function_is_over_80_lines_or_8_parameters():

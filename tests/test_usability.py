@@ -315,6 +315,7 @@ def test_a_gpu_index_that_is_not_there_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "R").exists()
 
 
+@pytest.mark.integration
 def test_the_readme_python_script_runs_as_written(tmp_path, monkeypatch, capsys):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     script = readme.split("```python\n", 1)[1].split("```", 1)[0]

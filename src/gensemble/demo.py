@@ -60,6 +60,22 @@ def say(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
 
+class Stages:
+    """One numbered line as each stage starts and one with its time as it ends: the stages differ too
+    much in length (training is most of the demo) for a per-stage rate to predict the rest."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.timings = total, {}
+
+    def run(self, name: str, what: str, fn: Callable[[], T]) -> T:
+        say(f"{len(self.timings) + 1}/{self.total} {what}")
+        start = time.perf_counter()
+        result = fn()
+        self.timings[name] = round(time.perf_counter() - start, 2)
+        say(f"    {name} took {self.timings[name]:.0f} s")
+        return result
+
+
 def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool = False) -> str:
     """Run the whole pipeline into `out`; return the summary to print (table and report path).
 
@@ -74,18 +90,8 @@ def run_demo(out: str | Path = "demo-out", inception: bool = False, fast: bool =
     # the margins the report states are several times the seed noise at this n (docs/evaluation.md).
     # --fast is a smoke test, not a result.
     n = 200 if fast else 1000
-    timings: dict[str, float] = {}
-    total = 6 if inception else 5
-
-    # One numbered line as each stage starts and one with its time as it ends: the stages differ
-    # too much in length (training is most of the demo) for a per-stage rate to predict the rest.
-    def stage(name: str, what: str, fn: Callable[[], T]) -> T:
-        say(f"{len(timings) + 1}/{total} {what}")
-        start = time.perf_counter()
-        result = fn()
-        timings[name] = round(time.perf_counter() - start, 2)
-        say(f"    {name} took {timings[name]:.0f} s")
-        return result
+    stages = Stages(6 if inception else 5)
+    stage, timings = stages.run, stages.timings
 
     # A finished run is resumed (a no-op), so re-running the demo continues instead of failing.
     resume = (run_dir / "config.yaml").exists()
