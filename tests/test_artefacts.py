@@ -252,6 +252,7 @@ def gensemble(*argv: str, **kw) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.integration  # real processes and signals: CI runs it in its second pass
 def test_a_second_writer_is_refused_with_the_holders_pid(run, tmp_path, capsys):
     """Two real processes: one holds the run (as `train` does), the other tries to write into it."""
     holder = subprocess.Popen([sys.executable, "-c", HOLD, str(run)], stdout=subprocess.PIPE, text=True)
@@ -369,6 +370,7 @@ def evaluation_set(run: Path) -> dict[str, int]:
     return {str(f): (run / f).stat().st_ino for f in files}
 
 
+@pytest.mark.integration  # real processes and signals: CI runs it in its second pass
 def test_sigterm_during_evaluate_exits_143_with_one_line_and_keeps_the_old_set(run):
     before_bytes, before_set = files_of(run), evaluation_set(run)
     env = {**os.environ, "GENSEMBLE_THREADS": "1"}

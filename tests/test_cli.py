@@ -197,6 +197,7 @@ def test_bad_yaml_and_missing_config(tmp_path, capsys):
     assert_one_line_error(code, err, "does not exist")
 
 
+@pytest.mark.integration  # real processes and signals: CI runs it in its second pass
 def test_console_script_has_no_traceback_on_error(tmp_path):
     """The real entry point, in a subprocess: exit code 2 and one line on stderr."""
     cfg = write_config(tmp_path / "c.yaml", data={"name": "nope"})
