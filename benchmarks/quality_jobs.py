@@ -244,18 +244,24 @@ def image_scorer(
     return score, ev
 
 
-def graded_scorer(dataset: str, n: int, also: tuple[str, ...] = ("effnet-lite0",)) -> Callable:
+def graded_scorer(
+    dataset: str, n: int, also: tuple[str, ...] = ("effnet-lite0",), fewer: dict[str, int] | None = None
+) -> Callable:
     """The classifier's metrics (which steer the feature judge, auto's choice and best) under their
-    plain names, and FID/KID on each space in `also` (nothing in the ensemble steers by them) as
-    SPACE_fid and SPACE_kid, from the same samples."""
+    plain names, and FID/KID on each space in `also` and `fewer` (nothing in the ensemble steers by
+    them) as SPACE_fid and SPACE_kid, from the same samples; a space in `fewer` reads only the first
+    `fewer[space]` of them, against as many reference images (Inception is slow on a CPU)."""
     steered = image_scorer(dataset, n)[0]
-    independent = {space: image_scorer(dataset, n, space, ("fid", "kid"))[0] for space in also}
+    sizes = {space: n for space in also} | (fewer or {})
+    independent = {
+        space: (image_scorer(dataset, k, space, ("fid", "kid"))[0], k) for space, k in sizes.items()
+    }
 
     def score(x: torch.Tensor) -> dict[str, float]:
         out = steered(x)
-        for space, fn in independent.items():
+        for space, (fn, k) in independent.items():
             key = space.split(":")[0].replace("-lite0", "")
-            out |= {f"{key}_{k}": v for k, v in fn(x).items() if k in ("fid", "kid")}
+            out |= {f"{key}_{m}": v for m, v in fn(x[:k]).items() if m in ("fid", "kid")}
         return out
 
     return score

@@ -61,6 +61,7 @@ SCHEMES = {
     "mgan": ({"name": "mgan", "beta": 1.0}, ["mgan.D", "mgan.C"]),
     "boosting": ({"name": "boosting", "ratio_steps": 5}, ["boost.D"]),
     "swap": ({"name": "swap", "swap_every": 2}, []),
+    "partition": ({"name": "partition", "fit_images": 1000}, []),
 }
 
 

@@ -284,8 +284,7 @@ def test_mode_kernel_features_see_what_raw_fid_cannot():
 
 
 def test_the_judges_mode_features_are_the_metric_and_have_gradients_everywhere():
-    from gensemble.metrics.features import feature_map
-    from gensemble.tournament.judges import feature_source
+    from gensemble.metrics.features import feature_map, feature_source
 
     assert feature_source("grid25") == "modes:grid25" and feature_source("ring8") == "modes:ring8"
     fn = feature_map("modes:grid25")

@@ -21,7 +21,7 @@ import torch
 from gensemble.config import from_dict
 
 # The scheme modules register themselves on import; the registry lists names sorted.
-from gensemble.ensemble import adagan, gap, gman, independent, mgan  # noqa: F401
+from gensemble.ensemble import adagan, gap, gman, independent, mgan, partition  # noqa: F401
 from gensemble.ensemble.base import (
     SCHEMES,
     MemberTask,

@@ -21,6 +21,7 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "acceptance_rate": None,
     "top_share": None,
     "fid_matched": False,  # FID after matching the reference's class (cluster) histogram
+    "fid_own": False,  # a partition member's FID to its own cluster of the reference (a specialist's fair grade)
 }
 SELF_GRADED_MARK = "†"
 

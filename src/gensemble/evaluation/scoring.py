@@ -7,17 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from gensemble.ensemble.partition import assign
 from gensemble.errors import ConfigError, GensembleError
 from gensemble.evaluation.artefacts import GRID_N
-from gensemble.evaluation.coverage import Coverage
+from gensemble.evaluation.coverage import Coverage, fid_to
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.plan import ALSO_METRICS, FLOOR_SEED, REFERENCE_SEED, EvalPlan, floor_sample
 from gensemble.evaluation.result import FLOOR_ROW
 from gensemble.fusion import FusionContext, build_fusion, parse_fusion_params
-from gensemble.metrics import FeatureOutput
+from gensemble.metrics import FeatureOutput, feature_stats
 from gensemble.progress import progress
 
 FUSION_PREFIX = "fusion:"
@@ -91,9 +93,13 @@ def score_plan(plan: EvalPlan) -> Scored:
         for name, ev in others.items():
             out.graded[name][FLOOR_ROW] = ev.score_features(floor_features(plan, ev.featurizer))
         bar.update(1)
+        own = own_cluster_stats(plan, evaluator)
         for member in plan.ens.members:
             x = member.model.sample(n, torch.Generator().manual_seed(seed)).cpu()
-            out.rows[member.name] = grade(x, member.name)
+            feats = feat(x, member.name, generated)
+            out.rows[member.name] = grade(x, member.name, feats)
+            if member.name in own:  # a specialist, judged on its own cluster's part of the reference too
+                out.rows[member.name]["fid_own"] = fid_to(feats.features, own[member.name])
             out.grids[member.name] = x[:GRID_N]
             out.member_samples[member.name] = x[:HEALTH_N]
             bar.update(1)
@@ -108,6 +114,22 @@ def score_plan(plan: EvalPlan) -> Scored:
             bar.update(1)
     finally:
         bar.close()
+    return out
+
+
+def own_cluster_stats(plan: EvalPlan, evaluator: Evaluator) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For a partition run, each member's reference statistics on its own cluster (the reference
+    images assigned to it by the run's centres, on the run's partition space), where the cluster
+    holds more images than the features have dimensions; empty for other schemes."""
+    ref = evaluator.reference
+    if plan.ens.cfg.scheme.name != "partition" or ref is None or plan.toy is not None:
+        return {}
+    labels = assign(plan.ens, plan.real[: plan.n])
+    out = {}
+    for i, m in enumerate(plan.ens.members):
+        part = ref.features[labels == i]
+        if len(part) > part.shape[1]:  # (no Fréchet distance where the covariance is singular)
+            out[m.name] = feature_stats(part)
     return out
 
 

@@ -6,7 +6,7 @@ line with ``--set fusion.KEY=VALUE``) and a builder ``(FusionContext, params) ->
 each, the index of the member that made it. Samplers that reject proposals report
 ``acceptance_rate`` (accepted / proposed so far); the others report None.
 
-One file per method: uniform.py, weighted.py, best.py, learned_weights.py (mixtures and a
+One file per method: uniform.py, weighted.py, shares.py, best.py, learned_weights.py (mixtures and a
 selection); rejection.py (DRS), vote.py, stacked.py, mh.py (MH-GAN), ddls.py (Langevin dynamics in
 each generator's latent space), which refine the uniform mixture with one calibrated ensemble
 critic; snapshots.py (the generators saved along one run, mixed and filtered by its critics);
@@ -42,6 +42,7 @@ from gensemble.fusion import (  # noqa: F401
     learned_weights,
     mh,
     rejection,
+    shares,
     snapshots,
     stacked,
     uniform,

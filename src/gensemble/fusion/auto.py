@@ -5,7 +5,8 @@ Candidates are mixtures over the members, each with and without discriminator re
 
 * every member alone (so `auto` is never worse than the best member on the data it chooses on);
 * the uniform mixture, and uniform mixtures of the k best members;
-* the mixture whose weights minimise FID to the critics' calibration quarter (`learned-weights`).
+* the mixture whose weights minimise FID to the critics' calibration quarter (`learned-weights`);
+* the run's own mixture weights where they are not uniform (`shares`: a partition's cluster shares).
 
 All of them are read off one pool of proposals per member, judged once: a sample's features (for
 FID) and the ensemble critic's log density ratio log p_data / p_uniform. For a mixture with weights
@@ -36,6 +37,7 @@ from gensemble.fusion.mh import MHParams, MHSampler
 from gensemble.fusion.params import RejectionParams
 from gensemble.fusion.proposal import MixtureSampler, pool_log_m, shift_for
 from gensemble.fusion.rejection import DRSSampler
+from gensemble.fusion.shares import own_weights
 from gensemble.progress import progress
 from gensemble.sampling import Samples
 
@@ -100,7 +102,10 @@ def candidates(
     top_k_choices: tuple[int, ...],
     gamma_percentiles: tuple[float, ...],
     critics: list[str],
+    own: np.ndarray | None = None,
 ) -> list[Candidate]:
+    """Every mixture (each member alone, uniform, top-k, learned weights, and the run's own weights
+    where they are not uniform), each plain and with DRS at every γ percentile under every critic."""
     m = len(member_fids)
     order = np.argsort(member_fids)
     weights: list[tuple[str, np.ndarray]] = []
@@ -113,6 +118,8 @@ def candidates(
             w[order[:k]] = 1.0 / k
             weights.append((f"top-{k}", w))
     weights.append(("learned-weights", learned))
+    if own is not None and not np.allclose(own / own.sum(), 1.0 / m):
+        weights.append(("shares", own / own.sum()))  # a partition's cluster shares, boosting's weights
     out = []
     for label, w in weights:
         out.append(Candidate(label, tuple(float(v) for v in w), None))
@@ -138,7 +145,13 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     board.budget(started, p.budget_s)
     learned = learned_weights(judged, n)
     cands = candidates(
-        judged.names, board.member_fids, learned, p.top_k_choices, drs.gamma_percentiles, list(judged.critics)
+        judged.names,
+        board.member_fids,
+        learned,
+        p.top_k_choices,
+        drs.gamma_percentiles,
+        list(judged.critics),
+        own_weights(ctx, judged.names),
     )
     line = progress(len(cands) + len(judged.critics) * len(p.mh_chains), "auto", unit="candidate")
     best = score_mixtures(judged, cands, board, drs, n, line)

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from gensemble.fusion.params import FusionParams
 from gensemble.metrics.distance import ReferenceDistance
-from gensemble.metrics.features import feature_map, features_of
+from gensemble.metrics.features import feature_map, feature_source, features_of
 from gensemble.registry import Registry
 from gensemble.sampling import Samples
 from gensemble.tournament import (
@@ -27,7 +27,7 @@ from gensemble.tournament import (
     score,
     select,
 )
-from gensemble.tournament.judges import feature_source, judge_names, judge_split
+from gensemble.tournament.judges import judge_names, judge_split
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -117,7 +117,7 @@ class FusionContext:
 
     def heldout_fids(self, n: int) -> dict[str, float]:
         """Each member's FID against the choice quarter of the calibration half (n images at most),
-        on the judges' frozen features (tournament.judges.feature_source: the domain classifier, the
+        on the judges' frozen features (metrics.features.feature_source: the domain classifier, the
         mode-kernel features on 2-D mixtures, else raw values); once per n."""
         return self.memo(("heldout-fid", n), lambda: self._heldout_fids(n))
 
@@ -201,7 +201,7 @@ def judge_space(kind: str, dataset: str) -> str:
 
 def choice_space(dataset: str) -> str:
     """The space choices (auto's candidates, rejection's γ, best's held-out FID) are compared on:
-    the judges' frozen features (tournament.judges.feature_source), named as the registry names it."""
+    the judges' frozen features (metrics.features.feature_source), named as the registry names it."""
     source = feature_source(dataset)
     if source.startswith("modes:"):
         return "modes"

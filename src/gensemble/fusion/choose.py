@@ -31,7 +31,7 @@ from gensemble.fusion.critic import critics_of, shared_critic
 from gensemble.fusion.params import RejectionParams
 from gensemble.fusion.proposal import Critic, MixtureSampler, ProposalPool, pool_log_m, shift_for
 from gensemble.metrics.distance import ReferenceDistance
-from gensemble.tournament.judges import feature_source
+from gensemble.metrics.features import feature_source
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from gensemble.data.toy import toy_modes
+from gensemble.data.toy import TOY_MIXTURES, toy_modes
 from gensemble.data.transforms import resize, to_channels
 from gensemble.errors import GensembleError
 from gensemble.metrics import effnet, inception  # noqa: F401  (register "effnet-lite0", "inception")
-from gensemble.metrics.classifier import per_channel_source
+from gensemble.metrics.classifier import has_classifier, per_channel_source
 from gensemble.metrics.classifier_store import load_or_train_classifier
 from gensemble.metrics.extractor import (
     FEATURES,
@@ -34,6 +34,14 @@ def get_extractor(name: str, device: str = "cpu") -> FeatureExtractor:
     device); `get_extractor.cache_clear()` forces a rebuild, e.g. after replacing a cached classifier.
     """
     return FEATURES.get(name)(name, device)
+
+
+def feature_source(dataset: str) -> str:
+    """The frozen features a feature judge uses: the dataset's domain classifier; for a 2-D mixture
+    with known centres, the mode-kernel features (metrics.modes.mode_kernel_features); else raw values."""
+    if has_classifier(dataset):
+        return f"classifier:{dataset}"
+    return f"modes:{dataset}" if dataset in TOY_MIXTURES else "raw"
 
 
 def feature_map(space: str, device: str = "cpu") -> Callable[[Tensor], Tensor]:

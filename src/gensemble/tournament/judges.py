@@ -30,10 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gensemble.data.toy import TOY_MIXTURES
 from gensemble.errors import ConfigError
-from gensemble.metrics.classifier import has_classifier
-from gensemble.metrics.features import feature_map, features_of
+from gensemble.metrics.features import feature_map, feature_source, features_of
 from gensemble.sampling import pooled_samples
 
 JudgeKind = Literal["raw", "finetuned", "features"]
@@ -95,14 +93,6 @@ def judge_split(cal_real: Tensor) -> tuple[Tensor, Tensor]:
         return cal_real, cal_real
     half = len(cal_real) // 2
     return cal_real[:half], cal_real[half:]
-
-
-def feature_source(dataset: str) -> str:
-    """The frozen features a feature judge uses: the dataset's domain classifier; for a 2-D mixture
-    with known centres, the mode-kernel features (metrics.modes.mode_kernel_features); else raw values."""
-    if has_classifier(dataset):
-        return f"classifier:{dataset}"
-    return f"modes:{dataset}" if dataset in TOY_MIXTURES else "raw"
 
 
 class FeatureJudge(nn.Module):
