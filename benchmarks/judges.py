@@ -2,7 +2,7 @@
 of judge and every scoring, and compare the ranking with FID and KID on the evaluation half.
 
     python benchmarks/judges.py            # Fashion-MNIST and grid25 populations, then `best` over 5 seeds
-    python benchmarks/judges.py --only toy # one section (fashion, toy, best)
+    python benchmarks/judges.py --only toy # one section (fashion, toy, best, losses)
 
 Populations (benchmarks/configs/judges-*.yaml) are trained once into runs/bench-judges/ and reused.
 Each holds the run's members plus the snapshots of its first member, so it has a collapsed or
@@ -85,6 +85,25 @@ def population(config: str | dict, name: str) -> tuple:
     snaps = snapshot_generators(ctx, SnapshotParams(members=(first,)))
     gens = dict(ens.generators())
     gens |= {k: v for k, v in snaps.items() if not k.endswith("@final")}
+    return ens, heldout, gens
+
+
+# The widened population (--only losses): one run of every loss, and the generators of an MGAN run and
+# of a boosting run (the judges are the first run's discriminators; the others' generators are judged).
+LOSSES = ("judges-fashion-losses.yaml", "losses")
+LOSSES_EXTRA = (
+    ("judges-fashion-mgan.yaml", "losses-mgan"),
+    ("judges-fashion-boosting.yaml", "losses-boosting"),
+)
+
+
+def widened_population() -> tuple:
+    ens, heldout, gens = population(*LOSSES)
+    for config, name in LOSSES_EXTRA:
+        run = RUNS / name
+        if not (run / "config.yaml").exists():
+            train_run(ROOT / "benchmarks" / "configs" / config, run)
+        gens |= load_run(run).generators()  # (member names are unique across the three configs)
     return ens, heldout, gens
 
 
@@ -269,7 +288,7 @@ def best_section(config: str, seeds: int, kind: str, save: Callable[[dict], None
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--only", choices=("fashion", "toy", "best"), action="append")
+    ap.add_argument("--only", choices=("fashion", "toy", "best", "losses"), action="append")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the JSON")
     args = ap.parse_args(argv)
@@ -294,6 +313,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {g:14s} " + "  ".join(f"{k} {x:.4g}" for k, x in v.items()), flush=True)
             result[name] = judge_section(ens, heldout, gens, q)
             OUT.write_text(json.dumps(result, indent=1) + "\n")
+    if "losses" in sections:
+        print("losses: the widened population and FID", flush=True)
+        ens, heldout, gens = widened_population()
+        q = quality(ens, heldout, gens)
+        for g, v in q.items():
+            print(f"  {g:14s} " + "  ".join(f"{k} {x:.4g}" for k, x in v.items()), flush=True)
+        result["losses"] = judge_section(ens, heldout, gens, q)
+        OUT.write_text(json.dumps(result, indent=1) + "\n")
     if "best" in sections:
         print("best over seeds (the demo ensemble at 600 steps)", flush=True)
 
@@ -318,6 +345,11 @@ def render(result: dict) -> str:
     titles = (
         ("fashion", "Fashion-MNIST (classifier features, and EfficientNet-Lite0's, which nothing steers by)"),
         ("toy", "grid25 (FID and KID on mode-kernel features; on the raw points beside them)"),
+        (
+            "losses",
+            "Fashion-MNIST, every loss and scheme (non-saturating, hinge + SN, WGAN-GP, least squares, "
+            "minimax, a VAE, MGAN's and boosting's generators, snapshots)",
+        ),
     )
     for key, title in titles:
         sec = result.get(key)
@@ -381,7 +413,7 @@ def note(goal: dict) -> str:
 def goals(result: dict) -> list[dict]:
     """The issue's three goals, from whatever sections have been measured."""
     out = []
-    for key, name in (("fashion", "judges_fashion"), ("toy", "judges_toy")):
+    for key, name in (("fashion", "judges_fashion"), ("toy", "judges_toy"), ("losses", "judges_all_losses")):
         rows = [
             r
             for r in result.get(key, {}).get("rows", [])

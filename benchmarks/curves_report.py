@@ -1,0 +1,98 @@
+"""docs/CURVES.md (and docs/curves-*.png) from docs/results/curves.json: benchmarks/curves.py --render."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+# The independent spaces a Fashion-MNIST row is graded on (nothing in any row steers by them), and
+# the steered one kept beside them.
+SPACES = (("effnet_fid", "EfficientNet-Lite0 FID"), ("inception_fid", "Inception FID"))
+STEERED = ("fid", "classifier FID (steered)")
+GOAL = 0.10  # an ensemble row at least 10% below the single model on both independent spaces
+
+
+def by_budget(rows: list[dict[str, Any]], dataset: str) -> dict[int, dict[str, dict[str, Any]]]:
+    out: dict[int, dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        if r["dataset"] == dataset and "error" not in r:
+            out.setdefault(r["budget"], {})[r["method"]] = r
+    return dict(sorted(out.items()))
+
+
+def gain(row: dict[str, Any], single: dict[str, Any], key: str) -> float | None:
+    if key not in row or key not in single:
+        return None
+    return 1.0 - row[key] / single[key]
+
+
+def verdicts(table: dict[int, dict[str, dict[str, Any]]], dataset: str) -> list[str]:
+    """One line per budget: the best ensemble row against the single model on every independent space."""
+    lines = []
+    for budget, rows in table.items():
+        single = rows.get("single")
+        if single is None:
+            continue
+        if dataset == "stacked-mnist":
+            best = max(
+                (r for m, r in rows.items() if m != "single"), key=lambda r: r["modes_hit"], default=None
+            )
+            if best is not None:
+                lines.append(
+                    f"- T = {budget}: {best['method']} hits {best['modes_hit']:.0f} modes against the single "
+                    f"model's {single['modes_hit']:.0f} ({'at least as many' if best['modes_hit'] >= single['modes_hit'] else 'fewer'})."
+                )
+            continue
+        scored = []
+        for m, r in rows.items():
+            gains = [gain(r, single, k) for k, _ in SPACES]
+            if m != "single" and all(g is not None for g in gains):
+                scored.append((min(gains), m, gains))
+        if not scored:
+            continue
+        worst_gain, m, gains = max(scored)
+        met = worst_gain >= GOAL
+        parts = ", ".join(f"{label} {100 * g:+.1f}%" for (_, label), g in zip(SPACES, gains))
+        lines.append(
+            f"- T = {budget}: the best ensemble row on both spaces is **{m}** ({parts} against the single "
+            f"model; positive is better): {'meets' if met else 'does not meet'} the 10% goal."
+        )
+    return lines
+
+
+def fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.4g}"
+
+
+def render(rows: list[dict[str, Any]]) -> str:
+    out = [
+        "# Equal compute: learning curves",
+        "",
+        "Written by `python benchmarks/curves.py --render` from docs/results/curves.json; the runs are "
+        "made by `python benchmarks/curves.py --dataset DATASET` (resumable; see its docstring for the "
+        "rows, what steers each and what grades it). A budget T is T generator updates in all: one "
+        "model of T steps, or three members of T/3.",
+        "",
+    ]
+    for dataset in ("fashion-mnist", "stacked-mnist"):
+        table = by_budget(rows, dataset)
+        if not table:
+            continue
+        methods = list(dict.fromkeys(m for r in table.values() for m in r))
+        out += [f"## {dataset}", ""]
+        if dataset == "stacked-mnist":
+            keys = (("modes_hit", "modes hit of 1000"), ("kl", "KL to uniform"))
+        else:
+            keys = (*SPACES, STEERED)
+        for key, label in keys:
+            out += [f"### {label}", "", "| row | " + " | ".join(f"T = {b}" for b in table) + " |"]
+            out.append("|---|" + "---|" * len(table))
+            for m in methods:
+                cells = [fmt(table[b].get(m, {}).get(key)) for b in table]
+                out.append(f"| {m} | " + " | ".join(cells) + " |")
+            out.append("")
+        secs = " | ".join(fmt(table[b].get("single", {}).get("train_s")) for b in table)
+        out += ["Training seconds of the single model per budget (this machine, shared): " + secs, ""]
+        out += ["What the curves say:", "", *verdicts(table, dataset), ""]
+    return "\n".join(out).rstrip() + "\n"
