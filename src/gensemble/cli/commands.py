@@ -120,8 +120,18 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     for name, doc in list_components(args.what):
         print(f"{name:<22} {doc}")
-    write_catalog({kind: list_components(kind) for kind in CATALOG})  # the next listing needs no torch
+    write_catalog(catalog_snapshot(build_parser()))  # the next listing needs no torch
     return 0
+
+
+def catalog_snapshot(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, str]]]:
+    """Every listing, and every help page under "help" as (subcommand or "", text): what the light
+    entry point (gensemble.cli) prints without loading the package."""
+    pages = [("", parser.format_help())]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            pages += [(name, sub.format_help()) for name, sub in action.choices.items()]
+    return {kind: list_components(kind) for kind in CATALOG} | {"help": pages}
 
 
 @command("report")
@@ -294,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     # --quiet is accepted anywhere on the line, not only before the subcommand.
     quiet = "--quiet" in argv
     argv, thread_arg = take_option(argv, "--threads")
-    args = build_parser().parse_args([a for a in argv if a != "--quiet"])
+    parser = build_parser()
+    if "-h" in argv or "--help" in argv:
+        write_catalog(catalog_snapshot(parser))  # the next help page needs no torch
+    args = parser.parse_args([a for a in argv if a != "--quiet"])
 
     set_quiet(quiet)
     # A scheduler's or `timeout`'s SIGTERM stops a command the way Ctrl-C does: the same cleanup,
