@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -73,12 +74,22 @@ JUDGES = {
 }
 
 
+def trained(config: str | dict, name: str) -> Path:
+    """The population run `name`, trained to the end once (a run stopped part-way resumes exactly)."""
+    run, done = RUNS / name, RUNS / f"{name}.trained"
+    if not done.exists():
+        cfg = ROOT / "benchmarks" / "configs" / config if isinstance(config, str) else config
+        resume = (run / "latest.json").exists()
+        if not resume:
+            shutil.rmtree(run, ignore_errors=True)  # (stopped before its first checkpoint)
+        train_run(cfg, run, resume=resume)
+        done.write_text("")
+    return run
+
+
 def population(config: str | dict, name: str) -> tuple:
     """(ensemble, held-out split, generators: the members and the first member's snapshots)."""
-    run = RUNS / name
-    if not (run / "config.yaml").exists():
-        train_run(ROOT / "benchmarks" / "configs" / config if isinstance(config, str) else config, run)
-    ens = load_run(run)
+    ens = load_run(trained(config, name))
     heldout = load_dataset(ens.cfg.data, "test")
     ctx = FusionContext.build(ens, heldout, 0)
     first = ens.members[0].name
@@ -100,10 +111,9 @@ LOSSES_EXTRA = (
 def widened_population() -> tuple:
     ens, heldout, gens = population(*LOSSES)
     for config, name in LOSSES_EXTRA:
-        run = RUNS / name
-        if not (run / "config.yaml").exists():
-            train_run(ROOT / "benchmarks" / "configs" / config, run)
-        gens |= load_run(run).generators()  # (member names are unique across the three configs)
+        gens |= load_run(
+            trained(config, name)
+        ).generators()  # (member names are unique across the three configs)
     return ens, heldout, gens
 
 
