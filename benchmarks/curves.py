@@ -154,6 +154,7 @@ def main() -> None:
     ap.add_argument("--n-inception", type=int, default=1000)
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "curves")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--render", action="store_true", help="only write docs/CURVES.md from the JSON")
     args = ap.parse_args()
     if args.render:
@@ -162,6 +163,8 @@ def main() -> None:
         DOC.write_text(render(load_rows(args.results)))
         return
     set_quiet(True)
+    if args.threads:  # (two jobs on two cores: one thread each beats two threads that fight)
+        torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
     budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else BUDGETS[args.dataset]
     fashion = args.dataset == "fashion-mnist"

@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("fashion", "toy", "best", "losses"), action="append")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the JSON")
     args = ap.parse_args(argv)
     if args.render:
@@ -311,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(render(result))
         return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
     sections = args.only or ["fashion", "toy", "best"]
     result = json.loads(OUT.read_text()) if OUT.exists() else {}
     started = time.perf_counter()
