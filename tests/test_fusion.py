@@ -523,6 +523,12 @@ def test_rejection_chooses_gamma_on_held_out_data_and_says_so(trio):
     assert set(one["candidates"]) == {"γ at p0", "γ at p90"}
     fixed = build_fusion(ens, "rejection", real, {**p, "gamma_percentile": 90})
     assert fixed.choice is None and fixed.p.gamma_percentile == 90
+    # The combined critic (one logistic meta-critic over the discriminators and the feature judge) is
+    # one more candidate, scored like the others.
+    both = build_fusion(ens, "rejection", real, {**p, "critics": ["judges", "combined"]})
+    assert {"γ at p0, combined critic", "γ at p90, combined critic"} <= set(both.choice["candidates"])
+    assert both.choice["candidates"]["γ at p0, combined critic"] is not None
+    assert both.sample(200, torch.Generator().manual_seed(0)).x.shape == (200, 2)
 
 
 def test_simulated_mh_chains_find_high_ratio_proposals_and_never_return_a_start():

@@ -38,6 +38,9 @@ def test_every_fusion_names_what_steered_it():
     # Toys steer by the mode-kernel features; an unlabelled folder by raw pixels.
     assert "modes" in steered_by("auto", parse_fusion_params("auto", {}), "grid25")
     assert "pixels" in steered_by("best", parse_fusion_params("best", {}), "folder:/data")
+    # The combined critic reads both the discriminators and the feature judge.
+    only_combined = parse_fusion_params("rejection", {"critics": ["combined"], "gamma_percentile": 90})
+    assert steered_by("rejection", only_combined, "fashion-mnist") == (CLF, "discriminators")
 
 
 def result(features: str, rows: dict, steered: dict, graded: dict | None = None) -> EvalResult:

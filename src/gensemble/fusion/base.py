@@ -221,7 +221,8 @@ def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
     if critic or getattr(params, "selects", False) or name == "weighted":
         spaces.add(judge_space(params.judges, dataset))
     for kind in getattr(params, "critics", ()) if critic else ():
-        spaces.add(judge_space(params.judges if kind == "judges" else kind, dataset))
+        for k in (params.judges, "features") if kind == "combined" else (kind,):
+            spaces.add(judge_space(params.judges if k == "judges" else k, dataset))
     if critic and (getattr(params, "gamma_percentile", None) == "auto" or name == "auto"):
         spaces.add(choice_space(dataset))
     if name == "best":

@@ -13,12 +13,12 @@ they disagree). Its odds p / (1 - p) estimate the density ratio p_data / p_mixtu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
-from gensemble.calibration import Calibrator, fit_calibrator, fit_platt
+from gensemble.calibration import PROB_EPS, Calibrator, fit_calibrator, fit_platt
 from gensemble.fusion.base import FusionContext
 from gensemble.fusion.params import CriticParams, RejectionParams
 from gensemble.fusion.proposal import MixtureSampler
@@ -79,6 +79,55 @@ def fit_ensemble_critic(
     return EnsembleCritic(discs, cals, fit_platt(avg_logit(real_logits), avg_logit(fake_logits)))
 
 
+class MetaCritic:
+    """A scikit-learn classifier over every judge's logits; its odds are the density ratio (the
+    `stacked` fusion's critic, and the `combined` critic of choices over the discriminators and the
+    feature judge together)."""
+
+    on_features = False  # it reads the discriminators' logits, not frozen features
+
+    def __init__(self, discs: dict[str, nn.Module], model: Any) -> None:
+        self.discs, self.model = discs, model
+
+    def prob(self, x: Tensor) -> Tensor:
+        feats = all_logits(self.discs, x).T.double().numpy()
+        p = torch.from_numpy(self.model.predict_proba(feats)[:, 1]).float()
+        # A forest may vote unanimously; 1/(2·trees) keeps its log-odds finite.
+        return p.clamp(max(PROB_EPS, 1e-3), 1.0 - max(PROB_EPS, 1e-3))
+
+    def log_ratio(self, x: Tensor) -> Tensor:
+        return torch.logit(self.prob(x))
+
+
+def fit_meta_critic(
+    discs: dict[str, nn.Module],
+    real: Tensor,
+    fake: Tensor,
+    meta: Literal["logistic", "forest"] = "logistic",
+    n_trees: int = 100,
+    min_samples_leaf: int = 20,
+    seed: int = 0,
+) -> MetaCritic:
+    """Fit the meta-critic on every judge's logits for held-out real (1) and proposals (0)."""
+    import numpy as np
+
+    x = torch.cat([all_logits(discs, real), all_logits(discs, fake)], dim=1).T.double().numpy()
+    y = np.concatenate([np.ones(len(real)), np.zeros(len(fake))])
+    if meta == "logistic":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))
+    else:
+        from sklearn.ensemble import RandomForestClassifier
+
+        model = RandomForestClassifier(
+            n_estimators=n_trees, min_samples_leaf=min_samples_leaf, random_state=seed, n_jobs=1
+        )
+    return MetaCritic(discs, model.fit(x, y))
+
+
 @dataclass(frozen=True)
 class FitKey:
     """What decides a critic's fit data: the selection, the judges, and how much and which data."""
@@ -136,11 +185,30 @@ def shared_critic(ctx: FusionContext, p: CriticParams, what: str) -> tuple[Mixtu
     return data.proposal, critic
 
 
-def critics_of(ctx: FusionContext, p: RejectionParams, what: str) -> dict[str, EnsembleCritic]:
-    """label -> the calibrated ensemble critic for every entry of p.critics: "judges" is the critic on
-    this fusion's judges, a judge kind the critic on judges of that kind (one critic when they agree)."""
-    out, kinds = {}, set()
+def combined_critic(ctx: FusionContext, p: CriticParams, what: str) -> MetaCritic:
+    """One critic over two kinds of signal: a logistic regression on the logits of this fusion's
+    judges (the discriminators, which see pixels) and of the feature judge (frozen features), fitted
+    on the same calibration data as the others. Where the two disagree it learns how far to trust
+    each, rather than averaging them."""
+    own = fit_data(ctx, p, what)
+    feats = fit_data(ctx, replace(p, judges="features"), what)
+    discs = {**own.judges, **{f"features/{k}": v for k, v in feats.judges.items()}}
+    return ctx.memo(
+        ("combined-critic", own.key, feats.key),
+        lambda: fit_meta_critic(discs, own.real, own.fake, seed=p.fit_seed),
+    )
+
+
+def critics_of(ctx: FusionContext, p: RejectionParams, what: str) -> dict[str, EnsembleCritic | MetaCritic]:
+    """label -> the calibrated critic for every entry of p.critics: "judges" is the critic on this
+    fusion's judges, a judge kind the critic on judges of that kind (one critic when they agree),
+    "combined" the meta-critic over this fusion's judges and the feature judge together."""
+    out: dict[str, EnsembleCritic | MetaCritic] = {}
+    kinds: set[str] = set()
     for c in dict.fromkeys(p.critics):
+        if c == "combined":
+            out[c] = combined_critic(ctx, p, what)
+            continue
         kind = p.judges if c == "judges" else c
         if kind not in kinds:
             kinds.add(kind)

@@ -131,7 +131,8 @@ class ChoiceFields:
     criterion: Literal["auto", "fid", "mmd"] = "auto"
     # The critics tried with each γ: "judges" (this fusion's judge settings) and other judge kinds. On
     # Fashion-MNIST the feature judge made DRS help where the fine-tuned Ds made it hurt (chosen on the
-    # choice quarter; docs/fusion.md, "Choosing γ and the critic").
+    # choice quarter; docs/fusion.md, "Choosing γ and the critic"). "combined": one logistic
+    # meta-critic over this fusion's judges and the feature judge together.
     critics: tuple[str, ...] = ("judges", "features")
 
     def _check(self, path: str) -> None:
@@ -142,10 +143,10 @@ class ChoiceFields:
         _at_least(self, path, n_choose=50)
         if not 2 <= self.pool <= 100:
             raise ConfigError(f"config key '{_key(path, 'pool')}' must be in [2, 100], got {self.pool}")
-        bad = [c for c in self.critics if c not in ("judges", *JUDGE_KINDS)]
+        bad = [c for c in self.critics if c not in ("judges", "combined", *JUDGE_KINDS)]
         if bad or not self.critics:
             raise ConfigError(
-                f"config key '{_key(path, 'critics')}' takes judges, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
+                f"config key '{_key(path, 'critics')}' takes judges, combined, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
             )
 
 
