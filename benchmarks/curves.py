@@ -144,6 +144,45 @@ def score_rows(run: Path, kind: str, n: int, seed: int, score: Any) -> list[dict
     return out
 
 
+def row_samples(run: Path, kind: str, method: str, n: int, seed: int) -> torch.Tensor:
+    """The first n samples the row `method` scored (the same seed; a fusion rebuilt as it was)."""
+    ens = load_run(run)
+    fusion = dict(KINDS[kind][2])[method]
+    gen = torch.Generator().manual_seed(seed)
+    if fusion is None:
+        return ens.members[0].model.sample(n, gen).cpu()
+    heldout = load_dataset(ens.cfg.data, "test")
+    return build_fusion(ens, fusion, heldout, {}).sample(n, gen).x.cpu()
+
+
+def save_grids(dataset: str, budget: int, methods: list[str], seed: int, work: Path) -> Path:
+    """docs/curves-DATASET-TBUDGET.png: 64 samples of each named row, side by side."""
+    from gensemble.imageio import make_grid
+
+    kinds = {label: kind for kind, (_, _, rows) in KINDS.items() for label, _ in rows}
+    panels = []
+    for method in methods:
+        run = work / f"{dataset}-{kinds[method]}-s{seed}-T{budget}"
+        x = row_samples(run, kinds[method], method, 64, seed)
+        panels.append((method, make_grid(x, nrow=8)))
+    return write_panels(panels, ROOT / "docs" / f"curves-{dataset}-T{budget}.png")
+
+
+def write_panels(panels: list[tuple[str, Any]], path: Path) -> Path:
+    """Grids side by side under their labels, as one PNG."""
+    from PIL import Image, ImageDraw
+
+    h, w = panels[0][1].shape[:2]
+    sheet = Image.new("RGB", (len(panels) * (w + 10) + 10, h + 30), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, grid) in enumerate(panels):
+        img = Image.fromarray(grid)
+        sheet.paste(img, (10 + i * (w + 10), 25))
+        draw.text((10 + i * (w + 10), 6), label, fill="black")
+    sheet.save(path)
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist", choices=sorted(RECIPES))
@@ -155,6 +194,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "curves")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--grids", type=int, default=0, help="only save the sample grids of this budget's rows")
+    ap.add_argument("--methods", default="single,best of 3 restarts,independent + auto,partition + shares")
     ap.add_argument("--render", action="store_true", help="only write docs/CURVES.md from the JSON")
     args = ap.parse_args()
     if args.render:
@@ -163,6 +204,9 @@ def main() -> None:
         DOC.write_text(render(load_rows(args.results)))
         return
     set_quiet(True)
+    if args.grids:
+        print(save_grids(args.dataset, args.grids, args.methods.split(","), args.seed, args.work))
+        return
     if args.threads:  # (two jobs on two cores: one thread each beats two threads that fight)
         torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
