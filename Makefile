@@ -34,7 +34,7 @@ demo: setup-base
 
 test: setup
 	bash scripts/setup-system.sh dataset-fashion-mnist chromium chromium-driver
-	$(BIN)/pytest -q -n 2
+	$(BIN)/pytest -q -n 2 --dist loadgroup
 
 test-all: setup
 	$(BIN)/pytest -q -m ""

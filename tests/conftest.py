@@ -92,3 +92,11 @@ def grid25_trio_long(tmp_path_factory) -> Path:
     cfg = root / "trio.yaml"
     cfg.write_text(yaml.safe_dump({**GRID25_TRIO, "train": {**GRID25_TRIO["train"], "steps": 3000}}))
     return Path(train_run(cfg, root / "run"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that reads the shared grid25 trio runs on one xdist worker (`--dist loadgroup`), so
+    the trio is trained once per session, not once per worker; the other worker runs the rest."""
+    for item in items:
+        if "grid25_trio" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("grid25-trio"))
