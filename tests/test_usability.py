@@ -388,3 +388,44 @@ def test_labels_give_per_class_coverage_and_class_matched_fid(folder_run, tmp_pa
     code, _, err = run_cli(capsys, "evaluate", str(folder_run), "--labels", str(csv))
     assert code == 2 and "pass --reference FOLDER with it" in err
     assert (folder_run / "evaluation.json").read_bytes() == before
+
+
+class CornerNet(torch.nn.Module):
+    """Logits (top-left, bottom-right) from the brightness of each corner of a 16×16 image."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tl = x[:, :, :8, :8].mean(dim=(1, 2, 3))
+        br = x[:, :, 8:, 8:].mean(dim=(1, 2, 3))
+        return torch.stack([tl, br], dim=1) * 10.0
+
+
+class FlatNet(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(1, 2, 3))
+
+
+def test_a_torchscript_classifier_classes_the_reference_and_every_sample(folder_run, tmp_path, capsys):
+    ref, _ = labelled_folder(tmp_path / "ref", 60)
+    clf = tmp_path / "corners.pt"
+    torch.jit.save(torch.jit.script(CornerNet()), str(clf))
+    args = ["evaluate", str(folder_run), "--reference", str(ref), "--features", "pixels", "-n", "50"]
+    code, _, err = run_cli(capsys, *args, "--metrics", "fid", "--labels", str(clf))
+    assert code == 0, err
+    table = json.loads((folder_run / "evaluation.json").read_text())["per_class"]
+    assert table["classes"] == ["class 0", "class 1"] and "your classifier" in table["by"]
+    from gensemble.data.images import list_images
+
+    first = list_images(ref)[:50]  # the n scored; even files are bright top-left (class 0)
+    top_left = sum(int(p.stem) % 2 == 0 for p in first) / 50
+    assert table["reference"] == [top_left, 1 - top_left]
+    assert all(abs(sum(s) - 1) < 1e-3 for s in table["rows"].values())
+    # Not TorchScript, or not a classifier: one line each, exit 2, evaluation.json as it was.
+    before = (folder_run / "evaluation.json").read_bytes()
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    flat = tmp_path / "flat.pt"
+    torch.jit.save(torch.jit.script(FlatNet()), str(flat))
+    for path, why in ((junk, "is not a TorchScript classifier"), (flat, "must return logits")):
+        code, _, err = run_cli(capsys, *args, "--labels", str(path))
+        assert code == 2 and why in err and "Traceback" not in err, (why, err)
+    assert (folder_run / "evaluation.json").read_bytes() == before

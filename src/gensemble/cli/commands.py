@@ -266,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--labels",
         default=None,
-        metavar="FILE.csv",
+        metavar="FILE.csv|CLASSIFIER.pt",
         help="classes of the --reference folder's images, one 'file,label' row each: per-class coverage "
-        "and class-matched FID use them (samples are classed by a logistic regression on the features)",
+        "and class-matched FID use them (samples are classed by a logistic regression on the features); "
+        "or your TorchScript classifier (.pt, .ts), which classes the reference and every sample itself "
+        "(it runs the code it holds: only a file you trust)",
     )
     ev.add_argument(
         "--json", action="store_true", help='print {"<row>": {"<metric>": value}} instead of a table'

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from gensemble.evaluation.labels import Labeller, ReferenceLabels
+from gensemble.evaluation.labels import ImageClassifier, Labeller, ReferenceLabels
 from gensemble.metrics import FeatureOutput, feature_stats, frechet_distance
 from gensemble.metrics.clusters import kmeans, nearest
 from gensemble.metrics.fid import histogram_matched
@@ -98,25 +98,41 @@ class Coverage:
         )
         return cls(by, list(labels.names), shares(labels.index, len(labels.names)), labeller=labeller)
 
-    def labels(self, feats: FeatureOutput) -> np.ndarray | None:
-        """Each sample's class (or nearest cluster); None without probabilities to read classes from."""
+    @classmethod
+    def from_classifier(cls, classifier: ImageClassifier, reference: ReferenceLabels) -> Coverage:
+        """Your classifier's classes of the reference, and of every sample from its images."""
+        by = f"classes your classifier ({classifier.source}) predicts, on the reference and on every sample"
+        return cls(
+            by, list(reference.names), shares(reference.index, len(reference.names)), labeller=classifier
+        )
+
+    def labels(self, feats: FeatureOutput, x: Any = None) -> np.ndarray | None:
+        """Each sample's class (or nearest cluster); None without probabilities to read classes from.
+        `x`, the samples themselves, is what an image classifier (--labels CLASSIFIER.pt) reads."""
+        if getattr(self.labeller, "needs_images", False):
+            return None if x is None else self.labeller.predict(x)
         if self.labeller is not None:
             return self.labeller.predict(feats.features)
         if self.centres is None:
             return None if feats.probs is None else np.asarray(feats.probs).argmax(1)
         return nearest(np.asarray(feats.features, dtype=np.float64), self.centres)
 
-    def add(self, row: str, feats: FeatureOutput) -> None:
-        labels = self.labels(feats)
+    def add(self, row: str, feats: FeatureOutput, x: Any = None) -> None:
+        labels = self.labels(feats, x)
         if labels is not None:
             self.rows[row] = shares(labels, len(self.names))
 
     def matched_fid(
-        self, row: str, feats: FeatureOutput, real_stats: tuple[np.ndarray, np.ndarray], seed: int = 0
+        self,
+        row: str,
+        feats: FeatureOutput,
+        real_stats: tuple[np.ndarray, np.ndarray],
+        seed: int = 0,
+        x: Any = None,
     ) -> float | None:
         """FID after the row's samples are resampled to the reference's class (cluster) histogram
         (metrics.fid.histogram_matched): what is left of a gain once the class mix is matched."""
-        labels = self.labels(feats)
+        labels = self.labels(feats, x)
         if labels is None:
             return None
         idx = histogram_matched(labels, self.reference, seed=seed)

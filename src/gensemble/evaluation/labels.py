@@ -1,6 +1,8 @@
 """Labels you bring: `evaluate --reference FOLDER --labels FILE.csv` names the class of each
 reference image, so per-class coverage and class-matched FID use your classes instead of k-means
 clusters of features (which, on colour data, follow the background rather than the content).
+`evaluate --labels CLASSIFIER.pt` brings your own classifier instead, as TorchScript (with any
+reference): it gives the class of every reference image and of every sample, from the images.
 
 The CSV has one row per image: its path relative to the folder (or its file name, where that is
 unique in the folder), a comma, its class; a first row `file,label` is a header. Generated samples
@@ -21,6 +23,8 @@ import numpy as np
 from gensemble.errors import ConfigError
 
 MAX_LABEL_BYTES = 50_000_000  # a labels file larger than this is not a labels file
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".jit", ".torchscript")
+MAX_CLASSIFIER_BYTES = 2_000_000_000
 HEADERS = {"file", "filename", "path", "image"}
 
 
@@ -114,3 +118,53 @@ class Labeller:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self.model.predict(np.asarray(features, dtype=np.float64))
+
+
+def is_classifier_file(path: str | Path) -> bool:
+    """Whether `--labels` names a TorchScript classifier (by its suffix) rather than a CSV."""
+    return Path(path).suffix.lower() in TORCHSCRIPT_SUFFIXES
+
+
+class ImageClassifier:
+    """Your TorchScript classifier: images (N, C, H, W) in [-1, 1], at the run's size and channels,
+    to class logits (N, K). Loading TorchScript runs the code it holds: bring only files you trust
+    (a run folder's checkpoints, by contrast, are safetensors and JSON and never run code)."""
+
+    needs_images = True
+
+    def __init__(self, path: str | Path, shape: tuple[int, ...]) -> None:
+        import torch
+
+        path = Path(path)
+        try:
+            if path.stat().st_size > MAX_CLASSIFIER_BYTES:
+                raise ConfigError(f"--labels {str(path)!r} is over 2 GB; give a TorchScript classifier")
+            self.net = torch.jit.load(str(path), map_location="cpu").eval()
+            with torch.no_grad():
+                out = self.net(torch.zeros(2, *shape))
+        except ConfigError:
+            raise
+        except Exception as exc:  # not TorchScript, or a network that cannot take the run's images
+            raise ConfigError(
+                f"--labels {str(path)!r} is not a TorchScript classifier of {'×'.join(map(str, shape))} images "
+                f"({type(exc).__name__}); save one with torch.jit.save(torch.jit.script(model), PATH)"
+            ) from None
+        if not (isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == 2 and out.shape[1] >= 2):
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(
+                f"--labels {str(path)!r} returns {got} for 2 images; a classifier must return logits (N, classes ≥ 2)"
+            )
+        self.source, self.k = str(path), int(out.shape[1])
+
+    def predict(self, x) -> np.ndarray:
+        """The class of every image (argmax of the logits), in batches, without gradients."""
+        import torch
+
+        with torch.no_grad():
+            return torch.cat(
+                [self.net(x[i : i + 500].float()).argmax(1) for i in range(0, len(x), 500)]
+            ).numpy()
+
+    def reference_labels(self, x) -> ReferenceLabels:
+        """The reference images' classes, named by index."""
+        return ReferenceLabels(self.source, self.predict(x), [f"class {k}" for k in range(self.k)])

@@ -26,7 +26,7 @@ from gensemble.evaluation.features import (
     fitting_classifiers,
     resolve_features,
 )
-from gensemble.evaluation.labels import ReferenceLabels, read_labels
+from gensemble.evaluation.labels import ImageClassifier, ReferenceLabels, is_classifier_file, read_labels
 from gensemble.evaluation.result import WARN_N
 from gensemble.fusion import get_fusion, parse_fusion_settings
 from gensemble.fusion.base import steered_by
@@ -79,7 +79,9 @@ class EvalRequest:
     step: int | None = None
     reference: str | Path | None = None
     fusion_settings: Sequence[str] | dict[str, dict[str, Any]] = ()
-    labels: str | Path | None = None  # a CSV of file,label rows for the --reference folder's images
+    labels: str | Path | None = (
+        None  # a CSV of file,label rows for the --reference folder's images, or a TorchScript classifier
+    )
 
     @property
     def on_training_split(self) -> bool:
@@ -107,6 +109,7 @@ class EvalPlan:
     also: list[Featurizer] = field(default_factory=list)  # further spaces, graded with ALSO_METRICS
     steered: dict[str, tuple[str, ...]] = field(default_factory=dict)  # row -> spaces that steered it
     labels: ReferenceLabels | None = None  # the user's classes of the reference images (--labels)
+    classifier: ImageClassifier | None = None  # the user's classifier (--labels CLASSIFIER.pt), if any
 
     @property
     def toy(self) -> tuple[Tensor, float] | None:
@@ -163,6 +166,10 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
         if get_fusion(name).needs_discriminators and getattr(settings[name], "needs_discriminators", True):
             require_discriminators(ens, f"fusion {name!r}")
     real, where, labels = reference_of(req, ens, heldout)
+    classifier = None
+    if req.labels is not None and is_classifier_file(req.labels):
+        classifier = ImageClassifier(req.labels, tuple(heldout.x.shape[1:]))
+        labels = classifier.reference_labels(real)
     check_enough(req.n, real, where, metrics)
     dataset = ens.cfg.data.name
     spaces, notes = grading_spaces(asked, dataset, heldout.is_image, metrics)
@@ -195,6 +202,7 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
         start,
         also,
         labels=labels,
+        classifier=classifier,
     )
     plan.steered = {f"fusion:{name}": steered_by(name, settings[name], dataset) for name in names}
     warn_about_n(plan)
@@ -251,9 +259,11 @@ def reference_of(
 ) -> tuple[Tensor, str, ReferenceLabels | None]:
     """The real images rows are scored against, how to name them, and their classes (--labels)."""
     data_cfg = ens.cfg.data
-    if req.labels is not None and (req.reference is None or req.on_training_split):
+    csv = req.labels is not None and not is_classifier_file(req.labels)
+    if csv and (req.reference is None or req.on_training_split):
         raise ConfigError(
-            "--labels names the classes of a reference folder's images: pass --reference FOLDER with it"
+            "--labels FILE.csv names the classes of a reference folder's images: pass --reference FOLDER "
+            "with it (a TorchScript classifier, --labels FILE.pt, works with any reference)"
         )
     if req.on_training_split:
         # The convention of StudioGAN and of most FID tables: the training split, which the members
@@ -262,7 +272,7 @@ def reference_of(
         return x, f"{data_cfg.name} training split ({len(x)} images; the members trained on it)", None
     if req.reference is not None:
         x, paths = reference_images(req.reference, heldout.x.shape[1:])
-        labels = None if req.labels is None else read_labels(req.labels, req.reference, paths)
+        labels = read_labels(req.labels, req.reference, paths) if csv else None
         return x, f"folder {req.reference} ({len(x)} images)", labels
     half = heldout_halves(heldout.x, REFERENCE_SEED)[1]
     return half, f"{data_cfg.name} test split, evaluation half", None

@@ -60,7 +60,11 @@ def score_plan(plan: EvalPlan) -> Scored:
     # classes of the first space's own network when it classifies, else clusters of its features.
     if plan.labels is not None and evaluator.reference is not None:
         mine = replace(plan.labels, index=plan.labels.index[:n])  # the n reference images scored
-        out.coverage = Coverage.from_labels(evaluator.reference, mine, feat.name, seed)
+        out.coverage = (
+            Coverage.from_classifier(plan.classifier, mine)
+            if plan.classifier is not None
+            else Coverage.from_labels(evaluator.reference, mine, feat.name, seed)
+        )
     elif plan.toy is None and evaluator.reference is not None:
         own = feat.extractor is not None and feat.extractor.has_probs
         out.coverage = Coverage.prepare(evaluator.reference, plan.ens.cfg.data.name, feat.name, seed, own)
@@ -69,19 +73,19 @@ def score_plan(plan: EvalPlan) -> Scored:
     # (another --reference, a re-render) extracts nothing again, and any change is a new entry.
     generated = (plan.cache, f"{plan.label}-generated")
 
-    def score(feats: FeatureOutput, row: str) -> dict[str, float]:
+    def score(feats: FeatureOutput, row: str, x: Tensor | None = None) -> dict[str, float]:
         values = evaluator.score_features(feats)
         if out.coverage is not None:
-            out.coverage.add(row, feats)
+            out.coverage.add(row, feats, x)
             if "fid" in values and evaluator.real_stats is not None:
-                values["fid_matched"] = out.coverage.matched_fid(row, feats, evaluator.real_stats, seed)
+                values["fid_matched"] = out.coverage.matched_fid(row, feats, evaluator.real_stats, seed, x)
         return values
 
     def grade(x: Tensor | None, row: str, feats: FeatureOutput | None = None) -> dict[str, float]:
         """`row`'s samples x on every space (`feats`: the first space's features, when known)."""
         for name, ev in others.items():
             out.graded[name][row] = ev.score(x, row, generated) if x is not None else {}
-        return score(feats if feats is not None else feat(x, row, generated), row)
+        return score(feats if feats is not None else feat(x, row, generated), row, x)
 
     # One context for every fusion: the tournament (read from RUN/tournament.json when `score` saved
     # it), the proposals and the ensemble critic are computed once and shared.
@@ -89,7 +93,7 @@ def score_plan(plan: EvalPlan) -> Scored:
     out.context = ctx
     bar = progress(1 + len(plan.ens.members) + len(plan.fusion_names), "evaluate", unit="row")
     try:
-        out.rows[FLOOR_ROW] = score(floor_features(plan, feat), FLOOR_ROW)
+        out.rows[FLOOR_ROW] = score(floor_features(plan, feat), FLOOR_ROW, floor_images(plan))
         for name, ev in others.items():
             out.graded[name][FLOOR_ROW] = ev.score_features(floor_features(plan, ev.featurizer))
         bar.update(1)
@@ -133,9 +137,9 @@ def own_cluster_stats(plan: EvalPlan, evaluator: Evaluator) -> dict[str, tuple[n
     return out
 
 
-def floor_features(plan: EvalPlan, featurizer: Any) -> FeatureOutput:
-    """The floor row's features: n real images that are not the reference, in a generator's place."""
-    n, cache, label = plan.n, plan.cache, plan.label
+def floor_images(plan: EvalPlan) -> Tensor:
+    """The floor row's n real images that are not the reference, in a generator's place."""
+    n = plan.n
     if plan.request.on_training_split:
         # The reference is the training split, so held-out images stand in for a generator.
         held = plan.real_heldout_half
@@ -144,9 +148,19 @@ def floor_features(plan: EvalPlan, featurizer: Any) -> FeatureOutput:
                 f"--reference train with --n {n}: the floor row needs {n} held-out images but the "
                 f"evaluation half has {len(held)}; use --n {len(held)} or less"
             )
-        return featurizer(held[:n], "floor", (cache, f"{label}-test-eval-n{n}"))
-    x = floor_sample(plan.ens.cfg.data, n)
-    return featurizer(x, "floor", (cache, f"{label}-train-n{n}-seed{FLOOR_SEED}"))
+        return held[:n]
+    return floor_sample(plan.ens.cfg.data, n)
+
+
+def floor_features(plan: EvalPlan, featurizer: Any) -> FeatureOutput:
+    """The floor row's features on `featurizer` (cached under the images' origin)."""
+    n, cache, label = plan.n, plan.cache, plan.label
+    key = (
+        f"{label}-test-eval-n{n}"
+        if plan.request.on_training_split
+        else f"{label}-train-n{n}-seed{FLOOR_SEED}"
+    )
+    return featurizer(floor_images(plan), "floor", (cache, key))
 
 
 def evaluate_fusion(
