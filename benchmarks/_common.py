@@ -16,16 +16,19 @@ def write_marked_table(doc: Path, text: str, begin: str, end: str) -> None:
 
 
 JUDGES_BEGIN, JUDGES_END = "<!-- judges:begin -->", "<!-- judges:end -->"
+CURVES_BEGIN, CURVES_END = "<!-- curves:begin -->", "<!-- curves:end -->"
+# The sections other benchmarks write into RESULTS.md: (their heading, begin marker, end marker).
+KEPT_SECTIONS = (("\n## Judges", JUDGES_BEGIN, JUDGES_END), ("\n## Equal compute", CURVES_BEGIN, CURVES_END))
 
 
 def write_results_doc(doc: Path, text: str) -> None:
-    """Write RESULTS.md from the quality benchmark, keeping the judges benchmark's marked section."""
-    kept = ""
+    """Write RESULTS.md from the quality benchmark, keeping the judges and curves benchmarks' marked
+    sections (each from its heading to its end marker)."""
+    kept = []
     if doc.exists():
         old = doc.read_text()
-        if JUDGES_BEGIN in old and JUDGES_END in old:
-            start = old.rfind("\n## Judges", 0, old.index(JUDGES_BEGIN))
-            kept = old[
-                start if start >= 0 else old.index(JUDGES_BEGIN) : old.index(JUDGES_END) + len(JUDGES_END)
-            ]
-    doc.write_text(text.rstrip("\n") + ("\n" + kept + "\n" if kept else "\n"))
+        for heading, begin, end in KEPT_SECTIONS:
+            if begin in old and end in old:
+                start = old.rfind(heading, 0, old.index(begin))
+                kept.append(old[start if start >= 0 else old.index(begin) : old.index(end) + len(end)])
+    doc.write_text(text.rstrip("\n") + "".join("\n" + k for k in kept) + "\n")

@@ -199,9 +199,13 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only write docs/CURVES.md from the JSON")
     args = ap.parse_args()
     if args.render:
-        from curves_report import render
+        from curves_report import render, summary
 
-        DOC.write_text(render(load_rows(args.results)))
+        from _common import CURVES_BEGIN, CURVES_END, write_marked_table
+
+        rows = load_rows(args.results)
+        DOC.write_text(render(rows))
+        write_marked_table(ROOT / "docs" / "RESULTS.md", summary(rows), CURVES_BEGIN, CURVES_END)
         return
     set_quiet(True)
     if args.grids:

@@ -61,6 +61,38 @@ def verdicts(table: dict[int, dict[str, dict[str, Any]]], dataset: str) -> list[
     return lines
 
 
+def cell(r: dict[str, Any], dataset: str) -> str:
+    if dataset == "stacked-mnist":
+        return fmt(r.get("modes_hit"))
+    return f"{fmt(r.get('effnet_fid'))} / {fmt(r.get('inception_fid'))} ({fmt(r.get('fid'))})"
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """RESULTS.md's marked block: every Fashion-MNIST row on both independent spaces per budget, the
+    stacked-MNIST modes, and what the curves say."""
+    out = []
+    for dataset in ("fashion-mnist", "stacked-mnist"):
+        table = by_budget(rows, dataset)
+        if not table:
+            continue
+        methods = list(dict.fromkeys(m for r in table.values() for m in r))
+        head = (
+            "modes hit of 1000"
+            if dataset == "stacked-mnist"
+            else "EfficientNet-Lite0 FID / Inception FID (classifier FID, steered)"
+        )
+        out += [f"**{dataset}**, {head}:", "", "| row | " + " | ".join(f"T = {b}" for b in table) + " |"]
+        out.append("|---|" + "---|" * len(table))
+        out += [
+            f"| {m} | "
+            + " | ".join(cell(table[b][m], dataset) if m in table[b] else "-" for b in table)
+            + " |"
+            for m in methods
+        ]
+        out += ["", *verdicts(table, dataset), ""]
+    return "\n".join(out).rstrip()
+
+
 def fmt(v: Any) -> str:
     return "-" if v is None else f"{v:.4g}"
 
