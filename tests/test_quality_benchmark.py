@@ -159,3 +159,42 @@ def test_single_critics_must_not_make_the_model_worse_on_either_features():
         goal(worse_on_inception)["met"] is False
         and "Inception FID 65.0 vs 60.0" in goal(worse_on_inception)["measured"]
     )
+
+
+def test_the_quality_benchmark_keeps_the_judges_and_curves_sections_of_results_md(tmp_path):
+    from _common import write_results_doc
+
+    doc = tmp_path / "RESULTS.md"
+    judges = "\n## Judges\n\nprose\n<!-- judges:begin -->\nJ\n<!-- judges:end -->"
+    curves = (
+        "\n## Equal compute: learning curves\n\nmore prose\n<!-- curves:begin -->\nC\n<!-- curves:end -->"
+    )
+    doc.write_text("# old quality tables\n" + judges + "\n" + curves + "\n")
+    write_results_doc(doc, "# new quality tables\n")
+    text = doc.read_text()
+    assert text.startswith("# new quality tables\n") and "old" not in text
+    assert judges in text and curves in text and text.index("## Judges") < text.index("## Equal compute")
+
+
+def test_curves_verdicts_hold_every_ensemble_row_to_both_independent_spaces():
+    from curves_report import by_budget, verdicts
+
+    def row(method, eff, inc):
+        return {
+            "dataset": "fashion-mnist",
+            "budget": 9000,
+            "method": method,
+            "effnet_fid": eff,
+            "inception_fid": inc,
+        }
+
+    table = by_budget(
+        [row("single", 100.0, 50.0), row("a", 85.0, 46.0), row("b", 95.0, 40.0)], "fashion-mnist"
+    )
+    (line,) = verdicts(table, "fashion-mnist")
+    # a: 15% and 8% better, b: 5% and 20%: the better worst case is a's 8%, short of the 10% goal.
+    assert "**a**" in line and "+15.0%" in line and "+8.0%" in line and "does not meet" in line
+    (met,) = verdicts(
+        by_budget([row("single", 100.0, 50.0), row("a", 80.0, 44.0)], "fashion-mnist"), "fashion-mnist"
+    )
+    assert "meets the 10% goal" in met and "does not" not in met
