@@ -49,6 +49,35 @@ def test_thread_tuner_keeps_the_clearly_faster_count(monkeypatch, one, two, best
     assert tuner.rates[1] == pytest.approx(1 / one)
 
 
+def test_thread_tuner_measures_again_when_the_pace_moves(monkeypatch, capsys):
+    """Two threads win on a quiet machine; a neighbour arrives and makes them 4× slower: within a
+    window of steps the tuner says so, measures again, and keeps one thread. A resumed run starts
+    watching from its saved count without probing first."""
+    clock = {"t": 0.0}
+    chosen = []
+    monkeypatch.setattr(threads.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(threads.torch, "set_num_threads", lambda n: chosen.append(n))
+    tuner = threads.ThreadTuner((1, 2), probe_steps=4, rounds=3)
+    tuner.window = 10
+    cost = {1: 1.0, 2: 0.5}
+
+    def steps(k):
+        for _ in range(k):
+            clock["t"] += cost[chosen[-1] if chosen else 2]
+            tuner.tick()
+
+    steps(40)
+    assert tuner.best == 2 and tuner.probes == 1
+    steps(30)  # a quiet pace: nothing moves
+    assert tuner.best == 2 and tuner.probes == 1
+    cost[2] = 2.0  # a busy neighbour: two threads now fight it
+    steps(60)
+    assert tuner.probes == 2 and tuner.best == 1 and chosen[-1] == 1
+    assert "the step time moved from 500 to 2000 ms: measuring again" in capsys.readouterr().err
+    resumed = threads.ThreadTuner((1, 2), chosen=2)
+    assert resumed.best == 2 and chosen[-1] == 2 and resumed.probes == 1
+
+
 def test_threads_option_config_and_resume(tmp_path, capsys, monkeypatch):
     before = torch.get_num_threads()
     try:
@@ -68,7 +97,9 @@ def test_threads_option_config_and_resume(tmp_path, capsys, monkeypatch):
         threads._EXPLICIT = False
         threads.set_threads("auto")
         threads.start_run(saved=2)
-        assert torch.get_num_threads() == 2 and threads.tuner() is None
+        assert torch.get_num_threads() == 2
+        # ...and only watches its pace (no probe first), where there is more than one core to choose.
+        assert threads.tuner() is None or threads.tuner().best == 2
         threads.start_run(saved=None)
         assert isinstance(threads.tuner(), threads.ThreadTuner) or threads.available_cores() == 1
         assert parse_config({**TINY_TOY, "train": {"threads": 1}}).train.threads == 1

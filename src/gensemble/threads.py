@@ -6,11 +6,13 @@ run slower than one (benchmarks/threads.py measures both). No fixed count is nea
 cases, so by default (`auto`) a fresh run times a few steps at each candidate count and keeps the
 fastest for the rest of the run.
 
-The choice is made once per run, at its first steps (1 and all threads in alternation, 3 × 4 steps
-each, most first; median step time; more threads must be 10% faster to win), and saved in its checkpoints: convolutions give slightly different floating-point results with different
-thread counts, so a resumed run reuses its own count and still reaches exactly the uninterrupted
-run's weights. Two fresh runs under different loads may choose differently; for bit-identical
-reruns fix the count (`--threads N`, `GENSEMBLE_THREADS=N` or `train.threads`).
+The choice is made at a run's first steps (1 and all threads in alternation, 3 × 4 steps each, most
+first; median step time; more threads must be 10% faster to win) and made again when the pace at the
+chosen count moves by more than 1.5× (a neighbour came or went) or every 5,000 steps; the count in
+use is saved in every checkpoint: convolutions give slightly different floating-point results with
+different thread counts, so a resumed run starts from its own count (and re-measures only when its
+pace moves). Two runs under different loads may choose differently; for bit-identical reruns fix
+the count (`--threads N`, `GENSEMBLE_THREADS=N` or `train.threads`).
 """
 
 from __future__ import annotations
@@ -39,22 +41,70 @@ class ThreadTuner:
     deciding; a larger count must be clearly faster (by `margin`) to win, because beside busy
     neighbours extra threads lose far more than they gain on a quiet machine."""
 
+    # After the choice the tuner keeps watching: the median step time of every `window` steps is
+    # compared with the chosen count's, and a change by more than `drift`× either way (a neighbour
+    # came or went) measures again; so does every `every` steps, since with one thread a neighbour's
+    # leaving barely shows (docs: threads.json). At most `max_probes` measurements a run.
+    window, drift, every, max_probes = 100, 1.5, 5000, 10
+
     def __init__(
-        self, choices: tuple[int, ...], probe_steps: int = 4, rounds: int = 3, margin: float = 0.1
+        self,
+        choices: tuple[int, ...],
+        probe_steps: int = 4,
+        rounds: int = 3,
+        margin: float = 0.1,
+        chosen: int | None = None,
     ) -> None:
         self.choices = tuple(sorted(dict.fromkeys(choices)))  # unique, fewest first (ties go to fewer)
-        self.probe_steps, self.margin = probe_steps, margin
-        self.times: dict[int, list[float]] = {c: [] for c in self.choices}
+        self.probe_steps, self.rounds, self.margin = probe_steps, rounds, margin
         self.rates: dict[int, float] = {}
+        self.probes = 0
+        self._recent: list[float] = []
+        self._since = 0  # steps since the last choice
+        self._chosen_time: float | None = None  # the chosen count's median step time (None: not yet timed)
+        self._last = 0.0
+        self._probe()
+        if chosen is not None:  # a resumed run: its saved count, watched from here, not probed first
+            self.best = chosen
+            torch.set_num_threads(chosen)
+
+    def _probe(self) -> None:
+        """Start measuring every candidate count afresh."""
+        self.probes += 1
+        self.times: dict[int, list[float]] = {c: [] for c in self.choices}
         self.best: int | None = None
         # Most threads first, so that what is built and cached at the first steps (oneDNN kernels,
         # thread pools) is built for the count a quiet machine keeps.
-        self._queue = [c for _ in range(rounds) for c in reversed(self.choices)]
+        self._queue = [c for _ in range(self.rounds) for c in reversed(self.choices)]
         self._count = -2  # -2: not started; -1: the warm-up step after a switch
-        self._last = 0.0
+
+    def _watch(self) -> None:
+        """One step at the chosen count: measure again when its pace has moved (or it is time to)."""
+        now = time.perf_counter()
+        dt, self._last = now - self._last, now
+        self._since += 1
+        if self._since == 1:
+            return  # (the first step after a choice or a resume also timed what came before it)
+        self._recent.append(dt)
+        if len(self._recent) < self.window:
+            return
+        median, self._recent = statistics.median(self._recent), []
+        if self._chosen_time is None:
+            self._chosen_time = median
+            return
+        moved = max(median / self._chosen_time, self._chosen_time / median) > self.drift
+        if (moved or self._since >= self.every) and self.probes < self.max_probes:
+            why = (
+                f"the step time moved from {self._chosen_time * 1e3:.0f} to {median * 1e3:.0f} ms"
+                if moved
+                else f"{self._since} steps since the last measurement"
+            )
+            print(f"[threads] {why}: measuring again", file=sys.stderr, flush=True)
+            self._probe()
 
     def tick(self) -> None:
         if self.best is not None:
+            self._watch()
             return
         now = time.perf_counter()
         if self._count == -2 or self._count == -1:
@@ -79,6 +129,7 @@ class ThreadTuner:
             if medians[c] < (1 - self.margin) * medians[best]:
                 best = c
         self.best = best
+        self._chosen_time, self._recent, self._since, self._last = medians[best], [], 0, now
         torch.set_num_threads(best)
         rates = ", ".join(f"{c} thread{'s' if c > 1 else ''} {r:.1f} steps/s" for c, r in self.rates.items())
         print(f"[threads] {rates}: training on {best} (--threads N fixes it)", file=sys.stderr, flush=True)
@@ -124,8 +175,10 @@ def start_run(saved: int | None = None) -> None:
         return
     if _MODE is not None and _MODE != "auto":
         return
-    if saved is not None:
+    if saved is not None:  # the count it saved, kept until the pace moves (see ThreadTuner)
         torch.set_num_threads(int(saved))
+        if _MODE == "auto" and available_cores() > 1:
+            _TUNER = ThreadTuner((1, available_cores()), chosen=int(saved))
     elif available_cores() > 1:
         _TUNER = ThreadTuner((1, available_cores()))
     else:
