@@ -199,11 +199,14 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only write docs/CURVES.md from the JSON")
     args = ap.parse_args()
     if args.render:
-        from curves_report import render, summary
+        from curves_report import goals, render, summary
 
         from _common import CURVES_BEGIN, CURVES_END, write_marked_table
 
         rows = load_rows(args.results)
+        args.results.write_text(
+            json.dumps({"label": "curves", "rows": rows, "goals": goals(rows)}, indent=1) + "\n"
+        )
         DOC.write_text(render(rows))
         write_marked_table(ROOT / "docs" / "RESULTS.md", summary(rows), CURVES_BEGIN, CURVES_END)
         return
