@@ -35,6 +35,7 @@ from gensemble.imageio import save_image
 from gensemble.progress import set_quiet
 from gensemble.run import load_train_data, parse_config
 from gensemble.run.budget import estimate_seconds
+from gensemble.threads import set_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.30
@@ -135,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     set_quiet(True)
+    set_threads(
+        "auto"
+    )  # as `gensemble train --dry-run` does: the estimate times the count the run will choose
     rows = []
     with tempfile.TemporaryDirectory(prefix="gensemble-estimates-") as tmp:
         work = Path(tmp)

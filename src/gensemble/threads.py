@@ -185,6 +185,13 @@ def start_run(saved: int | None = None) -> None:
         torch.set_num_threads(1)
 
 
+def auto_choices() -> tuple[int, ...]:
+    """The thread counts a run under `auto` chooses among (empty when the count is fixed or unset)."""
+    if _MODE != "auto" or available_cores() < 2:
+        return ()
+    return (1, available_cores())
+
+
 def tick() -> None:
     """Training loops call this after every step."""
     if _TUNER is not None:

@@ -19,6 +19,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from gensemble import threads
 from gensemble.ensemble import build_ensemble, scheme_for
 from gensemble.execution import make_executor
 
@@ -40,10 +41,51 @@ def _probe(cfg, data, device: torch.device, probe_seconds: float) -> float:
     ens = build_ensemble(probe_cfg, data.shape, device)
     scheme, executor = scheme_for(cfg), make_executor("local")
     scheme.train(ens, data, no_hook, executor)
+    previous = torch.get_num_threads()
+    try:
+        done, per_step = pick_threads(ens, cfg, data, scheme, executor, warm)
+        timed = _time_steps(ens, cfg, data, scheme, executor, done, probe_seconds)
+        return timed if timed > 0 or per_step is None else per_step * cfg.train.steps
+    finally:
+        torch.set_num_threads(previous)
+
+
+def pick_threads(ens, cfg, data, scheme, executor, done: int) -> tuple[int, float | None]:
+    """Under `--threads auto` the run will time 1 and all threads and keep the faster
+    (gensemble.threads), so the estimate is timed at that count too: beside a busy neighbour two
+    threads run several times slower than one, and timing the default count overestimated 2-5×
+    (benchmarks/estimates.py --neighbour). Returns the steps trained so far and the chosen count's
+    seconds per step (None when nothing was timed)."""
+    choices = threads.auto_choices()
+    if len(choices) < 2:
+        return done, None
+    rates = {}
+    for n in reversed(choices):  # most first, as the run's tuner does
+        torch.set_num_threads(n)
+        target = min(cfg.train.steps, done + 2 * CHUNK_STEPS)
+        if target <= done:
+            break
+        ens.cfg = replace(cfg, train=replace(cfg.train, steps=target))
+        start = time.perf_counter()
+        scheme.train(ens, data, no_hook, executor)
+        rates[n] = (time.perf_counter() - start) / (target - done)
+        done = target
+    if rates:
+        best = min(rates)  # fewest threads unless more are clearly (10%) faster
+        for n in sorted(rates)[1:]:
+            if rates[n] < 0.9 * rates[best]:
+                best = n
+        torch.set_num_threads(best)
+        return done, rates[best]
+    return done, None
+
+
+def _time_steps(ens, cfg, data, scheme, executor, done: int, probe_seconds: float) -> float:
+    steps = cfg.train.steps
     # Chunks of doubling size: each call of the scheme pays a fixed cost (stacking the members,
     # starting the loop) that the real run pays once, so the per-step cost is the slope of a line
     # through (chunk steps, chunk seconds), not their ratio (a toy's steps are cheaper than it).
-    done, size, sizes, times = warm, CHUNK_STEPS, [], []
+    size, sizes, times = CHUNK_STEPS, [], []
     while done < steps and sum(times) < probe_seconds:
         target = min(steps, done + size)
         ens.cfg = replace(cfg, train=replace(cfg.train, steps=target))
