@@ -93,7 +93,9 @@ def test_ddp_refuses_what_it_cannot_do(tmp_path, monkeypatch):
     cfg = parse_config({**TINY_TOY, "train": {"batch_size": 15}})
     with pytest.raises(ConfigError, match="divisible by the number of processes"):
         check_ddp_config(cfg, 2)
-    with pytest.raises(ConfigError, match="supports the schemes boosting, independent, partition, swap, not 'mgan'"):
+    with pytest.raises(
+        ConfigError, match="supports the schemes boosting, independent, partition, swap, not 'mgan'"
+    ):
         check_ddp_config(dataclasses.replace(cfg, scheme=dataclasses.replace(cfg.scheme, name="mgan")), 1)
 
 

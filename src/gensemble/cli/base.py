@@ -39,3 +39,15 @@ EXTRA_PARSERS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 def print_json(obj: object) -> None:
     print(json.dumps(obj, indent=2))
+
+
+def catalog_snapshot(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, str]]]:
+    """Every listing, and every help page under "help" as (subcommand or "", text): what the light
+    entry point (gensemble.cli) prints without loading the package."""
+    pages = [("", parser.format_help())]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            pages += [(name, sub.format_help()) for name, sub in action.choices.items()]
+    from gensemble.catalog import CATALOG, list_components
+
+    return {kind: list_components(kind) for kind in CATALOG} | {"help": pages}

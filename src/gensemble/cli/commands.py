@@ -18,6 +18,7 @@ from gensemble.cli.base import (
     EXTRA_PARSERS,
     RUN_HELP,
     STEP_HELP,
+    catalog_snapshot,
     command,
     device_arg,
     print_json,
@@ -122,16 +123,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"{name:<22} {doc}")
     write_catalog(catalog_snapshot(build_parser()))  # the next listing needs no torch
     return 0
-
-
-def catalog_snapshot(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, str]]]:
-    """Every listing, and every help page under "help" as (subcommand or "", text): what the light
-    entry point (gensemble.cli) prints without loading the package."""
-    pages = [("", parser.format_help())]
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            pages += [(name, sub.format_help()) for name, sub in action.choices.items()]
-    return {kind: list_components(kind) for kind in CATALOG} | {"help": pages}
 
 
 @command("report")
