@@ -16,7 +16,8 @@ The folders, built here from offline data:
 
 Recipes (3 DCGANs of the demo's width and a VAE, 1,000 steps each, batch 64): `demo` as shipped;
 `diffaugment` with DiffAugment (color, translation, cutout) on every DCGAN's D; `diffaugment-r1` with
-R1 (γ = 1) as well. The recipe is **chosen on training data only**: each member's FID against the
+R1 (γ = 1) as well; `sn-hinge` with spectral norm on every D layer and the hinge loss (SNGAN), and
+`sn-hinge-diffaugment` with DiffAugment on top. The recipe is **chosen on training data only**: each member's FID against the
 training split (`evaluate --reference train`, EfficientNet-Lite0 features), the recipe with the lowest
 median DCGAN FID wins; the held-out reference never takes part. Then the chosen recipe's runs are
 evaluated on held-out data with `--fusion auto uniform best rejection`, timed against the same
@@ -38,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "runs" / "own-folders"
 OUT = ROOT / "docs" / "results" / "own_folders.json"
 STEPS = 1000
-RECIPES = ("demo", "diffaugment", "diffaugment-r1")
+THREADS = 2  # --threads 1 beside another benchmark
+RECIPES = ("demo", "diffaugment", "diffaugment-r1", "sn-hinge", "sn-hinge-diffaugment")
 FUSIONS = ("auto", "uniform", "best", "rejection")
 
 
@@ -74,13 +76,13 @@ def make_grey(root: Path) -> None:
 def config(folder: str, recipe: str) -> dict:
     # As `train --dry-run` advises for each folder, so that auto's choice gets its 100 images.
     test_fraction = 0.45 if folder == "grey-digits" else 0.25
-    extra = {"diffaugment": {"augment": "color,translation,cutout"}}.get(recipe, {})
+    extra: dict = {"augment": "color,translation,cutout"} if "diffaugment" in recipe else {}
     if recipe == "diffaugment-r1":
-        extra = {"augment": "color,translation,cutout", "r1": 1.0}
-    members = [
-        {"name": f"dcgan-{c}", "model": {"name": "dcgan", "ngf": 48, "ndf": 48}, "seed": s, **extra}
-        for s, c in enumerate("abc")
-    ]
+        extra["r1"] = 1.0
+    model = {"name": "dcgan", "ngf": 48, "ndf": 48}
+    if recipe.startswith("sn-hinge"):  # SNGAN's discriminator (Miyato et al. 2018): the D cannot win outright
+        model["spectral_norm"], extra["loss"] = True, "hinge"
+    members = [{"name": f"dcgan-{c}", "model": dict(model), "seed": s, **extra} for s, c in enumerate("abc")]
     members.append(
         {"name": "vae", "model": {"name": "vae"}, "seed": 3, "optim": {"lr": 0.001, "betas": [0.9, 0.999]}}
     )
@@ -88,7 +90,7 @@ def config(folder: str, recipe: str) -> dict:
         "data": {"name": f"folder:{WORK / folder}", "image_size": 32, "test_fraction": test_fraction},
         "scheme": "independent",
         "members": members,
-        "train": {"steps": STEPS, "batch_size": 64, "checkpoint_every": 500, "log_every": 100, "threads": 2},
+        "train": {"steps": STEPS, "batch_size": 64, "checkpoint_every": 500, "log_every": 100, "threads": THREADS},
     }
 
 
@@ -174,7 +176,10 @@ def final(result: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("stage", choices=("make", "choose", "final"))
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per training run")
     args = ap.parse_args(argv)
+    global THREADS
+    THREADS = args.threads
     if args.stage == "make":
         make_colour(WORK)
         make_grey(WORK)
