@@ -94,9 +94,23 @@ def grid25_trio_long(tmp_path_factory) -> Path:
     return Path(train_run(cfg, root / "run"))
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Every test that reads the shared grid25 trio runs on one xdist worker (`--dist loadgroup`), so
-    the trio is trained once per session, not once per worker; the other worker runs the rest."""
+    the trio is trained once per session, not once per worker; the other worker runs the rest.
+    (tryfirst: xdist reads the group markers in its own hook of this name, so they must be on the
+    items before it runs.)"""
     for item in items:
         if "grid25_trio" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("grid25-trio"))
+
+
+def pytest_configure(config):
+    """xdist groups a test by a suffix on its node id, which pytest 9.2 no longer lets it add: the
+    group scatters without a word and every worker trains its own trio. Say so instead."""
+    version = tuple(int(v) for v in pytest.__version__.split(".")[:2])
+    if config.getoption("dist", default="no") == "loadgroup" and version >= (9, 2):
+        raise pytest.UsageError(
+            f"pytest {pytest.__version__} breaks pytest-xdist's --dist loadgroup; "
+            "install the pinned dev dependencies: pip install -e '.[dev]'"
+        )

@@ -214,6 +214,7 @@ def test_tiny_toy_config_is_valid():
     assert TINY_TOY["data"]["name"] == "grid25"
 
 
+@pytest.mark.integration  # three real processes: CI runs it in its second pass
 def test_list_answers_from_the_catalog_cache_without_loading_torch(tmp_path, monkeypatch):
     """`gensemble list` writes the catalog; the next listing prints the same rows from the cache,
     without importing torch; a damaged cache is ignored, never printed."""

@@ -143,6 +143,7 @@ def test_bad_boxes(box, error):
         box_mask(box, 16, 16)
 
 
+@pytest.mark.integration  # the complete command end to end: CI runs it in its second pass
 def test_complete_cli_single_image_folder_and_candidates(image_run, tmp_path, capsys):
     rng = np.random.default_rng(0)
     img = save_png(tmp_path / "a.png", rng.integers(0, 255, (16, 16)))

@@ -342,6 +342,7 @@ def test_cli_sample_of_one_member_does_not_warn_about_diversity(grid25_trio, tmp
     assert set(np.load(out)["member_ids"].tolist()) == {0}
 
 
+@pytest.mark.integration  # the sample command end to end: CI runs it in its second pass
 def test_cli_sample_with_fusion(grid25_trio, tmp_path, capsys):
     out = tmp_path / "s.npz"
     code, stdout, _ = run_cli(

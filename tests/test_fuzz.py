@@ -27,7 +27,9 @@ from gensemble.training.loop import gan_step
 
 from helpers import TINY_TOY, write_config
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # the fallback to an older checkpoint warns
+# Property-based fuzzing, many cases each: CI runs the module in its second pass (pytest -m integration).
+# (the fallback to an older checkpoint warns)
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 FAST = settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 

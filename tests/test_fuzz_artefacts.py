@@ -23,7 +23,8 @@ from gensemble.tournament import matching_tournament, score_run
 
 from helpers import PAIR  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Property-based fuzzing, many cases each: CI runs the module in its second pass (pytest -m integration).
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 ARTEFACTS = {
     "tournament": "tournament.json",

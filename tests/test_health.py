@@ -93,6 +93,7 @@ def flagged(messages: list[str], member: str) -> bool:
     return any(m.startswith(f"member '{member}' looks failed") for m in messages)
 
 
+@pytest.mark.integration  # four commands end to end: CI runs it in its second pass
 def test_train_score_evaluate_and_report_flag_a_failed_member(failing_run):
     run, trained = failing_run
     assert flagged(trained, "bad") and not flagged(trained, "ok")

@@ -35,7 +35,8 @@ from gensemble.tournament import score_run
 
 from helpers import PAIR, assert_one_line_error, run_cli  # noqa: E402
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+# Real commands on sandboxed run folders: CI runs the module in its second pass (pytest -m integration)
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
 
 SECRET = b"GENSEMBLE-OUTSIDE-SECRET-5f1c9e2a\n" * 4
 VICTIM = b"# the user's own file: must never change\n"

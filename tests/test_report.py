@@ -99,6 +99,7 @@ def test_report_cli_writes_the_file(toy_report, tmp_path, capsys):
     or importlib.util.find_spec("selenium") is None,
     reason="headless Chromium + chromedriver are installed by `make test` (Debian chromium, chromium-driver)",
 )
+@pytest.mark.integration  # a real browser: CI runs it in its second pass
 def test_report_in_headless_chromium(toy_report, tmp_path):
     from screenshot_report import open_browser
 

@@ -204,6 +204,7 @@ def test_precision_of_a_collapsed_generator_is_not_crowned():
     assert '<td class="best">0.7</td>' in html and '<td class="best">0.99</td>' not in html
 
 
+@pytest.mark.integration  # evaluate and report end to end: CI runs it in its second pass
 def test_report_keeps_every_evaluation_and_marks_small_n(folder_run, tmp_path, capsys):
     ref = make_folder(tmp_path / "ref", 60, 2)
     for n in ("50", "60"):
@@ -267,6 +268,7 @@ def test_undertrained_members_are_named_and_step_picks_a_checkpoint(tmp_path, ca
 # --- 7. export ---------------------------------------------------------------------------------
 
 
+@pytest.mark.integration  # a real process: CI runs it in its second pass
 def test_export_writes_torchscript_that_needs_only_torch(tmp_path, capsys):
     run = train_run(write_config(tmp_path / "c.yaml"), tmp_path / "R")
     code, _, err = run_cli(capsys, "export", str(run), "--member", "m0", "-o", str(tmp_path / "G.pt"))
@@ -358,6 +360,7 @@ def test_the_readme_python_script_runs_as_written(tmp_path, monkeypatch, capsys)
     assert "members:" in out and "real:train-vs-test" in out
 
 
+@pytest.mark.integration  # times real training: CI runs it in its second pass
 def test_dry_run_estimates_the_training_time(tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml")
     code, out, _ = run_cli(capsys, "train", str(cfg), "--dry-run", "--set", "train.steps=1000000")
