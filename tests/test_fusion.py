@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -285,6 +286,38 @@ def all_vae_ensemble():
     )
     data = load_dataset(cfg.data, "test")
     return build_ensemble(cfg, data.shape), data
+
+
+def test_best_ranks_raw_pixels_of_a_small_folder_by_mmd_not_a_rank_deficient_fid(tmp_path):
+    """A colour folder's raw pixels (768 dims) against a choice quarter of a few dozen images: FID's
+    covariances would be rank-deficient noise, so `best` ranks by the kernel MMD² and says nothing."""
+    from PIL import Image
+
+    from gensemble.metrics.distance import fid_or_mmd
+
+    assert fid_or_mmd(64, 1000) == "fid" and fid_or_mmd(3072, 125) == "mmd" and fid_or_mmd(250, 1000) == "fid"
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "colour"
+    folder.mkdir()
+    for i in range(160):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8), mode="RGB").save(
+            folder / f"{i}.png"
+        )
+    cfg = parse_config(
+        {
+            "data": {"name": f"folder:{folder}", "image_size": 16, "test_fraction": 0.5},
+            "members": [{"model": {"name": "vae", "z_dim": 4, "width": 4}, "seed": s} for s in (0, 1)],
+        }
+    )
+    data = load_dataset(cfg.data, "test")
+    ens = build_ensemble(cfg, data.shape)
+    ctx = FusionContext.build(ens, data, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "samples < feature dims" warning
+        scores = ctx.heldout_fids(50)
+    assert len(ctx.choose_real) * 4 < 16 * 16 * 3 and set(scores) == {"m0", "m1"}
+    assert all(math.isfinite(v) for v in scores.values())
+    assert build_fusion(ens, "best", data, {"n_rank": 50}, ctx=ctx).names == [min(scores, key=scores.get)]
 
 
 @pytest.mark.parametrize("name", ["weighted", "rejection", "vote", "stacked", "mh", "ddls"])

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from gensemble.fusion.params import FusionParams
-from gensemble.metrics.distance import ReferenceDistance
+from gensemble.metrics.distance import ReferenceDistance, fid_or_mmd
 from gensemble.metrics.features import feature_map, feature_source, features_of
 from gensemble.registry import Registry
 from gensemble.sampling import Samples
@@ -118,12 +118,15 @@ class FusionContext:
     def heldout_fids(self, n: int) -> dict[str, float]:
         """Each member's FID against the choice quarter of the calibration half (n images at most),
         on the judges' frozen features (metrics.features.feature_source: the domain classifier, the
-        mode-kernel features on 2-D mixtures, else raw values); once per n."""
+        mode-kernel features on 2-D mixtures, else raw values); once per n. Where the features
+        outnumber the images 4 to 1 (raw pixels of a small folder) it is the kernel MMD² instead
+        (metrics.distance.fid_or_mmd): lower is better either way."""
         return self.memo(("heldout-fid", n), lambda: self._heldout_fids(n))
 
     def _heldout_fids(self, n: int) -> dict[str, float]:
         fn = feature_map(feature_source(self.ens.cfg.data.name), str(self.ens.device))
-        fid = ReferenceDistance("fid", features_of(fn, self.choose_real[:n]).double().numpy())
+        real = features_of(fn, self.choose_real[:n]).double().numpy()
+        fid = ReferenceDistance(fid_or_mmd(real.shape[1], len(real)), real, self.seed)
         out = {}
         for i, (name, g) in enumerate(self.ens.generators().items()):
             x = g.sample(min(n, len(self.choose_real)), torch.Generator().manual_seed(self.seed + 211 + i))

@@ -30,7 +30,7 @@ from gensemble.fusion.base import FusionContext
 from gensemble.fusion.critic import critics_of, shared_critic
 from gensemble.fusion.params import RejectionParams
 from gensemble.fusion.proposal import Critic, MixtureSampler, ProposalPool, pool_log_m, shift_for
-from gensemble.metrics.distance import ReferenceDistance
+from gensemble.metrics.distance import ReferenceDistance, fid_or_mmd
 from gensemble.metrics.features import feature_source
 
 
@@ -64,7 +64,7 @@ def choice_distance(
         k = kind
         if k == "auto":
             low = pool.space == "raw" and real.shape[1] <= 16
-            k = "mmd" if low or real.shape[1] > len(real) // 4 else "fid"
+            k = "mmd" if low else fid_or_mmd(real.shape[1], len(real))
         return ReferenceDistance(k, real, seed)
 
     return ctx.memo(("choice-distance", n, kind, seed), build)

@@ -33,6 +33,13 @@ def mean_kernel(a: np.ndarray, b: np.ndarray, bandwidths: tuple[float, ...], sam
     return float(k.mean())
 
 
+def fid_or_mmd(dims: int, n: int) -> str:
+    """ "fid" where the reference has at least 4 images per feature dimension, else "mmd": with fewer,
+    the Fréchet distance's covariances are rank-deficient, mostly noise, and take minutes in
+    thousands of dimensions (raw pixels of a small folder), where the kernel MMD² stays unbiased."""
+    return "mmd" if dims > n // 4 else "fid"
+
+
 class ReferenceDistance:
     """Distance of a feature set to the reference `real`: "fid", or "mmd" (unbiased multi-scale
     Gaussian-kernel MMD², widths from the reference's median distance)."""
