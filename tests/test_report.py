@@ -156,6 +156,13 @@ def test_report_opens_with_whether_the_ensemble_beat_its_best_member():
     assert verdict(rows).startswith(
         "The fused ensemble did not beat its best member: the best fusion, fusion:uniform"
     )
+    # auto leads though uniform scored better here (choosing uniform would be a choice on this half)
+    rows["fusion:auto"] = {"fid": 26.0}
+    assert verdict(rows) == (
+        "The fused ensemble did not beat its best member: the fusion chosen on held-out data, "
+        "fusion:auto reaches fid 26 against 20 for a, 30.0% worse."
+    )
+    del rows["fusion:auto"]
     assert verdict({"a": {"fid": 1.0}}) is None
     page = render_report(ReportData(title="t", config_yaml="", evaluation=rows, verdict=verdict(rows)))
     assert page.index("id='verdict'") < page.index("<h2>Evaluation</h2>")

@@ -240,4 +240,7 @@ def verdict(
         )
     if gain > 0:
         return f"The fused ensemble beat its best member{basis}: {numbers}, {rel:.1f}% better."
-    return f"The fused ensemble did not beat its best member{basis}: the best fusion, {numbers}, {rel:.1f}% worse."
+    # auto leads even where another fusion scored better here: picking that one would be a choice
+    # made on the evaluation half, so the sentence says which fusion it is and why.
+    which = "the fusion chosen on held-out data" if f_name == "fusion:auto" else "the best fusion"
+    return f"The fused ensemble did not beat its best member{basis}: {which}, {numbers}, {rel:.1f}% worse."
