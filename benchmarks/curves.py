@@ -183,6 +183,24 @@ def write_panels(panels: list[tuple[str, Any]], path: Path) -> Path:
     return path
 
 
+def resample(dataset: str, budget: int, kinds: list[str], seeds: list[int], seed: int, work: Path) -> Path:
+    """The sampling noise of one budget's stacked-MNIST rows: every row of these kinds re-scored on
+    10,000 samples at other sampling seeds (the runs, the choices and the critics unchanged: only the
+    draws differ), written beside curves.json."""
+    out = RESULTS.with_name("curves_resampled.json")
+    rows = json.loads(out.read_text())["rows"] if out.exists() else []
+    for kind in kinds:
+        run = work / f"{dataset}-{kind}-s{seed}-T{budget}"
+        for s in seeds:
+            for r in score_rows(run, kind, 10_000, s, stacked_scorer()):
+                rows.append(
+                    {"dataset": dataset, "budget": budget, "kind": kind, "seed": seed, "sampling_seed": s} | r
+                )
+                print(json.dumps(rows[-1]), flush=True)
+                out.write_text(json.dumps({"label": "curves-resampled", "rows": rows}, indent=1) + "\n")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", default="fashion-mnist", choices=sorted(RECIPES))
@@ -197,6 +215,9 @@ def main() -> None:
     ap.add_argument("--grids", type=int, default=0, help="only save the sample grids of this budget's rows")
     ap.add_argument("--methods", default="single,best of 3 restarts,independent + auto,partition + shares")
     ap.add_argument("--render", action="store_true", help="only write docs/CURVES.md from the JSON")
+    ap.add_argument(
+        "--resample", default="", help="comma-separated sampling seeds: re-score --budgets' rows of --kinds"
+    )
     args = ap.parse_args()
     if args.render:
         from curves_report import goals, render, summary
@@ -216,6 +237,11 @@ def main() -> None:
         return
     if args.threads:  # (two jobs on two cores: one thread each beats two threads that fight)
         torch.set_num_threads(args.threads)
+    if args.resample:
+        seeds = [int(x) for x in args.resample.split(",")]
+        for budget in [int(b) for b in args.budgets.split(",")]:
+            resample(args.dataset, budget, args.kinds.split(","), seeds, args.seed, args.work)
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     budgets = [int(b) for b in args.budgets.split(",")] if args.budgets else BUDGETS[args.dataset]
     fashion = args.dataset == "fashion-mnist"
