@@ -41,7 +41,8 @@ def verdicts(table: dict[int, dict[str, dict[str, Any]]], dataset: str) -> list[
             if best is not None:
                 lines.append(
                     f"- T = {budget}: {best['method']} hits {best['modes_hit']:.0f} modes against the single "
-                    f"model's {single['modes_hit']:.0f} ({'at least as many' if best['modes_hit'] >= single['modes_hit'] else 'fewer'})."
+                    f"model's {single['modes_hit']:.0f} ({'at least as many' if best['modes_hit'] >= single['modes_hit'] else 'fewer'} "
+                    "on one sampling seed; the goal `stacked_equal` weighs the re-scored seeds)."
                 )
             continue
         scored = []
