@@ -131,10 +131,19 @@ def train(folder: str, recipe: str) -> tuple[Path, float]:
     return run, round(time.perf_counter() - started, 1)
 
 
-def choose(result: dict) -> None:
-    """Each recipe on each folder, graded on the training split (the recipe's choice sees no held-out image)."""
+def graded_on_train(run: Path) -> dict:
+    """Each member's FID against the training split (EfficientNet-Lite0, n = 400) and the DCGANs'
+    median: how recipes and budgets are compared without a held-out image."""
     from gensemble.evaluation.evaluate import evaluate_run
 
+    ev = evaluate_run(run, metrics="fid", features="effnet-lite0", n=400, reference="train", write=False)
+    fids = {r: round(v["fid"], 2) for r, v in ev.rows.items()}
+    dcgans = [v for r, v in fids.items() if r.startswith("dcgan")]
+    return {"fid_train": fids, "median_dcgan": float(np.median(dcgans))}
+
+
+def choose(result: dict) -> None:
+    """Each recipe on each folder, graded on the training split (the recipe's choice sees no held-out image)."""
     section = result.setdefault("choose", {})
     for folder in ("colour-digits", "grey-digits"):
         for recipe in RECIPES:
@@ -142,12 +151,7 @@ def choose(result: dict) -> None:
             if key in section:
                 continue
             run, seconds = train(folder, recipe)
-            ev = evaluate_run(
-                run, metrics="fid", features="effnet-lite0", n=400, reference="train", write=False
-            )
-            fids = {r: round(v["fid"], 2) for r, v in ev.rows.items()}
-            dcgans = [v for r, v in fids.items() if r.startswith("dcgan")]
-            section[key] = {"train_s": seconds, "fid_train": fids, "median_dcgan": float(np.median(dcgans))}
+            section[key] = {"train_s": seconds, **graded_on_train(run)}
             print(key, section[key], flush=True)
             save(result, "choose")
     for folder in ("colour-digits", "grey-digits"):
@@ -220,7 +224,6 @@ def final(result: dict) -> None:
 def longer(result: dict, steps: int = 3000) -> None:
     """The chosen colour recipe trained on to `steps` (resumed from a copy of its 1,000-step run),
     graded like `choose`, on the training split: is the colour folder's problem the budget?"""
-    from gensemble.evaluation.evaluate import evaluate_run
     from gensemble.run import train_run
 
     recipe = result["chosen"]["colour-digits"]
@@ -233,16 +236,12 @@ def longer(result: dict, steps: int = 3000) -> None:
     started = time.perf_counter()
     train_run(cfg, run, resume=True)
     seconds = round(time.perf_counter() - started, 1)
-    ev = evaluate_run(run, metrics="fid", features="effnet-lite0", n=400, reference="train", write=False)
-    fids = {r: round(v["fid"], 2) for r, v in ev.rows.items()}
-    dcgans = [v for r, v in fids.items() if r.startswith("dcgan")]
     result["longer"] = {
         "folder": "colour-digits",
         "recipe": recipe,
         "steps": steps,
         "train_s_this_call": seconds,  # 0-ish when the run had already been trained on
-        "fid_train": fids,
-        "median_dcgan": float(np.median(dcgans)),
+        **graded_on_train(run),
     }
     print(json.dumps(result["longer"]), flush=True)
     save(result, "longer")
