@@ -24,7 +24,8 @@ median DCGAN FID wins; the held-out reference never takes part. Then the chosen 
 evaluated on held-out data with `gensemble evaluate --fusion auto uniform best rejection`, timed
 against the same command without auto (each on its own copy of the run with an empty feature cache,
 auto's first), and the report's headline is read back. `longer` trains the chosen colour recipe on
-to 3,000 steps and grades it like `choose`, on the training split.
+to 3,000 steps (`--folder`) and grades it like `choose`, on the training split; `final-longer` then
+grades that run on held-out data exactly as `final` does.
 """
 
 from __future__ import annotations
@@ -185,72 +186,94 @@ def timed_evaluate(run: Path, fusions: tuple[str, ...], ref: str | None, tag: st
     return round(time.perf_counter() - t0, 1)
 
 
-def final(result: dict) -> None:
-    """The chosen recipe per folder on held-out data: evaluate with and without auto, each cold, timed."""
+def held_out(run: Path, recipe: str, ref: str | None) -> dict:
+    """One trained run on held-out data: evaluate with and without auto, each cold and timed, and the
+    table and headline read back from the with-auto copy's own artefacts."""
     from gensemble.evaluation.evaluate import evaluate_run
     from gensemble.report import gather_report, report_run
 
+    with_auto = timed_evaluate(run, FUSIONS, ref, "with-auto")
+    without = timed_evaluate(run, tuple(f for f in FUSIONS if f != "auto"), ref, "without-auto")
+    scored = run.with_name(f"{run.name}-with-auto")
+    os.environ["GENSEMBLE_CACHE"] = str(WORK / f"cache-{run.name}-with-auto")  # its features, warm
+    ev = evaluate_run(scored, fusions=FUSIONS, metrics=("fid", "kid"), reference=ref, write=False)
+    report = report_run(scored, scored / "report.html")
+    return {
+        "recipe": recipe,
+        "features": ev.features,
+        "n": ev.n,
+        "reference": ev.reference,
+        "seconds_without_auto": without,
+        "seconds_with_auto": with_auto,
+        "ratio": round(with_auto / without, 2),
+        "cold_caches": True,
+        "rows": {
+            r: {k: round(v, 4) for k, v in m.items() if isinstance(v, float)} for r, m in ev.rows.items()
+        },
+        "choice": ev.info.get("choices", {}).get("fusion:auto", {}).get("chosen"),
+        "headline": gather_report(scored).verdict,
+        "report": str(report.relative_to(ROOT)),
+    }
+
+
+def reference_of(folder: str) -> str | None:
+    return str(WORK / "colour-digits-reference") if folder == "colour-digits" else None
+
+
+def final(result: dict) -> None:
+    """The chosen recipe per folder on held-out data: evaluate with and without auto, each cold, timed."""
     section = result.setdefault("final", {})
     for folder, recipe in result["chosen"].items():
         run, _ = train(folder, recipe)
-        ref = str(WORK / "colour-digits-reference") if folder == "colour-digits" else None
-        with_auto = timed_evaluate(run, FUSIONS, ref, "with-auto")
-        without = timed_evaluate(run, tuple(f for f in FUSIONS if f != "auto"), ref, "without-auto")
-        # The table and headline come from the with-auto copy's own artefacts (evaluate wrote them).
-        scored = run.with_name(f"{run.name}-with-auto")
-        os.environ["GENSEMBLE_CACHE"] = str(WORK / f"cache-{run.name}-with-auto")  # its features, warm
-        ev = evaluate_run(scored, fusions=FUSIONS, metrics=("fid", "kid"), reference=ref, write=False)
-        report = report_run(scored, scored / "report.html")
-        section[folder] = {
-            "recipe": recipe,
-            "features": ev.features,
-            "n": ev.n,
-            "reference": ev.reference,
-            "seconds_without_auto": without,
-            "seconds_with_auto": with_auto,
-            "ratio": round(with_auto / without, 2),
-            "cold_caches": True,
-            "rows": {
-                r: {k: round(v, 4) for k, v in m.items() if isinstance(v, float)} for r, m in ev.rows.items()
-            },
-            "choice": ev.info.get("choices", {}).get("fusion:auto", {}).get("chosen"),
-            "headline": gather_report(scored).verdict,
-            "report": str(report.relative_to(ROOT)),
-        }
+        section[folder] = held_out(run, recipe, reference_of(folder))
         print(folder, json.dumps(section[folder])[:800], flush=True)
         save(result, "final")
 
 
-def longer(result: dict, steps: int = 3000) -> None:
-    """The chosen colour recipe trained on to `steps` (resumed from a copy of its 1,000-step run),
-    graded like `choose`, on the training split: is the colour folder's problem the budget?"""
+def longer_run(folder: str, recipe: str, steps: int) -> Path:
+    return WORK / "runs" / f"{folder}-{recipe}-{steps}"
+
+
+def final_longer(result: dict, folder: str) -> None:
+    """`final` for the run that `longer` trained on: the budget the folder recipe ships with, held out."""
+    done = result["longer"][folder]
+    entry = held_out(longer_run(folder, done["recipe"], done["steps"]), done["recipe"], reference_of(folder))
+    result.setdefault("final_longer", {})[folder] = {"steps": done["steps"], **entry}
+    print(json.dumps(result["final_longer"][folder])[:800], flush=True)
+    save(result, "final_longer")
+
+
+def longer(result: dict, folder: str, steps: int = 3000) -> None:
+    """The chosen recipe trained on to `steps` (resumed from a copy of its 1,000-step run), graded
+    like `choose`, on the training split: is a folder's problem the budget?"""
     from gensemble.run import train_run
 
-    recipe = result["chosen"]["colour-digits"]
-    base = WORK / "runs" / f"colour-digits-{recipe}"
-    run = base.with_name(f"{base.name}-{steps}")
+    recipe = result["chosen"][folder]
+    base = WORK / "runs" / f"{folder}-{recipe}"
+    run = longer_run(folder, recipe, steps)
     if not (run / "config.yaml").exists():
         shutil.copytree(base, run, ignore=shutil.ignore_patterns(".lock"))
-    cfg = config("colour-digits", recipe)
+    cfg = config(folder, recipe)
     cfg["train"]["steps"] = steps
     started = time.perf_counter()
     train_run(cfg, run, resume=True)
     seconds = round(time.perf_counter() - started, 1)
-    result["longer"] = {
-        "folder": "colour-digits",
+    result.setdefault("longer", {})[folder] = {
+        "folder": folder,
         "recipe": recipe,
         "steps": steps,
         "train_s_this_call": seconds,  # 0-ish when the run had already been trained on
         **graded_on_train(run),
     }
-    print(json.dumps(result["longer"]), flush=True)
+    print(json.dumps(result["longer"][folder]), flush=True)
     save(result, "longer")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("stage", choices=("make", "choose", "final", "longer"))
+    ap.add_argument("stage", choices=("make", "choose", "final", "longer", "final-longer"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads per training run")
+    ap.add_argument("--folder", default="colour-digits", help="longer, final-longer: which folder")
     args = ap.parse_args(argv)
     global THREADS
     THREADS = args.threads
@@ -259,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         make_grey(WORK)
         return 0
     result = load()
-    {"choose": choose, "final": final, "longer": longer}[args.stage](result)
+    if args.stage in ("longer", "final-longer"):
+        (longer if args.stage == "longer" else final_longer)(result, args.folder)
+    else:
+        {"choose": choose, "final": final}[args.stage](result)
     return 0
 
 
