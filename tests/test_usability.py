@@ -364,8 +364,42 @@ def test_the_readme_python_script_runs_as_written(tmp_path, monkeypatch, capsys)
 def test_dry_run_estimates_the_training_time(tmp_path, capsys):
     cfg = write_config(tmp_path / "c.yaml")
     code, out, _ = run_cli(capsys, "train", str(cfg), "--dry-run", "--set", "train.steps=1000000")
-    assert code == 0 and "# estimated training time here: about" in out and "1000000 steps" in out
+    assert code == 0 and "# estimated time here: about" in out and "1000000 steps" in out
     assert not any(tmp_path.glob("R*"))
+
+
+def test_the_estimate_chooses_threads_as_the_run_does_and_prices_its_probing(monkeypatch):
+    """The dry run times the count the run's tuner will keep (alternating, by median) and adds the
+    steps the tuner spends at the other count; a dry run started for the purpose adds its own age,
+    an older process only its data's loading."""
+    import time
+
+    from gensemble.run import budget
+
+    class Scheme:  # a step costs 1 ms on one thread, 4 ms on two (a busy neighbour's machine)
+        done = 0
+
+        def train(self, ens, data, hook, executor):
+            time.sleep((ens.cfg.train.steps - self.done) * (0.001 if torch.get_num_threads() == 1 else 0.004))
+            self.done = ens.cfg.train.steps
+
+    monkeypatch.setattr(threads, "auto_choices", lambda: (1, 2))
+    cfg = parse_config({**TINY_TOY, "train": {**TINY_TOY["train"], "steps": 1000}})
+    ens = argparse.Namespace(cfg=cfg)
+    before = torch.get_num_threads()
+    try:
+        done, per_step, tuning = budget.pick_threads(ens, cfg, None, Scheme(), None, 0)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    probed = threads.PROBE_ROUNDS * (threads.PROBE_STEPS + 1)
+    assert done == 2 * threads.PROBE_ROUNDS * budget.CHUNK_STEPS
+    assert per_step < 0.0025 and 0.5 * 0.003 * probed < tuning < 3 * 0.003 * probed
+    assert budget.process_age() > 0  # this test's own process, read from /proc
+    monkeypatch.setattr(budget, "process_age", lambda: 4.0)
+    assert budget.startup_seconds(1.5) == 4.0
+    monkeypatch.setattr(budget, "process_age", lambda: 3600.0)  # a notebook's process
+    assert budget.startup_seconds(1.5) == 1.5
 
 
 def labelled_folder(root: Path, n: int) -> tuple[Path, Path]:

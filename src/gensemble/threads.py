@@ -34,6 +34,12 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+# How a run chooses its thread count: PROBE_ROUNDS alternations of PROBE_STEPS timed steps per count
+# (after one warm-up step per switch); more threads must beat fewer by PROBE_MARGIN. The dry run's
+# estimate (run/budget.py) chooses the same way and prices these steps.
+PROBE_STEPS, PROBE_ROUNDS, PROBE_MARGIN = 4, 3, 0.1
+
+
 class ThreadTuner:
     """Called after every training step. Probes the candidate counts in alternation (N, 1, N, 1, ...,
     `rounds` times each, `probe_steps` steps a time after a warm-up step), then keeps the one with
@@ -50,9 +56,9 @@ class ThreadTuner:
     def __init__(
         self,
         choices: tuple[int, ...],
-        probe_steps: int = 4,
-        rounds: int = 3,
-        margin: float = 0.1,
+        probe_steps: int = PROBE_STEPS,
+        rounds: int = PROBE_ROUNDS,
+        margin: float = PROBE_MARGIN,
         chosen: int | None = None,
     ) -> None:
         self.choices = tuple(sorted(dict.fromkeys(choices)))  # unique, fewest first (ties go to fewer)

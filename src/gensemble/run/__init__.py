@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from gensemble.errors import CheckpointError, ConfigError, GensembleError, shown
 from gensemble.execution import Executor, make_executor
 from gensemble.health import curve_problems, read_curves, warning_lines
 from gensemble.progress import RUN_CLOCK
-from gensemble.run.budget import describe_seconds, estimate_seconds
+from gensemble.run.budget import describe_seconds, estimate_seconds, startup_seconds
 from gensemble.run.config import RESUMABLE_KEYS, RunConfig, load_config, parse_config
 from gensemble.run.hooks import RunHooks
 from gensemble.runfolder import holder, run_lock
@@ -176,13 +177,18 @@ def dry_run_estimate(cfg: RunConfig) -> str:
 
     try:
         dev = resolve_device(cfg.train.device)
+        started = time.perf_counter()
         data = load_train_data(cfg, dev)
+        startup = startup_seconds(time.perf_counter() - started)
         seconds = estimate_seconds(cfg, data, dev)
     except GensembleError as exc:
         return f"# no time estimate: {exc}\n"
+    total = describe_seconds(startup + seconds)
+    total += "" if total.endswith(" s") else f" ({startup + seconds:.0f} s)"
     return (
-        f"# estimated training time here: about {describe_seconds(seconds)} for {len(cfg.members)} member(s) × "
-        f"{cfg.train.steps} steps (timed on a few steps; scheme overheads not included)\n"
+        f"# estimated time here: about {total} for "
+        f"{len(cfg.members)} member(s) × {cfg.train.steps} steps: start-up {startup:.0f} s as this dry run "
+        f"took, then training timed on a few steps (checkpoint writes not included)\n"
         + heldout_comment(cfg, len(data))
     )
 

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import statistics
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,55 +32,91 @@ PROBE_SECONDS = 2.0  # the timed part lasts at least this long (or until train.s
 
 
 def estimate_seconds(cfg, data, device: torch.device, probe_seconds: float = PROBE_SECONDS) -> float:
-    """Seconds the run's training will take here (checkpoint and image writes not included)."""
+    """Seconds the run's training will take here: building the members, the thread tuner's
+    measurements at the count it will not keep, and every step (checkpoint and image writes not
+    included)."""
     with contextlib.redirect_stderr(io.StringIO()):  # the copy's progress lines are not the run's
         return _probe(cfg, data, device, probe_seconds)
+
+
+# A process older than this did not start for the command at hand (a notebook, a test session).
+FRESH_PROCESS_S = 60.0
+
+
+def startup_seconds(load_s: float) -> float:
+    """What `gensemble train` will pay here before it builds the members: starting Python, importing
+    torch, reading the config and the data. A dry run started for the purpose has just paid the
+    same, so it is this process's age; in an older process, only the data's loading (`load_s`)."""
+    age = process_age()
+    return age if 0 < age < FRESH_PROCESS_S else load_s
+
+
+def process_age() -> float:
+    """Seconds since this process started (Linux; 0 elsewhere)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: start time after boot
+        return max(time.clock_gettime(time.CLOCK_BOOTTIME) - started, 0.0)
+    except (OSError, ValueError, IndexError, AttributeError):
+        return 0.0
 
 
 def _probe(cfg, data, device: torch.device, probe_seconds: float) -> float:
     steps = cfg.train.steps
     warm = min(WARM_STEPS, steps)
     probe_cfg = replace(cfg, train=replace(cfg.train, steps=warm))
+    start = time.perf_counter()
     ens = build_ensemble(probe_cfg, data.shape, device)
+    build = time.perf_counter() - start  # the run builds its members (and checks memory) too
     scheme, executor = scheme_for(cfg), make_executor("local")
     scheme.train(ens, data, no_hook, executor)
     previous = torch.get_num_threads()
     try:
-        done, per_step = pick_threads(ens, cfg, data, scheme, executor, warm)
+        done, per_step, tuning = pick_threads(ens, cfg, data, scheme, executor, warm)
         timed = _time_steps(ens, cfg, data, scheme, executor, done, probe_seconds)
-        return timed if timed > 0 or per_step is None else per_step * cfg.train.steps
+        steps_s = timed if timed > 0 or per_step is None else per_step * cfg.train.steps
+        return build + tuning + steps_s
     finally:
         torch.set_num_threads(previous)
 
 
-def pick_threads(ens, cfg, data, scheme, executor, done: int) -> tuple[int, float | None]:
-    """Under `--threads auto` the run will time 1 and all threads and keep the faster
-    (gensemble.threads), so the estimate is timed at that count too: beside a busy neighbour two
-    threads run several times slower than one, and timing the default count overestimated 2-5×
-    (benchmarks/estimates.py --neighbour). Returns the steps trained so far and the chosen count's
-    seconds per step (None when nothing was timed)."""
+def pick_threads(ens, cfg, data, scheme, executor, done: int) -> tuple[int, float | None, float]:
+    """Under `--threads auto` the run times 1 and all threads and keeps the faster
+    (gensemble.threads.ThreadTuner), so the estimate is timed at that count too, chosen the way the
+    tuner chooses: the counts in alternation, most first, PROBE_ROUNDS times, by median, fewer
+    threads unless more are clearly faster. Beside a busy neighbour two threads run several times
+    slower than one; one timing of each count let a neighbour's burst decide, and the estimate then
+    timed the count the run would not keep (benchmarks/estimates.py --neighbour).
+
+    Returns the steps trained so far, the chosen count's seconds per step (None when nothing was
+    timed), and the seconds the run's tuner will spend on steps at the other counts beyond what they
+    cost at the chosen one."""
     choices = threads.auto_choices()
     if len(choices) < 2:
-        return done, None
-    rates = {}
-    for n in reversed(choices):  # most first, as the run's tuner does
-        torch.set_num_threads(n)
-        target = min(cfg.train.steps, done + 2 * CHUNK_STEPS)
+        return done, None, 0.0
+    times: dict[int, list[float]] = {n: [] for n in choices}
+    for n in [c for _ in range(threads.PROBE_ROUNDS) for c in reversed(choices)]:
+        target = min(cfg.train.steps, done + CHUNK_STEPS)
         if target <= done:
             break
+        torch.set_num_threads(n)
         ens.cfg = replace(cfg, train=replace(cfg.train, steps=target))
         start = time.perf_counter()
         scheme.train(ens, data, no_hook, executor)
-        rates[n] = (time.perf_counter() - start) / (target - done)
+        times[n].append((time.perf_counter() - start) / (target - done))
         done = target
-    if rates:
-        best = min(rates)  # fewest threads unless more are clearly (10%) faster
-        for n in sorted(rates)[1:]:
-            if rates[n] < 0.9 * rates[best]:
-                best = n
-        torch.set_num_threads(best)
-        return done, rates[best]
-    return done, None
+    medians = {n: statistics.median(t) for n, t in times.items() if t}
+    if not medians:
+        return done, None, 0.0
+    best = min(medians)
+    for n in sorted(medians)[1:]:
+        if medians[n] < (1 - threads.PROBE_MARGIN) * medians[best]:
+            best = n
+    torch.set_num_threads(best)
+    # Each count the tuner does not keep gets PROBE_ROUNDS × (PROBE_STEPS + a warm-up step) steps.
+    per_count = threads.PROBE_ROUNDS * (threads.PROBE_STEPS + 1)
+    tuning = sum(max(m - medians[best], 0.0) * per_count for n, m in medians.items() if n != best)
+    return done, medians[best], tuning
 
 
 def _time_steps(ens, cfg, data, scheme, executor, done: int, probe_seconds: float) -> float:
