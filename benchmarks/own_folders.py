@@ -23,7 +23,7 @@ each member's FID against the training split (`evaluate --reference train`, Effi
 median DCGAN FID wins; the held-out reference never takes part. Then the chosen recipe's runs are
 evaluated on held-out data with `gensemble evaluate --fusion auto uniform best rejection`, timed
 against the same command without auto (each on its own copy of the run with an empty feature cache,
-auto's first), and the report's headline is read back. `longer` trains the chosen colour recipe on
+auto's first), and the report's headline is read back. `longer` trains a folder's chosen recipe on
 to 3,000 steps (`--folder`) and grades it like `choose`, on the training split; `final-longer` then
 grades that run on held-out data exactly as `final` does.
 """

@@ -187,6 +187,10 @@ def test_example_configs_resolve():
         assert cfg.scheme.name in names, name
     hetero = load_config(CONFIGS / "fashion-hetero.yaml")
     assert [m.model["name"] for m in hetero.members] == ["dcgan"] * 3 + ["vae"]
+    # The recipe for a user's own folder: the demo's members at the budget the folders benchmark chose.
+    folder, demo = load_config(CONFIGS / "folder.yaml"), load_config(CONFIGS / "demo.yaml")
+    assert folder.data.name.startswith("folder:") and folder.train.steps == 3000
+    assert [(m.model, m.seed) for m in folder.members] == [(m.model, m.seed) for m in demo.members]
 
 
 def test_boosting_weights_follow_the_closed_form():
