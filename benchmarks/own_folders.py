@@ -249,23 +249,27 @@ def longer(result: dict, folder: str, steps: int = 3000) -> None:
     from gensemble.run import train_run
 
     recipe = result["chosen"][folder]
-    base = WORK / "runs" / f"{folder}-{recipe}"
     run = longer_run(folder, recipe, steps)
-    if not (run / "config.yaml").exists():
+    if not (run / "config.yaml").exists():  # resumed from the longest shorter run there is
+        shorter = [longer_run(folder, recipe, s) for s in (3000, 2000) if s < steps]
+        base = next(
+            (r for r in shorter if (r / "config.yaml").exists()), WORK / "runs" / f"{folder}-{recipe}"
+        )
         shutil.copytree(base, run, ignore=shutil.ignore_patterns(".lock"))
     cfg = config(folder, recipe)
     cfg["train"]["steps"] = steps
     started = time.perf_counter()
     train_run(cfg, run, resume=True)
     seconds = round(time.perf_counter() - started, 1)
-    result.setdefault("longer", {})[folder] = {
+    key = folder if steps == 3000 else f"{folder}@{steps}"  # 3,000: the budget the folder recipe ships
+    result.setdefault("longer", {})[key] = {
         "folder": folder,
         "recipe": recipe,
         "steps": steps,
         "train_s_this_call": seconds,  # 0-ish when the run had already been trained on
         **graded_on_train(run),
     }
-    print(json.dumps(result["longer"][folder]), flush=True)
+    print(json.dumps(result["longer"][key]), flush=True)
     save(result, "longer")
 
 
@@ -274,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stage", choices=("make", "choose", "final", "longer", "final-longer"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads per training run")
     ap.add_argument("--folder", default="colour-digits", help="longer, final-longer: which folder")
+    ap.add_argument("--steps", type=int, default=3000, help="longer: the budget to train on to")
     args = ap.parse_args(argv)
     global THREADS
     THREADS = args.threads
@@ -283,7 +288,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     result = load()
     if args.stage in ("longer", "final-longer"):
-        (longer if args.stage == "longer" else final_longer)(result, args.folder)
+        if args.stage == "longer":
+            longer(result, args.folder, args.steps)
+        else:
+            final_longer(result, args.folder)
     else:
         {"choose": choose, "final": final}[args.stage](result)
     return 0

@@ -402,6 +402,21 @@ def test_the_estimate_chooses_threads_as_the_run_does_and_prices_its_probing(mon
     assert budget.startup_seconds(1.5) == 1.5
 
 
+def test_a_resumed_run_estimates_only_the_steps_it_has_left(tmp_path, monkeypatch, capsys):
+    import gensemble.run as run_module
+
+    asked: list[float] = []
+    monkeypatch.setattr(run_module, "LONG_RUN_STEPS", 1)
+    monkeypatch.setattr(
+        run_module, "estimate_seconds", lambda cfg, data, dev, left: asked.append(left) or 1.0
+    )
+    train_run(TINY_TOY, tmp_path / "R")
+    assert asked == [1.0]
+    train_run(TINY_TOY, tmp_path / "R", ["train.steps=12"], resume=True)
+    assert asked == [1.0, 0.5]  # 6 of 12 steps left
+    assert "for the steps left" in capsys.readouterr().err
+
+
 def labelled_folder(root: Path, n: int) -> tuple[Path, Path]:
     """n 16×16 images of two classes a labeller can tell apart (a square top-left or bottom-right,
     sub/folder for half of them) and their labels CSV, with a header and file names as written."""

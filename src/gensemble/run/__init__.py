@@ -157,10 +157,11 @@ def load_run_and_heldout(
 LONG_RUN_STEPS = 20_000
 
 
-def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device) -> None:
-    seconds = estimate_seconds(cfg, data, dev)
+def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device, left: float = 1.0) -> None:
+    """Say how long the training will take; `left` is the fraction of its steps still to go."""
+    seconds = estimate_seconds(cfg, data, dev, left=left)
     print(
-        f"[train] estimated time here: about {describe_seconds(seconds)} (members' steps only)",
+        f"[train] estimated time here: about {describe_seconds(seconds)} for the steps left",
         file=sys.stderr,
         flush=True,
     )
@@ -298,8 +299,9 @@ def train_locked(cfg: RunConfig, out: Path, resume: bool, executor: Executor, de
         ens.restore()
     elif resume and executor.is_main:
         warnings.warn(f"{out} has no checkpoint yet; training it from step 0", stacklevel=2)
-    if executor.is_main and cfg.train.steps * len(cfg.members) >= LONG_RUN_STEPS:
-        announce_estimate(cfg, data, dev)
+    left = sum(max(0, cfg.train.steps - m.step) for m in ens.members)  # a resume has fewer to go
+    if executor.is_main and left >= LONG_RUN_STEPS:
+        announce_estimate(cfg, data, dev, left / (cfg.train.steps * len(cfg.members)))
     threads.start_run(ens.saved_threads)
     executor.on_main(lambda: write_run_files(out, cfg, resume, ens))
     hooks = RunHooks(ens, out) if executor.is_main else None

@@ -31,12 +31,14 @@ CHUNK_STEPS = 5  # steps in the first timed chunk; each next one is twice as lon
 PROBE_SECONDS = 2.0  # the timed part lasts at least this long (or until train.steps is reached)
 
 
-def estimate_seconds(cfg, data, device: torch.device, probe_seconds: float = PROBE_SECONDS) -> float:
+def estimate_seconds(
+    cfg, data, device: torch.device, probe_seconds: float = PROBE_SECONDS, left: float = 1.0
+) -> float:
     """Seconds the run's training will take here: building the members, the thread tuner's
-    measurements at the count it will not keep, and every step (checkpoint and image writes not
-    included)."""
+    measurements at the count it will not keep, and the steps, of which a fraction `left` is still
+    to go (a resume); checkpoint and image writes not included."""
     with contextlib.redirect_stderr(io.StringIO()):  # the copy's progress lines are not the run's
-        return _probe(cfg, data, device, probe_seconds)
+        return _probe(cfg, data, device, probe_seconds, left)
 
 
 # A process older than this did not start for the command at hand (a notebook, a test session).
@@ -61,7 +63,7 @@ def process_age() -> float:
         return 0.0
 
 
-def _probe(cfg, data, device: torch.device, probe_seconds: float) -> float:
+def _probe(cfg, data, device: torch.device, probe_seconds: float, left: float) -> float:
     steps = cfg.train.steps
     warm = min(WARM_STEPS, steps)
     probe_cfg = replace(cfg, train=replace(cfg.train, steps=warm))
@@ -75,7 +77,7 @@ def _probe(cfg, data, device: torch.device, probe_seconds: float) -> float:
         done, per_step, tuning = pick_threads(ens, cfg, data, scheme, executor, warm)
         timed = _time_steps(ens, cfg, data, scheme, executor, done, probe_seconds)
         steps_s = timed if timed > 0 or per_step is None else per_step * cfg.train.steps
-        return build + tuning + steps_s
+        return build + tuning + steps_s * left
     finally:
         torch.set_num_threads(previous)
 
