@@ -12,12 +12,33 @@ def test_training_writes_tensorboard_scalars_and_images(tmp_path):
     model = {"name": "dcgan", "ngf": 4, "ndf": 4, "z_dim": 8}
     cfg = write_config(tmp_path / "c.yaml", model=model, data={"name": "digits", "image_size": 16})
     run = train_run(cfg, tmp_path / "r", ["train.steps=4", "train.log_every=2", "train.image_every=2"])
-    acc = EventAccumulator(str(run / "tb"))
+    acc = EventAccumulator(str(run / "tb" / "m0"))  # one TensorBoard run per member
     acc.Reload()
     scalars = set(acc.Tags()["scalars"])
     assert {"m0/loss_d", "m0/loss_g", "m0/d_real", "m0/d_fake"} <= scalars
     assert [e.step for e in acc.Scalars("m0/loss_g")] == [2, 4]
     assert "m0/samples" in acc.Tags()["images"]
+
+
+def test_a_restarted_run_keeps_no_event_file_of_the_aborted_attempt(tmp_path):
+    """An attempt stopped before its first checkpoint is restarted from step 0 with --resume: its
+    TensorBoard events go with it, as its metrics do; a resume from a checkpoint purges what was
+    logged past it."""
+    import shutil
+
+    cfg = write_config(tmp_path / "c.yaml")
+    run = train_run(cfg, tmp_path / "r", ["train.steps=4", "train.log_every=2", "train.checkpoint_every=2"])
+    tb = run / "tb" / "m0"
+    first = sorted(p.name for p in tb.iterdir())
+    shutil.rmtree(run / "checkpoints")  # as if stopped before any checkpoint was written
+    (run / "latest.json").unlink(missing_ok=True)
+    train_run(cfg, run, ["train.steps=4", "train.log_every=2", "train.checkpoint_every=2"], resume=True)
+    files = sorted(p.name for p in tb.iterdir())
+    assert len(files) == 1 and files[0] not in first
+    train_run(cfg, run, ["train.steps=6", "train.log_every=2", "train.checkpoint_every=2"], resume=True)
+    acc = EventAccumulator(str(tb))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("m0/loss_g")] == [2, 4, 6]
 
 
 def test_progress_prints_one_line_per_stage_off_a_terminal(capsys):

@@ -185,6 +185,23 @@ def test_a_100_image_folder_is_refused_clearly_or_evaluated_with_n_stated(folder
     assert np.isfinite(saved["rows"]["g0"]["fid"])
 
 
+def test_the_dry_run_states_the_size_and_channels_it_found_in_a_folder(tmp_path):
+    import yaml
+
+    data = make_folder(tmp_path / "imgs", 40, 0)
+    cfg = {
+        "data": {"name": f"folder:{data}"},  # size and channels left to the images
+        "members": [{"name": "g", "model": {"name": "dcgan", "ngf": 8, "ndf": 8}, "seed": 0}],
+        "train": {"steps": 5, "batch_size": 8},
+    }
+    text = train_run(write_config(tmp_path / "c.yaml", cfg), dry_run=True)
+    shown = yaml.safe_load(text)
+    assert (shown["data"]["image_size"], shown["data"]["channels"]) == (16, 1)
+    assert (shown["members"][0]["model"]["image_size"], shown["members"][0]["model"]["channels"]) == (16, 1)
+    assert "as found in the data (1×16×16)" in text and "# estimated time here: about" in text
+    assert parse_config(shown).data.image_size == 16  # what it prints is a config that trains the same run
+
+
 def test_score_says_how_few_real_images_it_calibrated_on(folder_run, capsys):
     code, out, err = run_cli(capsys, "score", str(folder_run), "--json", "-n", "20")
     assert code == 0 and "only 10 held-out real images" in err

@@ -173,9 +173,10 @@ def announce_estimate(cfg: RunConfig, data: Dataset, dev: torch.device, left: fl
         )
 
 
-def dry_run_estimate(cfg: RunConfig) -> str:
-    """A YAML comment with the estimated training time here (best effort: nothing when data is missing)."""
-
+def dry_run_yaml(cfg: RunConfig) -> str:
+    """The resolved config as YAML, with the image size and channels a folder's images turned out
+    to have where the config leaves them to the data, then comments: the estimated time here and
+    the held-out sizes (best effort: no estimate when the data cannot be read)."""
     try:
         dev = resolve_device(cfg.train.device)
         started = time.perf_counter()
@@ -183,15 +184,30 @@ def dry_run_estimate(cfg: RunConfig) -> str:
         startup = startup_seconds(time.perf_counter() - started)
         seconds = estimate_seconds(cfg, data, dev)
     except GensembleError as exc:
-        return f"# no time estimate: {exc}\n"
+        return dump_yaml(cfg) + f"# no time estimate: {exc}\n"
     total = describe_seconds(startup + seconds)
     total += "" if total.endswith(" s") else f" ({startup + seconds:.0f} s)"
     return (
-        f"# estimated time here: about {total} for "
+        detected_yaml(cfg, data.shape) + f"# estimated time here: about {total} for "
         f"{len(cfg.members)} member(s) × {cfg.train.steps} steps: start-up {startup:.0f} s as this dry run "
         f"took, then training timed on a few steps (checkpoint writes not included)\n"
         + heldout_comment(cfg, len(data))
     )
+
+
+def detected_yaml(cfg: RunConfig, shape: tuple[int, ...]) -> str:
+    """The config as YAML with every image_size / channels left to the data (null) set to what the
+    data has: the same run, said plainly (a folder's 3×32×32 rather than null)."""
+    raw = yaml_roundtrip(cfg)  # a copy: the parsed config is not touched
+    if len(shape) != 3:  # 2-D points: no image size to state
+        return dump_yaml(raw)
+    found = {"image_size": int(shape[-1]), "channels": int(shape[0])}
+    for section in [raw["data"], *(m.get("model") or {} for m in raw.get("members", []))]:
+        for key, value in found.items():
+            if key in section and section[key] is None:
+                section[key] = value
+    note = f"# image_size and channels as found in the data ({shape[0]}×{shape[1]}×{shape[2]})\n"
+    return dump_yaml(raw) + note
 
 
 def heldout_comment(cfg: RunConfig, n_train: int) -> str:
@@ -262,7 +278,7 @@ def train_run(
         overrides = (*overrides, f"train.device={device}")
     cfg = as_run_config(config, overrides)
     if dry_run:
-        return dump_yaml(cfg) + dry_run_estimate(cfg)
+        return dry_run_yaml(cfg)
     executor = backend if isinstance(backend, Executor) else make_executor(backend, address)
     if out is None and not isinstance(config, (str, Path)):
         raise ConfigError("train_run needs out= (a run folder) when the config is not a file")

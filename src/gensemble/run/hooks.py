@@ -15,7 +15,7 @@ import torch
 from gensemble.checkpoint import atomic_write_bytes
 from gensemble.ensemble.state import ema_key
 from gensemble.imageio import make_grid
-from gensemble.safepath import open_regular
+from gensemble.safepath import inside, open_regular
 from gensemble.training.loop import update_ema
 from gensemble.training.member import Member
 
@@ -32,14 +32,20 @@ class RunHooks:
         self._start = time.perf_counter()
         self._together = 0  # depth of `together()` blocks; saves inside them wait for the block's end
         self._save_pending = False
-        self._tb = None
+        # One TensorBoard run per member (RUN/tb/NAME), each purging from the step after the one the
+        # member starts from: what an aborted attempt logged past its checkpoint (or, on a fresh
+        # start, at all) is hidden, as metrics.jsonl is cut back. One writer for all could only purge
+        # at one step, and members of one checkpoint can stand at different steps.
+        self._tb: dict[str, Any] = {}
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self._tb = SummaryWriter(str(run_dir / "tb"))
+                self._tb = {
+                    m.name: tb_writer(SummaryWriter, run_dir, m.name, m.step) for m in ensemble.members
+                }
             except ImportError:  # tensorboard is a dependency, but a stripped install still trains
-                self._tb = None
+                self._tb = {}
 
     def __call__(self, member: Member, stats: dict[str, float]) -> None:
         step = member.step
@@ -95,9 +101,9 @@ class RunHooks:
         rec = {"member": name, "step": step, "time": round(time.perf_counter() - self._start, 3), **stats}
         self._metrics.write(json.dumps(rec) + "\n")
         self._metrics.flush()
-        if self._tb is not None:
+        if name in self._tb:
             for k, v in stats.items():
-                self._tb.add_scalar(f"{name}/{k}", v, step)
+                self._tb[name].add_scalar(f"{name}/{k}", v, step)
 
     def snapshot(self, member: Member) -> None:
         """Generator weights at this step, for a uniform "soup" of snapshots (Wortsman et al. 2022) or a
@@ -110,15 +116,29 @@ class RunHooks:
         atomic_write_bytes(path, save(state), root=self.run_dir)
 
     def images(self, member: Member, n: int = 36) -> None:
-        if self._tb is None:
+        if member.name not in self._tb:
             return
         x = member.model.sample(n, torch.Generator().manual_seed(0))
         if x.dim() == 4:
-            self._tb.add_image(f"{member.name}/samples", make_grid(x.cpu()), member.step, dataformats="HWC")
+            self._tb[member.name].add_image(
+                f"{member.name}/samples", make_grid(x.cpu()), member.step, dataformats="HWC"
+            )
 
     def close(self) -> None:
         for m in self.ens.members:
             self.images(m)
         self._metrics.close()
-        if self._tb is not None:
-            self._tb.close()
+        for writer in self._tb.values():
+            writer.close()
+
+
+def tb_writer(writer: Any, run_dir: Path, name: str, step: int) -> Any:
+    """Member `name`'s TensorBoard writer, in RUN/tb/NAME (never through a link planted in a run
+    folder someone handed over), purging what earlier attempts logged after `step`. A member that
+    starts from step 0 has nothing of an aborted attempt worth keeping: its event files go."""
+    folder = inside(run_dir, f"tb/{name}", kind="dir", create_parents=True)
+    if step == 0 and folder.is_dir():
+        for entry in os.scandir(folder):
+            if entry.name.startswith("events.out.tfevents.") and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+    return writer(str(folder), purge_step=step + 1)  # step itself was logged before its checkpoint
