@@ -14,6 +14,7 @@ batch, so an image's result does not depend on what else is in the batch.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import torch
@@ -70,8 +71,21 @@ def _starts(model: GenerativeModel, target: Tensor, known: Tensor, cfg: SearchCo
         with torch.no_grad():
             mu, _ = model.encode(filled)  # type: ignore[attr-defined]
         return mu
-    gen = torch.Generator().manual_seed(cfg.seed)
-    return torch.randn(len(target) * cfg.restarts, model.z_dim, generator=gen)
+    # Each image draws its restarts from a seed of its own (cfg.seed and its known pixels), so an
+    # image starts from the same codes whatever else is in the call and wherever it stands there.
+    # One draw per restart: the first r restarts are then the same whatever cfg.restarts is (torch
+    # fills a long normal tensor in blocks, so one (R, z) draw would not begin with the (1, z) one).
+    starts = []
+    for x, k in zip(target, known):
+        gen = torch.Generator().manual_seed(image_seed(cfg.seed, x, k))
+        starts.extend(torch.randn(model.z_dim, generator=gen) for _ in range(cfg.restarts))
+    return torch.stack(starts)
+
+
+def image_seed(seed: int, image: Tensor, known: Tensor) -> int:
+    """A seed from `seed` and an image's known pixels (as float32 bytes): the same image, the same seed."""
+    data = (image * known).detach().float().cpu().contiguous().numpy().tobytes()
+    return (seed * 1_000_003 + zlib.crc32(data + known.detach().float().cpu().numpy().tobytes())) % (2**63)
 
 
 def search(
