@@ -234,12 +234,17 @@ def longer_run(folder: str, recipe: str, steps: int) -> Path:
     return WORK / "runs" / f"{folder}-{recipe}-{steps}"
 
 
-def final_longer(result: dict, folder: str) -> None:
-    """`final` for the run that `longer` trained on: the budget the folder recipe ships with, held out."""
-    done = result["longer"][folder]
+def longer_key(folder: str, steps: int) -> str:
+    return folder if steps == 3000 else f"{folder}@{steps}"  # 3,000: the budget the folder recipe ships
+
+
+def final_longer(result: dict, folder: str, steps: int = 3000) -> None:
+    """`final` for a run that `longer` trained on, held out."""
+    key = longer_key(folder, steps)
+    done = result["longer"][key]
     entry = held_out(longer_run(folder, done["recipe"], done["steps"]), done["recipe"], reference_of(folder))
-    result.setdefault("final_longer", {})[folder] = {"steps": done["steps"], **entry}
-    print(json.dumps(result["final_longer"][folder])[:800], flush=True)
+    result.setdefault("final_longer", {})[key] = {"steps": done["steps"], **entry}
+    print(json.dumps(result["final_longer"][key])[:800], flush=True)
     save(result, "final_longer")
 
 
@@ -261,7 +266,7 @@ def longer(result: dict, folder: str, steps: int = 3000) -> None:
     started = time.perf_counter()
     train_run(cfg, run, resume=True)
     seconds = round(time.perf_counter() - started, 1)
-    key = folder if steps == 3000 else f"{folder}@{steps}"  # 3,000: the budget the folder recipe ships
+    key = longer_key(folder, steps)
     result.setdefault("longer", {})[key] = {
         "folder": folder,
         "recipe": recipe,
@@ -278,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("stage", choices=("make", "choose", "final", "longer", "final-longer"))
     ap.add_argument("--threads", type=int, default=2, help="torch threads per training run")
     ap.add_argument("--folder", default="colour-digits", help="longer, final-longer: which folder")
-    ap.add_argument("--steps", type=int, default=3000, help="longer: the budget to train on to")
+    ap.add_argument("--steps", type=int, default=3000, help="longer, final-longer: the budget")
     args = ap.parse_args(argv)
     global THREADS
     THREADS = args.threads
@@ -291,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.stage == "longer":
             longer(result, args.folder, args.steps)
         else:
-            final_longer(result, args.folder)
+            final_longer(result, args.folder, args.steps)
     else:
         {"choose": choose, "final": final}[args.stage](result)
     return 0
