@@ -40,6 +40,16 @@ def available_cores() -> int:
 PROBE_STEPS, PROBE_ROUNDS, PROBE_MARGIN = 4, 3, 0.1
 
 
+def fastest_count(medians: dict[int, float], margin: float = PROBE_MARGIN) -> int:
+    """The thread count to keep, from each count's median step time: the fewest, unless more are
+    faster by `margin` (beside busy neighbours extra threads lose far more than they gain)."""
+    best = min(medians)
+    for n in sorted(medians)[1:]:
+        if medians[n] < (1 - margin) * medians[best]:
+            best = n
+    return best
+
+
 class ThreadTuner:
     """Called after every training step. Probes the candidate counts in alternation (N, 1, N, 1, ...,
     `rounds` times each, `probe_steps` steps a time after a warm-up step), then keeps the one with
@@ -130,10 +140,7 @@ class ThreadTuner:
             return
         medians = {c: statistics.median(t) for c, t in self.times.items() if t}
         self.rates = {c: 1.0 / max(m, 1e-9) for c, m in medians.items()}
-        best = self.choices[0]
-        for c in self.choices[1:]:
-            if medians[c] < (1 - self.margin) * medians[best]:
-                best = c
+        best = fastest_count(medians, self.margin)
         self.best = best
         self._chosen_time, self._recent, self._since, self._last = medians[best], [], 0, now
         torch.set_num_threads(best)

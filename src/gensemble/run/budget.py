@@ -110,10 +110,7 @@ def pick_threads(ens, cfg, data, scheme, executor, done: int) -> tuple[int, floa
     medians = {n: statistics.median(t) for n, t in times.items() if t}
     if not medians:
         return done, None, 0.0
-    best = min(medians)
-    for n in sorted(medians)[1:]:
-        if medians[n] < (1 - threads.PROBE_MARGIN) * medians[best]:
-            best = n
+    best = threads.fastest_count(medians)
     torch.set_num_threads(best)
     # Each count the tuner does not keep gets PROBE_ROUNDS × (PROBE_STEPS + a warm-up step) steps.
     per_count = threads.PROBE_ROUNDS * (threads.PROBE_STEPS + 1)
