@@ -37,7 +37,6 @@ from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig
 
 @command("train")
 def cmd_train(args: argparse.Namespace) -> int:
-
     if args.ddp and not args.dry_run:
         if args.backend != "local":
             raise GensembleError("--ddp trains each member data-parallel under torchrun; drop --backend")
@@ -64,7 +63,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 @command("sample")
 def cmd_sample(args: argparse.Namespace) -> int:
-
     request = SampleRequest(
         args.n, args.seed, args.member, args.fusion, tuple(args.set), args.device, args.step
     )
@@ -75,7 +73,6 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
 @command("score")
 def cmd_score(args: argparse.Namespace) -> int:
-
     table = score_run(
         args.run,
         scoring=args.scoring,
@@ -95,7 +92,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 @command("evaluate")
 def cmd_evaluate(args: argparse.Namespace) -> int:
-
     result = evaluate_run(
         args.run,
         metrics=args.metrics,
@@ -118,7 +114,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 @command("list")
 def cmd_list(args: argparse.Namespace) -> int:
-
     for name, doc in list_components(args.what):
         print(f"{name:<22} {doc}")
     write_catalog(catalog_snapshot(build_parser()))  # the next listing needs no torch
@@ -127,7 +122,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 @command("report")
 def cmd_report(args: argparse.Namespace) -> int:
-
     fusions = tuple(args.fusion) if args.fusion else None
     path = report_run(args.run, args.output, fusions=fusions)
     print(f"wrote {path}")
@@ -136,7 +130,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
-
     summary = run_demo(args.out, inception=args.inception, fast=args.fast)
     print(summary)
     return 0
