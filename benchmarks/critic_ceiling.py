@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     best_label = f"best member ({pl.names[best]})"
     add(best_label, rows[best][: pl.n, 0])
     add("uniform mixture", simulate(Candidate("u", (1 / m,) * m, None), rows, {}, pl.n, pl.p, 1)[0])
-    critic = critics_of(pl.ctx, pl.p, "critic_ceiling")["features"]
+    critic = critics_of(pl.ctx, "critic_ceiling")["features"]
     ratios = [pl.pool.ratios(n, g, pl.size, critic)[:k] for n, g in pl.items()]
     start = critic.log_ratio(pl.ctx.calib_real[: pl.n]).double().numpy()
     fusions("features (default)", ratios, start)

@@ -54,13 +54,14 @@ class Pool:
 
     def __init__(self, run: Path) -> None:
         self.ens = load_run(run)
-        self.ctx = FusionContext.build(self.ens, load_dataset(self.ens.cfg.data, "test"), 0)
         self.p = AutoParams()
-        self.proposal, _ = shared_critic(self.ctx, self.p, "critic_features")
+        heldout = load_dataset(self.ens.cfg.data, "test")
+        self.ctx = FusionContext.build(self.ens, heldout, self.p.fit_seed).judged_by(self.p)
+        self.proposal, _ = shared_critic(self.ctx, "critic_features")
         self.names = self.proposal.names
         self.n = min(self.p.n_choose, len(self.ctx.choose_real))
-        self.pool = proposal_pool(self.ctx, self.p.fit_seed)
-        self.crit = choice_distance(self.ctx, self.pool, self.n, "auto", self.p.fit_seed)
+        self.pool = proposal_pool(self.ctx)
+        self.crit = choice_distance(self.ctx, self.pool, self.n, "auto")
         self.size = self.p.pool * self.n
         self.feats = np.concatenate([self.pool.features(k, g, self.size) for k, g in self.items()])
         # Candidates are simulated on row numbers, so the kept rows name their images.
@@ -114,7 +115,7 @@ def write_table(out: Path, run: Path, n: int, table: dict, best: str, started: f
 
 def critics(pl: Pool) -> dict:
     """label -> a calibrated critic (see the module docstring)."""
-    defaults = critics_of(pl.ctx, pl.p, "critic_features")
+    defaults = critics_of(pl.ctx, "critic_features")
     train = load_dataset(pl.ens.cfg.data, "train").x[:N_TRAIN]
     fake = pooled_samples(pl.ens.generators(), N_TRAIN, 17, one_stream=True)
     source = feature_source(pl.ens.cfg.data.name)

@@ -145,7 +145,7 @@ def build_fusion(
     seed = getattr(params, "fit_seed", 0)
     if ctx is None or ctx.seed != seed or ctx.ens is not ens:
         ctx = FusionContext.build(ens, real_heldout, seed)
-    return entry.build(ctx, params)
+    return entry.build(ctx.judged_by(params), params)
 
 
 def sample_with_fusion(

@@ -60,8 +60,9 @@ class AutoParams(RejectionParams):
     budget_s: float = 600.0
 
     def drs(self) -> RejectionParams:
-        """The part of these settings the critics, the selection, the simulated choice and the chosen
-        DRS read: every field but auto's own four (what they are handed instead of all of auto's)."""
+        """The part of these settings the simulated choice and the chosen DRS read: every field but
+        auto's own (what they are handed instead of all of auto's). The judges, the selection and
+        the critics read theirs off the context, which build_fusion bound to these params."""
         return RejectionParams(**{f: getattr(self, f) for f in RejectionParams.__dataclass_fields__})
 
     def _check(self, path: str) -> None:
@@ -138,7 +139,7 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
     drs = p.drs()
     n = min(drs.n_choose, len(ctx.choose_real))
     if n < MIN_CHOOSE:
-        return too_few_to_choose(ctx, drs, n)
+        return too_few_to_choose(ctx, n)
     started = time.perf_counter()
     judged = judge_pool(ctx, drs, n, "fusion 'auto'")
     board = Board(judged.names, [judged.dist(f[:n]) for f in judged.feats], n, judged.dist.kind, p.max_cost)
@@ -284,8 +285,8 @@ class Board:
 MIN_CHOOSE = CHOICE_WANTED
 
 
-def too_few_to_choose(ctx: FusionContext, p: RejectionParams, n: int) -> AutoSampler:
-    names = ctx.selection(p, "fusion 'auto'").generators
+def too_few_to_choose(ctx: FusionContext, n: int) -> AutoSampler:
+    names = ctx.selection("fusion 'auto'").generators
     gens = ctx.generators(names)
     why = (
         f"the choice quarter of the held-out data has {n} images and auto needs {MIN_CHOOSE} to choose "

@@ -4,7 +4,7 @@ is built from, and the registry. Methods import from here; the package imports t
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -64,12 +64,21 @@ class FusionContext:
     seed: int = 0
     _memo: dict[tuple, Any] = field(default_factory=dict)
     made_judges: list[JudgeSet] = field(default_factory=list)  # every judge set fitted or read here
+    # How the judges, the tournament, the selection and the critics are made: the params of the
+    # fusion being built (build_fusion binds them with `judged_by`), so a method's own steps need not
+    # carry them down to the tournament.
+    judging: FusionParams = field(default_factory=FusionParams)
 
     @classmethod
     def build(cls, ens: Ensemble, real_heldout: Dataset | Tensor, seed: int = 0) -> FusionContext:
         real = real_heldout if isinstance(real_heldout, Tensor) else real_heldout.x
         cal, ev = heldout_halves(real, seed)
         return cls(ens, real, cal, ev, seed)
+
+    def judged_by(self, params: Any) -> FusionContext:
+        """This context, sharing everything fitted so far, with the judge, tournament, selection and
+        critic settings of `params` (a method without them, `average`, keeps the defaults)."""
+        return replace(self, judging=params) if isinstance(params, FusionParams) else self
 
     def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
         """`build()` once per key for the life of this context (fits are deterministic in their key)."""
@@ -96,10 +105,10 @@ class FusionContext:
         rest = judge_split(self.cal_real)[1]  # too few to split: the same images (a tiny folder)
         return rest if len(rest) < 4 else rest[len(rest) // 2 :]
 
-    def judges(self, params: FusionParams, what: str = "judging") -> dict[str, Any]:
+    def judges(self, what: str = "judging") -> dict[str, Any]:
         """The fitted judges (name -> network x -> logit), fitted once per context and judge settings."""
-        cfg = params.judge_config
-        if params.needs_discriminators:
+        cfg = self.judging.judge_config
+        if self.judging.needs_discriminators:
             require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
         key = ("judges", cfg.kind, cfg.steps, cfg.lr, cfg.batch)
         return self.memo(key, lambda: self._made(make_judges(self.ens, self.cal_real, cfg, self.seed)))
@@ -133,21 +142,21 @@ class FusionContext:
             out[name] = fid(features_of(fn, x.float().cpu()).double().numpy())
         return out
 
-    def judges_named(
-        self, params: FusionParams, names: tuple[str, ...] | list[str], what: str
-    ) -> dict[str, Any]:
-        judges = self.judges(params, what)
+    def judges_named(self, names: tuple[str, ...] | list[str], what: str) -> dict[str, Any]:
+        judges = self.judges(what)
         return {n: judges[n] for n in names}
 
-    def table(self, params: FusionParams, what: str) -> ScoreTable:
+    def table(self, what: str) -> ScoreTable:
         """The tournament's ScoreTable (computed once per scoring and judge settings, or read from the run)."""
+        params = self.judging
         if params.needs_discriminators:
             require_discriminators(self.ens, what, NO_DISCRIMINATOR_HINT)
         cfg = params.judge_config
         key = ("tournament", params.scoring, params.calibration, params.n_score, *cfg.record().values())
-        return self.memo(key, lambda: self._tournament(params, what))
+        return self.memo(key, lambda: self._tournament(what))
 
-    def _tournament(self, params: FusionParams, what: str) -> ScoreTable:
+    def _tournament(self, what: str) -> ScoreTable:
+        params = self.judging
         cfg = params.judge_config
         saved = matching_tournament(
             self.ens.run_dir,
@@ -162,16 +171,17 @@ class FusionContext:
         if saved is not None:
             return ScoreTable.from_json(saved)
         # The same seed, so the tournament's calibration half is this context's calibration half.
-        fitted = self.judges(params, what)
+        fitted = self.judges(what)
         return score(
             self.ens, self.real, params.scoring, params.n_score, params.calibration, self.seed, cfg, fitted
         )
 
-    def selection(self, params: FusionParams, what: str) -> Selection:
+    def selection(self, what: str) -> Selection:
         """Generators and judges that take part, after top-k and threshold selection."""
+        params = self.judging
         if not params.selects:
             return Selection(tuple(self.names), judge_names(params.judges, self.ens.discriminators()))
-        table = self.table(params, f"{what} with selection (top_k / min_score)")
+        table = self.table(f"{what} with selection (top_k / min_score)")
         return select(
             table, params.top_k, params.top_k_discriminators, params.min_score, params.min_discriminator_score
         )

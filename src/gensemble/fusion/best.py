@@ -30,9 +30,9 @@ class BestParams(FusionParams):
 @register_fusion("best", BestParams, False)
 def fuse_best(ctx: FusionContext, p: BestParams) -> MixtureSampler:
     """the single generator with the lowest held-out FID (or the best tournament score)"""
-    sel = ctx.selection(p, "fusion 'best'")
+    sel = ctx.selection("fusion 'best'")
     if p.by == "tournament":
-        ranking = ctx.table(p, "fusion 'best' with by=tournament").generator_ranking()
+        ranking = ctx.table("fusion 'best' with by=tournament").generator_ranking()
     else:
         fids = ctx.heldout_fids(p.n_rank)
         ranking = sorted(fids, key=fids.get)

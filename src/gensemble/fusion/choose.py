@@ -42,16 +42,14 @@ class Candidate:
     critic: str = "judges"  # which critic DRS uses (a key of the pool's ratios)
 
 
-def proposal_pool(ctx: FusionContext, seed: int) -> ProposalPool:
-    """The context's pool for this seed (one per context: every fusion's choice reads the same draws),
-    on the judges' frozen features."""
+def proposal_pool(ctx: FusionContext) -> ProposalPool:
+    """The context's pool (one per context, drawn with its seed: every fusion's choice reads the same
+    draws), on the judges' frozen features."""
     space = feature_source(ctx.ens.cfg.data.name)
-    return ctx.memo(("proposal-pool", seed), lambda: ProposalPool(space, str(ctx.ens.device), seed))
+    return ctx.memo(("proposal-pool", ctx.seed), lambda: ProposalPool(space, str(ctx.ens.device), ctx.seed))
 
 
-def choice_distance(
-    ctx: FusionContext, pool: ProposalPool, n: int, kind: str, seed: int
-) -> ReferenceDistance:
+def choice_distance(ctx: FusionContext, pool: ProposalPool, n: int, kind: str) -> ReferenceDistance:
     """The distance to the first n images of the choice quarter; kind "auto" is FID, except
     * on raw low-dimensional values (2-D toys), where FID compares only means and covariances and
       ranks a blob between the modes as good;
@@ -65,9 +63,9 @@ def choice_distance(
         if k == "auto":
             low = pool.space == "raw" and real.shape[1] <= 16
             k = "mmd" if low else fid_or_mmd(real.shape[1], len(real))
-        return ReferenceDistance(k, real, seed)
+        return ReferenceDistance(k, real, ctx.seed)
 
-    return ctx.memo(("choice-distance", n, kind, seed), build)
+    return ctx.memo(("choice-distance", n, kind, ctx.seed), build)
 
 
 def simulate(
@@ -179,10 +177,11 @@ class JudgedPool:
 
 def judge_pool(ctx: FusionContext, p: RejectionParams, n: int, what: str) -> JudgedPool:
     """The judged pool for a choice scored on the first n images of the choice quarter: p.pool × n
-    proposals per member, every critic of p.critics."""
-    proposal, _ = shared_critic(ctx, p, what)
-    crits = critics_of(ctx, p, what)
-    pool = proposal_pool(ctx, p.fit_seed)
+    proposals from each member the context's selection keeps, judged by every critic of its
+    judging settings (critic.critics_of)."""
+    proposal, _ = shared_critic(ctx, what)
+    crits = critics_of(ctx, what)
+    pool = proposal_pool(ctx)
     size = p.pool * n
     members = list(zip(proposal.names, proposal.models))
     return JudgedPool(
@@ -190,7 +189,7 @@ def judge_pool(ctx: FusionContext, p: RejectionParams, n: int, what: str) -> Jud
         crits,
         [pool.features(name, g, size) for name, g in members],
         {c: [pool.ratios(name, g, size, cr) for name, g in members] for c, cr in crits.items()},
-        choice_distance(ctx, pool, n, p.criterion, p.fit_seed),
+        choice_distance(ctx, pool, n, p.criterion),
         pool.features_of(ctx.calib_real[: p.n_calibration]),
     )
 
@@ -212,8 +211,8 @@ def choose_drs(
     largest ratio in the pool when the pool holds at least p.burn_in proposals (it is then a burn-in
     of the same mixture), else None."""
     n = min(p.n_choose, len(ctx.choose_real))
-    pool = proposal_pool(ctx, p.fit_seed)
-    dist = choice_distance(ctx, pool, n, p.criterion, p.fit_seed)
+    pool = proposal_pool(ctx)
+    dist = choice_distance(ctx, pool, n, p.criterion)
     size = math.ceil(p.pool * n / len(gens))
     feats = [pool.features(name, g, size) for name, g in gens.items()]
     ratios = {c: [pool.ratios(name, g, size, cr) for name, g in gens.items()] for c, cr in critics.items()}

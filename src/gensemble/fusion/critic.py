@@ -150,10 +150,19 @@ class FitData:
     fake: Tensor
 
 
-def fit_data(ctx: FusionContext, p: CriticParams, what: str) -> FitData:
+def critic_settings(ctx: FusionContext) -> CriticParams:
+    """The critic settings bound to `ctx` (FusionContext.judged_by): how many held-out images the
+    critics are calibrated on, and how."""
+    if not isinstance(ctx.judging, CriticParams):
+        raise TypeError(f"critics need critic params bound to the context, got {type(ctx.judging).__name__}")
+    return ctx.judging
+
+
+def fit_data(ctx: FusionContext, what: str) -> FitData:
     """The proposal mixture, the judges (fitted once per context), and (real, proposal) data to
     calibrate critics on; built once per context for the same settings."""
-    sel = ctx.selection(p, what)
+    p = critic_settings(ctx)
+    sel = ctx.selection(what)
     key = FitKey(
         sel.generators,
         sel.discriminators,
@@ -164,7 +173,7 @@ def fit_data(ctx: FusionContext, p: CriticParams, what: str) -> FitData:
 
     def build() -> FitData:
         proposal = MixtureSampler(ctx.generators(sel.generators), torch.ones(len(sel.generators)), ctx.names)
-        judges = ctx.judges_named(p, sel.discriminators, what)
+        judges = ctx.judges_named(sel.discriminators, what)
         # Calibrated on the part of the calibration half the judges were not trained on: calibration
         # on their training data would be over-confident.
         real = ctx.calib_real[: p.n_calibration]
@@ -174,43 +183,54 @@ def fit_data(ctx: FusionContext, p: CriticParams, what: str) -> FitData:
     return ctx.memo(("fit-data", key), build)
 
 
-def shared_critic(ctx: FusionContext, p: CriticParams, what: str) -> tuple[MixtureSampler, EnsembleCritic]:
+def shared_critic(ctx: FusionContext, what: str) -> tuple[MixtureSampler, EnsembleCritic]:
     """The proposal and the calibrated ensemble critic, fitted once per context and shared by every
     critic fusion with the same selection and calibration."""
-    data = fit_data(ctx, p, what)
+    data = fit_data(ctx, what)
+    calibration = ctx.judging.calibration
     critic = ctx.memo(
-        ("critic", data.key, p.calibration),
-        lambda: fit_ensemble_critic(data.judges, data.real, data.fake, p.calibration),
+        ("critic", data.key, calibration),
+        lambda: fit_ensemble_critic(data.judges, data.real, data.fake, calibration),
     )
     return data.proposal, critic
 
 
-def combined_critic(ctx: FusionContext, p: CriticParams, what: str) -> MetaCritic:
+def with_judges(ctx: FusionContext, kind: str) -> FusionContext:
+    """`ctx` with judges of another kind, all else alike."""
+    return ctx if kind == ctx.judging.judges else ctx.judged_by(replace(ctx.judging, judges=kind))
+
+
+def combined_critic(ctx: FusionContext, what: str) -> MetaCritic:
     """One critic over two kinds of signal: a logistic regression on the logits of this fusion's
     judges (the discriminators, which see pixels) and of the feature judge (frozen features), fitted
     on the same calibration data as the others. Where the two disagree it learns how far to trust
     each, rather than averaging them."""
-    own = fit_data(ctx, p, what)
-    feats = fit_data(ctx, replace(p, judges="features"), what)
+    own = fit_data(ctx, what)
+    feats = fit_data(with_judges(ctx, "features"), what)
     discs = {**own.judges, **{f"features/{k}": v for k, v in feats.judges.items()}}
     return ctx.memo(
         ("combined-critic", own.key, feats.key),
-        lambda: fit_meta_critic(discs, own.real, own.fake, seed=p.fit_seed),
+        lambda: fit_meta_critic(discs, own.real, own.fake, seed=ctx.judging.fit_seed),
     )
 
 
-def critics_of(ctx: FusionContext, p: RejectionParams, what: str) -> dict[str, EnsembleCritic | MetaCritic]:
-    """label -> the calibrated critic for every entry of p.critics: "judges" is the critic on this
-    fusion's judges, a judge kind the critic on judges of that kind (one critic when they agree),
-    "combined" the meta-critic over this fusion's judges and the feature judge together."""
+def critics_of(ctx: FusionContext, what: str) -> dict[str, EnsembleCritic | MetaCritic]:
+    """label -> the calibrated critic for every entry of the bound params' `critics`: "judges" is the
+    critic on this fusion's judges, a judge kind the critic on judges of that kind (one critic when
+    they agree), "combined" the meta-critic over this fusion's judges and the feature judge together."""
+    p = ctx.judging
+    if not isinstance(p, RejectionParams):
+        raise TypeError(
+            f"a choice of critics needs rejection params bound to the context, got {type(p).__name__}"
+        )
     out: dict[str, EnsembleCritic | MetaCritic] = {}
     kinds: set[str] = set()
     for c in dict.fromkeys(p.critics):
         if c == "combined":
-            out[c] = combined_critic(ctx, p, what)
+            out[c] = combined_critic(ctx, what)
             continue
         kind = p.judges if c == "judges" else c
         if kind not in kinds:
             kinds.add(kind)
-            out[c] = shared_critic(ctx, p if kind == p.judges else replace(p, judges=kind), what)[1]
+            out[c] = shared_critic(with_judges(ctx, kind), what)[1]
     return out

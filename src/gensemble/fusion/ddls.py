@@ -110,5 +110,5 @@ class DDLSSampler:
 @register_fusion("ddls", DDLSParams, True)
 def fuse_by_ddls(ctx: FusionContext, p: DDLSParams) -> DDLSSampler:
     """discriminator-driven latent sampling: Langevin dynamics on −log p(z) − d(G(z)) per member (Che et al. 2020)"""
-    proposal, critic = shared_critic(ctx, p, "fusion 'ddls'")
+    proposal, critic = shared_critic(ctx, "fusion 'ddls'")
     return DDLSSampler(proposal, critic, p)

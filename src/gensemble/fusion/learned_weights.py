@@ -92,7 +92,7 @@ def fid_weights(fakes: list[np.ndarray], real: np.ndarray) -> np.ndarray:
 @register_fusion("learned-weights", LearnedWeightsParams, False)
 def fuse_by_learned_weights(ctx: FusionContext, p: LearnedWeightsParams) -> MixtureSampler:
     """mixture weights fitted to minimise MMD or FID to held-out real data"""
-    gens = ctx.generators(ctx.selection(p, "fusion 'learned-weights'").generators)
+    gens = ctx.generators(ctx.selection("fusion 'learned-weights'").generators)
     real_x = ctx.cal_real[: p.n_fit]
     fn = feature_map(p.features, str(ctx.ens.device))
     fakes = [

@@ -78,6 +78,6 @@ class MHSampler(Refiner):
 @register_fusion("mh", MHParams, True)
 def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
     """MH-GAN: an independent Metropolis-Hastings chain per output, calibrated ensemble critic"""
-    proposal, critic = shared_critic(ctx, p, "fusion 'mh'")
+    proposal, critic = shared_critic(ctx, "fusion 'mh'")
     # Chains start on the calibration half: the evaluation half is what `evaluate` scores against.
     return MHSampler(proposal, critic, ctx.calib_real, p)

@@ -117,5 +117,5 @@ def drs_sampler(
 @register_fusion("rejection", RejectionParams, True)
 def fuse_by_rejection(ctx: FusionContext, p: RejectionParams) -> DRSSampler:
     """discriminator rejection sampling with the calibrated ensemble critic (DRS), γ chosen on held-out data"""
-    proposal, _ = shared_critic(ctx, p, "fusion 'rejection'")
-    return drs_sampler(ctx, proposal, critics_of(ctx, p, "fusion 'rejection'"), p, "rejection")
+    proposal, _ = shared_critic(ctx, "fusion 'rejection'")
+    return drs_sampler(ctx, proposal, critics_of(ctx, "fusion 'rejection'"), p, "rejection")

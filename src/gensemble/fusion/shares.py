@@ -32,5 +32,5 @@ def own_weights(ctx: FusionContext, names: tuple[str, ...] | list[str]) -> np.nd
 @register_fusion("shares", SharesParams, False)
 def fuse_by_shares(ctx: FusionContext, p: SharesParams) -> MixtureSampler:
     """mixture with the run's own weights: a partition's cluster shares, boosting's weights, else uniform"""
-    names = ctx.selection(p, "fusion 'shares'").generators
+    names = ctx.selection("fusion 'shares'").generators
     return MixtureSampler(ctx.generators(names), own_weights(ctx, names), ctx.names)

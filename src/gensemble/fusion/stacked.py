@@ -22,7 +22,7 @@ class StackedParams(RejectionParams):
 @register_fusion("stacked", StackedParams, True)
 def fuse_by_stacking(ctx: FusionContext, p: StackedParams) -> DRSSampler:
     """a meta-critic (logistic or random forest) over all discriminators, used for DRS"""
-    data = fit_data(ctx, p, "fusion 'stacked'")
+    data = fit_data(ctx, "fusion 'stacked'")
     meta = fit_meta_critic(
         data.judges, data.real, data.fake, p.meta, p.n_trees, p.min_samples_leaf, p.fit_seed
     )

@@ -19,5 +19,5 @@ class UniformParams(FusionParams):
 @register_fusion("uniform", UniformParams, False)
 def fuse_uniformly(ctx: FusionContext, p: UniformParams) -> MixtureSampler:
     """mixture picking a member uniformly at random"""
-    gens = ctx.generators(ctx.selection(p, "fusion 'uniform'").generators)
+    gens = ctx.generators(ctx.selection("fusion 'uniform'").generators)
     return MixtureSampler(gens, np.ones(len(gens)), ctx.names)

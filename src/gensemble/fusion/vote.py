@@ -43,7 +43,7 @@ class VoteSampler(RejectionSampler):
 @register_fusion("vote", VoteParams, True)
 def fuse_by_vote(ctx: FusionContext, p: VoteParams) -> VoteSampler:
     """each discriminator votes accept/reject; a majority (or quorum) passes"""
-    proposal, critic = shared_critic(ctx, p, "fusion 'vote'")
+    proposal, critic = shared_critic(ctx, "fusion 'vote'")
     n_discs = len(critic.discs)
     if p.quorum > n_discs:
         raise ConfigError(f"fusion.quorum={p.quorum} is larger than the number of discriminators ({n_discs})")

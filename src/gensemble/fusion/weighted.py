@@ -33,7 +33,7 @@ class WeightedParams(FusionParams):
 @register_fusion("weighted", WeightedParams, True)
 def fuse_by_score(ctx: FusionContext, p: WeightedParams) -> MixtureSampler:
     """mixture with weights softmax(tournament score / temperature)"""
-    sel = ctx.selection(p, "fusion 'weighted'")
-    table = ctx.table(p, "fusion 'weighted'")
+    sel = ctx.selection("fusion 'weighted'")
+    table = ctx.table("fusion 'weighted'")
     scores = np.array([table.generator_scores[table.generators.index(g)] for g in sel.generators])
     return MixtureSampler(ctx.generators(sel.generators), softmax_weights(scores, p.temperature), ctx.names)
