@@ -466,6 +466,29 @@ def test_critic_fusions_in_one_context_share_one_tournament_and_one_critic(trio,
     assert len(fits) == 2 and len(judged) == 1
 
 
+def test_each_fusion_is_judged_by_its_own_settings_on_a_shared_context(trio, monkeypatch):
+    """build_fusion binds each method's params to the context it hands it (judged_by): a tournament is
+    run once per judge settings, whatever else differs, and the caller's context stays unbound."""
+    import gensemble.tournament as tournament_mod
+    from gensemble.fusion import FusionContext, FusionParams
+
+    ens, real = trio
+    judged = []
+    judge = tournament_mod.judge
+    monkeypatch.setattr(tournament_mod, "judge", lambda *a, **k: judged.append(1) or judge(*a, **k))
+    ctx = FusionContext.build(ens, real, 0)
+    raw = {"judges": "raw", "n_score": 300}
+    cold = build_fusion(ens, "weighted", real, {**raw, "temperature": 0.01}, ctx=ctx)
+    hot = build_fusion(ens, "weighted", real, {**raw, "temperature": 100.0}, ctx=ctx)
+    assert len(judged) == 1  # the same judge settings: one tournament, read by both
+    assert max(cold.weights) > max(hot.weights)  # each kept its own temperature
+    build_fusion(ens, "weighted", real, {"judges": "features", "n_score": 300}, ctx=ctx)
+    assert len(judged) == 2
+    assert ctx.judging == FusionParams()
+    bound = ctx.judged_by(parse_fusion_params("weighted", raw))
+    assert bound.judging.judges == "raw" and bound._memo is ctx._memo
+
+
 def test_ddls_moves_latents_down_its_energy(trio):
     """Langevin steps without noise descend E(z) = ½‖z‖² − d(G(z)) (the critic's log-ratio plus the
     prior); with 0 steps DDLS is the uniform proposal itself."""

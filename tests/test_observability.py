@@ -41,6 +41,48 @@ def test_a_restarted_run_keeps_no_event_file_of_the_aborted_attempt(tmp_path):
     assert [e.step for e in acc.Scalars("m0/loss_g")] == [2, 4, 6]
 
 
+def test_event_files_are_deleted_only_inside_the_real_folder(tmp_path):
+    import pytest
+
+    from gensemble.safepath import UnsafePathError, remove_files
+
+    run, away = tmp_path / "r", tmp_path / "away"
+    (run / "tb" / "m0").mkdir(parents=True)
+    away.mkdir()
+    (away / "events.out.tfevents.x").write_text("keep")
+    (run / "tb" / "m0" / "events.out.tfevents.1").write_text("old")
+    (run / "tb" / "m0" / "events.out.tfevents.link").symlink_to(away / "events.out.tfevents.x")
+    (run / "tb" / "m0" / "notes.txt").write_text("keep")
+    assert remove_files(run, "tb/m0", "events.out.tfevents.") == 1
+    assert sorted(p.name for p in (run / "tb" / "m0").iterdir()) == ["events.out.tfevents.link", "notes.txt"]
+    assert remove_files(run, "tb/absent", "events.out.tfevents.") == 0
+    (run / "tb" / "m1").symlink_to(away)
+    with pytest.raises(UnsafePathError):
+        remove_files(run, "tb/m1", "events.out.tfevents.")
+    assert (away / "events.out.tfevents.x").read_text() == "keep"
+
+
+def test_a_link_swapped_in_after_the_check_does_not_steer_the_purge(tmp_path, monkeypatch):
+    """RUN/tb/NAME is checked (`inside`), then emptied of an aborted attempt's events: a link put there
+    between the two is refused, and nothing it points at is deleted."""
+    import pytest
+
+    from gensemble.run import hooks
+    from gensemble.safepath import UnsafePathError
+
+    run, away = tmp_path / "r", tmp_path / "away"
+    (run / "tb").mkdir(parents=True)
+    away.mkdir()
+    (away / "events.out.tfevents.x").write_text("keep")
+    (run / "tb" / "m0").symlink_to(away)
+    monkeypatch.setattr(
+        hooks, "inside", lambda root, rel, **_: root / rel
+    )  # the check passed before the swap
+    with pytest.raises(UnsafePathError):
+        hooks.tb_writer(lambda *a, **k: None, run, "m0", 0)
+    assert (away / "events.out.tfevents.x").read_text() == "keep"
+
+
 def test_progress_prints_one_line_per_stage_off_a_terminal(capsys):
     set_quiet(True)
     try:

@@ -188,6 +188,27 @@ def files(root: str | Path, folder: str | Path, pattern: str = "*") -> Iterator[
     )
 
 
+def remove_files(root: str | Path, folder: str | Path, prefix: str) -> int:
+    """Delete the regular files of ROOT/folder whose names start with `prefix`; how many went. The
+    folder is opened component by component without following a link, then listed and emptied
+    through that one handle, so no link, planted or swapped in after a check, points the deletion
+    elsewhere. An absent folder deletes nothing."""
+    root, _, parts = _split(root, folder)
+    try:
+        dfd = _open_dir(root, parts)
+    except FileNotFoundError:
+        return 0
+    gone = 0
+    try:
+        for entry in os.scandir(dfd):
+            if entry.name.startswith(prefix) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.name, dir_fd=dfd)
+                gone += 1
+    finally:
+        os.close(dfd)
+    return gone
+
+
 def open_regular(root: str | Path, path: str | Path, flags: int, mode: int = 0o666) -> int:
     """An fd of the regular file ROOT/path opened with `flags` (plus O_NOFOLLOW|O_NONBLOCK), for
     lock files and logs: a link, FIFO or device there is refused."""

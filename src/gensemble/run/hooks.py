@@ -15,7 +15,7 @@ import torch
 from gensemble.checkpoint import atomic_write_bytes
 from gensemble.ensemble.state import ema_key
 from gensemble.imageio import make_grid
-from gensemble.safepath import inside, open_regular
+from gensemble.safepath import inside, open_regular, remove_files
 from gensemble.training.loop import update_ema
 from gensemble.training.member import Member
 
@@ -137,8 +137,6 @@ def tb_writer(writer: Any, run_dir: Path, name: str, step: int) -> Any:
     folder someone handed over), purging what earlier attempts logged after `step`. A member that
     starts from step 0 has nothing of an aborted attempt worth keeping: its event files go."""
     folder = inside(run_dir, f"tb/{name}", kind="dir", create_parents=True)
-    if step == 0 and folder.is_dir():
-        for entry in os.scandir(folder):
-            if entry.name.startswith("events.out.tfevents.") and entry.is_file(follow_symlinks=False):
-                os.unlink(entry.path)
+    if step == 0:
+        remove_files(run_dir, f"tb/{name}", "events.out.tfevents.")
     return writer(str(folder), purge_step=step + 1)  # step itself was logged before its checkpoint
