@@ -210,9 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument(
         "--features",
         default=None,
-        help="classifier (the dataset's domain classifier; default for images), classifier:DATASET, or inception "
-        "(~0.3 s per image on a CPU, so n defaults to 500); 2-D toys: points (the raw coordinates; default) or "
-        "modes (a Gaussian kernel at each mixture centre, so that FID and KID see mass between the modes)",
+        help="comma-separated spaces, the first graded in full: effnet-lite0 (ImageNet features nothing steers "
+        "by), classifier (the dataset's domain classifier, which steers critics and choices), classifier:DATASET, "
+        "or inception (~0.3 s per image on a CPU, so n defaults to 500); default for images: effnet-lite0, then "
+        "the classifier where the dataset has one. 2-D toys: points (the raw coordinates; default) or modes "
+        "(a Gaussian kernel at each mixture centre, so that FID and KID see mass between the modes)",
     )
     ev.add_argument(
         "-n",

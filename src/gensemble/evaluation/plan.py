@@ -62,8 +62,9 @@ TRAIN_REFERENCE = "train"
 @dataclass(frozen=True)
 class EvalRequest:
     """What the user asked for (the CLI's options). `metrics`: any of fid, kid, is, prdc, modes
-    (default fid, kid, prdc, modes). `features`: "classifier" (the run dataset's domain classifier;
-    the default for images), "classifier:DATASET", "inception", "pixels", or for 2-D toys "points".
+    (default fid, kid, prdc, modes). `features`: spaces, the first graded in full: "effnet-lite0",
+    "classifier" (the run dataset's domain classifier), "classifier:DATASET", "inception", "pixels",
+    or for 2-D toys "points"; None: the defaults of `grading_spaces` (effnet-lite0, then the classifier).
     `n`: samples per row, default min(held-out evaluation half, 5000); 2500 for 2-D toys; 500 for
     inception. `reference`: a folder of real images, or "train". `fusion_settings`:
     "fusion.KEY=VALUE" items, applied to each fusion that has KEY, or {fusion: {KEY: VALUE}}. Real
