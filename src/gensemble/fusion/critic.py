@@ -13,14 +13,14 @@ they disagree). Its odds p / (1 - p) estimate the density ratio p_data / p_mixtu
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor, nn
 
 from gensemble.calibration import PROB_EPS, Calibrator, fit_calibrator, fit_platt
 from gensemble.fusion.base import FusionContext
-from gensemble.fusion.params import CriticParams, RejectionParams
+from gensemble.fusion.params import CriticParams, FusionParams, RejectionParams
 from gensemble.fusion.proposal import MixtureSampler
 from gensemble.tournament import all_logits
 from gensemble.tournament.judges import FeatureJudge
@@ -150,18 +150,22 @@ class FitData:
     fake: Tensor
 
 
-def critic_settings(ctx: FusionContext) -> CriticParams:
-    """The critic settings bound to `ctx` (FusionContext.judged_by): how many held-out images the
-    critics are calibrated on, and how."""
-    if not isinstance(ctx.judging, CriticParams):
-        raise TypeError(f"critics need critic params bound to the context, got {type(ctx.judging).__name__}")
+P = TypeVar("P", bound=FusionParams)
+
+
+def bound(ctx: FusionContext, kind: type[P]) -> P:
+    """The params bound to `ctx` (FusionContext.judged_by) as `kind`: critics read their calibration
+    settings, and a choice among critics its `critics`, off them. Any other params there is a
+    method's programming error, not a user's input."""
+    if not isinstance(ctx.judging, kind):
+        raise TypeError(f"this needs {kind.__name__} bound to the context, got {type(ctx.judging).__name__}")
     return ctx.judging
 
 
 def fit_data(ctx: FusionContext, what: str) -> FitData:
     """The proposal mixture, the judges (fitted once per context), and (real, proposal) data to
     calibrate critics on; built once per context for the same settings."""
-    p = critic_settings(ctx)
+    p = bound(ctx, CriticParams)
     sel = ctx.selection(what)
     key = FitKey(
         sel.generators,
@@ -218,11 +222,7 @@ def critics_of(ctx: FusionContext, what: str) -> dict[str, EnsembleCritic | Meta
     """label -> the calibrated critic for every entry of the bound params' `critics`: "judges" is the
     critic on this fusion's judges, a judge kind the critic on judges of that kind (one critic when
     they agree), "combined" the meta-critic over this fusion's judges and the feature judge together."""
-    p = ctx.judging
-    if not isinstance(p, RejectionParams):
-        raise TypeError(
-            f"a choice of critics needs rejection params bound to the context, got {type(p).__name__}"
-        )
+    p = bound(ctx, RejectionParams)
     out: dict[str, EnsembleCritic | MetaCritic] = {}
     kinds: set[str] = set()
     for c in dict.fromkeys(p.critics):
