@@ -97,30 +97,44 @@ def summary(rows: list[dict[str, Any]]) -> str:
 def goals(rows: list[dict[str, Any]], resampled: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """fashion_equal_updates: some budget where an ensemble row is 10% below the single model on
     both independent spaces (the best row's worse gain is reported); fashion_equal_wallclock: the
-    same among rows that trained no longer than the single model of that budget did."""
+    same against the single model that trained at least as long as the row (of all the single
+    model's points, the one with the least training time that is not less than the row's)."""
     table = by_budget(rows, "fashion-mnist")
+    singles = sorted((rs["single"] for rs in table.values() if "single" in rs), key=lambda r: r["train_s"])
     out = []
     for name, same_time in (("fashion_equal_updates", False), ("fashion_equal_wallclock", True)):
-        best: tuple[float, int, str, list[float]] | None = None
+        best: tuple[float, int, str, list[float], dict[str, Any]] | None = None
         for budget, rs in table.items():
-            single = rs.get("single")
-            if single is None:
-                continue
             for m, r in rs.items():
+                if m == "single":
+                    continue
+                if same_time:
+                    single = next((s for s in singles if s["train_s"] >= r["train_s"]), None)
+                else:
+                    single = rs.get("single")
+                if single is None:
+                    continue
                 gains = [gain(r, single, k) for k, _ in SPACES]
-                if m == "single" or None in gains or (same_time and r["train_s"] > single["train_s"]):
+                if None in gains:
                     continue
                 if best is None or min(gains) > best[0]:
-                    best = (min(gains), budget, m, gains)
+                    best = (min(gains), budget, m, gains, single)
         if best is None:
             continue
-        worst, budget, m, gains = best
+        worst, budget, m, gains, single = best
+        row = table[budget][m]
+        against = (
+            f" ({row['train_s']:.0f} s of training) against the single model at T = {single['budget']} "
+            f"({single['train_s']:.0f} s)"
+            if same_time
+            else ""
+        )
         out.append(
             {
                 "name": name,
                 "target": "an ensemble row 10% below the single model's FID on EfficientNet-Lite0 and Inception"
                 + (" in no more training time" if same_time else " at equal generator updates"),
-                "measured": f"{m} at T = {budget}: "
+                "measured": f"{m} at T = {budget}{against}: "
                 + ", ".join(f"{label} {100 * g:+.1f}%" for (_, label), g in zip(SPACES, gains)),
                 "met": worst >= GOAL,
             }

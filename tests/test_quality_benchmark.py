@@ -198,3 +198,31 @@ def test_curves_verdicts_hold_every_ensemble_row_to_both_independent_spaces():
         by_budget([row("single", 100.0, 50.0), row("a", 80.0, 44.0)], "fashion-mnist"), "fashion-mnist"
     )
     assert "meets the 10% goal" in met and "does not" not in met
+
+
+def test_equal_wallclock_holds_a_row_to_the_single_model_that_trained_at_least_as_long():
+    from curves_report import goals
+
+    def row(method, budget, train_s, eff, inc):
+        return {
+            "dataset": "fashion-mnist",
+            "budget": budget,
+            "method": method,
+            "train_s": train_s,
+            "effnet_fid": eff,
+            "inception_fid": inc,
+        }
+
+    rows = [
+        row("single", 1000, 100.0, 100.0, 50.0),
+        row("e", 1000, 103.0, 80.0, 40.0),  # 20% better, but it trained 3 s longer than this single
+        row("single", 1100, 110.0, 95.0, 48.0),  # the single model given more time than e had
+    ]
+    by_name = {g["name"]: g for g in goals(rows)}
+    wall, updates = by_name["fashion_equal_wallclock"], by_name["fashion_equal_updates"]
+    assert updates["met"] and "+20.0%" in updates["measured"]
+    # Against the T = 1100 single (110 s >= 103 s): 1 - 80/95 = 15.8% and 1 - 40/48 = 16.7%.
+    assert wall["met"] and "against the single model at T = 1100 (110 s)" in wall["measured"]
+    assert "+15.8%" in wall["measured"] and "+16.7%" in wall["measured"]
+    # With no single model trained as long as the row, there is no equal-time comparison to make.
+    assert "fashion_equal_wallclock" not in {g["name"] for g in goals(rows[:2])}
