@@ -98,6 +98,15 @@ EVALUATION_DAMAGE = {
     "per-class-short": lambda e: e.update(
         per_class={"by": "x", "classes": ["a", "b"], "reference": [1.0], "rows": {}, "worst": {}}
     ),
+    "per-class-exemplars-outside": lambda e: e.update(
+        per_class={
+            "by": "x",
+            "classes": ["a", "b"],
+            "reference": [0.5, 0.5],
+            "rows": {},
+            "exemplars": "../config.yaml",
+        }
+    ),
     "per-class-unknown-worst": lambda e: e.update(
         per_class={
             "by": "x",

@@ -375,6 +375,48 @@ def test_an_unlabelled_reference_gets_k_means_clusters(digits_run, tmp_path):
     assert set(table["rows"]) == set(result.rows) and set(table["worst"]) <= set(result.rows)
 
 
+def test_the_report_shows_what_each_cluster_is(digits_run, tmp_path):
+    """Clusters have no names: evaluate saves the first reference images of each, one cluster a line,
+    and the report shows them under the per-class table; without the file the report still renders."""
+    import shutil
+
+    from PIL import Image
+
+    from gensemble.evaluation.coverage import EXEMPLARS
+
+    run = shutil.copytree(digits_run, tmp_path / "run")  # (no other test's evaluation in it)
+    shutil.rmtree(run / "evaluations", ignore_errors=True)
+    (run / "evaluation.json").unlink(missing_ok=True)
+    result = evaluate_run(run, metrics="fid", n=60, features="pixels", cache_dir=tmp_path)
+    name = result.info["per_class"]["exemplars"]
+    assert name == "clusters-pixels-n60-heldout.png"
+    png = run / "samples" / name
+    width, height = Image.open(png).size
+    cell = 8 + 2  # an 8×8 digit and make_grid's padding
+    assert (width, height) == (EXEMPLARS * cell + 2, 10 * cell + 2)
+    html = report_run(run, tmp_path / "r.html").read_text()
+    assert 'alt="reference images of each class"' in html
+    png.unlink()
+    html = report_run(run, tmp_path / "r.html").read_text()
+    assert "id='per-class-table'" in html and "reference images of each class" not in html
+
+
+def test_exemplars_hold_each_class_on_its_own_line():
+    """Line k of the exemplars is the first reference images of class k, padded blank when short."""
+    import torch
+
+    from gensemble.evaluation.coverage import Coverage
+
+    index = np.array([2, 0, 1, 0, 2, 2, 0])
+    images = torch.arange(len(index), dtype=torch.float32).reshape(-1, 1, 1, 1).expand(-1, 1, 2, 2) / 10
+    cov = Coverage("test", ["a", "b", "c"], np.array([3, 1, 3]) / 7, reference_index=index)
+    x = cov.exemplars(images, per=2)
+    assert x.shape == (6, 1, 2, 2)
+    firsts = x[:, 0, 0, 0].tolist()
+    assert firsts == pytest.approx([0.1, 0.3, 0.2, -1.0, 0.0, 0.4])  # a: images 1, 3; b: 2, blank; c: 0, 4
+    assert cov.exemplars(torch.zeros(7, 2)) is None  # 2-D points have no pictures
+
+
 def test_an_unlabelled_folder_of_classifier_sized_images_is_told_which_classifier_fits():
     """A folder of 28×28 grayscale images defaults to Inception; the note names the shipped
     classifiers that take exactly such images, and none fits 3×32×32 photos."""

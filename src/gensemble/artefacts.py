@@ -287,6 +287,9 @@ def check_per_class(c: Checker, raw: Any, members: Collection[str] | None) -> No
         if w.get("class") not in classes:
             raise c.fail(f"'per_class' 'worst' {shown(row, 30)} names no listed class")
         c.number(w.get("ratio"), f"'per_class' 'worst' {shown(row, 30)} 'ratio'", 0.0)
+    name = table.get("exemplars")
+    if name is not None and (not isinstance(name, str) or not GRID_NAME.fullmatch(name)):
+        raise c.fail(f"'per_class' 'exemplars' names {shown(name, 30)}, not an image file in samples/")
 
 
 def check_grid_index(index: Any, path: Path, members: Collection[str] | None = None) -> dict[str, str]:

@@ -40,6 +40,22 @@ def stage_grids(out: Outputs, grids: dict[str, Tensor], modes: Tensor | None = N
     out.add(folder / "index.json", dumps(index))
 
 
+def stage_exemplars(out: Outputs, name: str, x: Tensor, per: int) -> None:
+    """samples/NAME: the reference's exemplars of each class (cluster), one class a line."""
+    buf = io.BytesIO()
+    Image.fromarray(make_grid(x, nrow=per)).save(buf, format="PNG")
+    out.add(out.root / SAMPLES_DIR / name, buf.getvalue())
+
+
+def read_exemplars(run_dir: str | Path, name: str) -> bytes | None:
+    """The exemplar grid an evaluation's 'per_class' names (checked: a PNG name inside samples/);
+    None when it is gone, which only costs the report its picture."""
+    try:
+        return read_bytes(run_dir, f"{SAMPLES_DIR}/{name}")  # never through a link out of the run
+    except UnsafePathError as exc:
+        raise ArtefactError(str(exc)) from None
+
+
 def read_grids(run_dir: str | Path, members: Collection[str] | None = None) -> dict[str, bytes]:
     """Row -> PNG bytes of the grids the latest evaluation saved (empty when there are none).
     samples/index.json is checked (artefacts.check_grid_index); a damaged one is an ArtefactError."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from gensemble.evaluation.labels import ImageClassifier, Labeller, ReferenceLabels
 from gensemble.metrics import FeatureOutput, feature_stats, frechet_distance
@@ -36,6 +38,7 @@ CLASS_NAMES = {
 }
 MAX_CLASSES = 100  # above this (stacked-MNIST's 1,000 modes) a table per class is not readable
 CLUSTERS = 10  # k of the k-means view of an unlabelled reference
+EXEMPLARS = 8  # reference images shown per class (cluster) in the report
 
 
 def shares(labels: np.ndarray, k: int) -> np.ndarray:
@@ -62,6 +65,8 @@ class Coverage:
     centres: np.ndarray | None = None  # k-means centres (None: the classifier's labels)
     rows: dict[str, np.ndarray] = field(default_factory=dict)
     labeller: Any = None  # with the user's labels: classes of samples from their features (labels.Labeller)
+    # The class (cluster) of each reference image, in the reference's order: what `exemplars` shows.
+    reference_index: np.ndarray | None = None
 
     @classmethod
     def prepare(
@@ -77,14 +82,16 @@ class Coverage:
                 return None
             names = CLASS_NAMES.get(dataset, [str(i) for i in range(k)])
             names = names if len(names) == k else [str(i) for i in range(k)]
-            return cls(f"classes predicted by {features}", names, shares(ref.labels, k))
+            index = np.asarray(ref.labels, dtype=np.int64)
+            return cls(f"classes predicted by {features}", names, shares(index, k), reference_index=index)
         x = np.asarray(ref.features, dtype=np.float64)
         if len(x) < 2 * CLUSTERS:
             return None
         centres = kmeans(x, CLUSTERS, seed)
         names = [f"cluster {i}" for i in range(CLUSTERS)]
         by = f"k-means clusters (k = {CLUSTERS}) of the reference's {features} features: clusters, not classes (--labels brings yours)"
-        return cls(by, names, shares(nearest(x, centres), CLUSTERS), centres)
+        index = nearest(x, centres)
+        return cls(by, names, shares(index, CLUSTERS), centres, reference_index=index)
 
     @classmethod
     def from_labels(
@@ -96,14 +103,22 @@ class Coverage:
             f"your labels ({labels.source}); samples classed by a logistic regression on {features} features, "
             f"{100 * labeller.accuracy:.1f}% accurate on the reference (5-fold cross-validated)"
         )
-        return cls(by, list(labels.names), shares(labels.index, len(labels.names)), labeller=labeller)
+        index = np.asarray(labels.index, dtype=np.int64)
+        return cls(
+            by, list(labels.names), shares(index, len(labels.names)), labeller=labeller, reference_index=index
+        )
 
     @classmethod
     def from_classifier(cls, classifier: ImageClassifier, reference: ReferenceLabels) -> Coverage:
         """Your classifier's classes of the reference, and of every sample from its images."""
         by = f"classes your classifier ({classifier.source}) predicts, on the reference and on every sample"
+        index = np.asarray(reference.index, dtype=np.int64)
         return cls(
-            by, list(reference.names), shares(reference.index, len(reference.names)), labeller=classifier
+            by,
+            list(reference.names),
+            shares(index, len(reference.names)),
+            labeller=classifier,
+            reference_index=index,
         )
 
     def labels(self, feats: FeatureOutput, x: Any = None) -> np.ndarray | None:
@@ -116,6 +131,20 @@ class Coverage:
         if self.centres is None:
             return None if feats.probs is None else np.asarray(feats.probs).argmax(1)
         return nearest(np.asarray(feats.features, dtype=np.float64), self.centres)
+
+    def exemplars(self, images: Any, per: int = EXEMPLARS) -> Tensor | None:
+        """(classes · per, C, H, W): the first `per` reference images of each class (cluster), class 0
+        first, blank (-1) where a class holds fewer, so a grid of `per` a line shows one class a line
+        and a reader can see what "cluster 3" is. None without images (2-D points, feature files)."""
+        if self.reference_index is None or not hasattr(images, "dim") or images.dim() != 4:
+            return None
+        index = torch.as_tensor(self.reference_index[: len(images)])
+        blank = -torch.ones(per, *images.shape[1:], dtype=images.dtype)
+        lines = []
+        for k in range(len(self.names)):
+            mine = images[: len(index)][index == k][:per]
+            lines.append(torch.cat([mine, blank[len(mine) :]]))
+        return torch.cat(lines)
 
     def add(self, row: str, feats: FeatureOutput, x: Any = None) -> None:
         labels = self.labels(feats, x)

@@ -25,8 +25,8 @@ import numpy as np
 
 from gensemble.artefacts import dumps
 from gensemble.errors import ConfigError
-from gensemble.evaluation.artefacts import log_acceptance_rates, stage_grids
-from gensemble.evaluation.coverage import coverage_notes
+from gensemble.evaluation.artefacts import log_acceptance_rates, stage_exemplars, stage_grids
+from gensemble.evaluation.coverage import EXEMPLARS, coverage_notes
 from gensemble.evaluation.features import (  # noqa: F401  (re-exported: the entry point)
     Featurizer,
     cached_features,
@@ -192,6 +192,9 @@ def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
         graded=scored.graded,
         steered_by=steered,
     )
+    if scored.exemplars is not None and "per_class" in info:
+        # Named after the evaluation's key, so each kept evaluation's table points at its own clusters.
+        info["per_class"]["exemplars"] = f"clusters-{evaluation_key(result)}.png"
     return replace(result, notes=(*result.notes, *matching_notes(result)))
 
 
@@ -227,6 +230,9 @@ def write_evaluation(run_dir: str | Path, plan: EvalPlan, result: EvalResult, sc
     out.add(Path(run_dir) / "evaluation.json", text)
     out.add(Path(run_dir) / "evaluations" / f"{evaluation_key(result)}.json", text)
     stage_grids(out, scored.grids, plan.heldout.modes)
+    exemplars = result.info.get("per_class", {}).get("exemplars")
+    if exemplars is not None and scored.exemplars is not None:
+        stage_exemplars(out, exemplars, scored.exemplars, EXEMPLARS)
     out.commit()
     rates = {
         r[len(FUSION_PREFIX) :]: v["acceptance_rate"]

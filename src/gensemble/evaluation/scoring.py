@@ -35,6 +35,7 @@ class Scored:
     grids: dict[str, Tensor] = field(default_factory=dict)
     choices: dict[str, dict[str, Any]] = field(default_factory=dict)
     coverage: Coverage | None = None
+    exemplars: Tensor | None = None  # a few reference images of each class (cluster) of `coverage`
     member_samples: dict[str, Tensor] = field(default_factory=dict)  # a few per member: health checks
     context: FusionContext | None = None  # what the fusions were built in (its judges, for the writer)
 
@@ -68,6 +69,8 @@ def score_plan(plan: EvalPlan) -> Scored:
     elif plan.toy is None and evaluator.reference is not None:
         own = feat.extractor is not None and feat.extractor.has_probs
         out.coverage = Coverage.prepare(evaluator.reference, plan.ens.cfg.data.name, feat.name, seed, own)
+    if out.coverage is not None:
+        out.exemplars = out.coverage.exemplars(plan.real[:n])
     # Generated samples' features are cached like real ones, keyed by a hash of the images themselves:
     # the same checkpoint, seed, n and fusion settings draw the same images, so a second evaluation
     # (another --reference, a re-render) extracts nothing again, and any change is a new entry.

@@ -20,7 +20,7 @@ import numpy as np
 from gensemble.artefacts import ArtefactError, read_artefact
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import CheckpointError, GensembleError, shown
-from gensemble.evaluation.artefacts import read_grids
+from gensemble.evaluation.artefacts import read_exemplars, read_grids
 from gensemble.fusion import STANDARD_FUSIONS
 from gensemble.health import curve_problems, judged_problems, merge, read_curves
 from gensemble.imageio import check_output
@@ -59,6 +59,7 @@ class ReportData:
     choice: str | None = None  # what `auto` chose on held-out data, and why
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds (the demo's timings.json)
     per_class: dict[str, Any] | None = None  # the headline evaluation's per-class shares ('per_class')
+    exemplars: bytes | None = None  # a PNG of reference images of each of per_class's classes, if saved
     failed: dict[str, str] = field(default_factory=dict)  # member -> why it looks failed (health.py)
 
 
@@ -184,7 +185,7 @@ def render_report(data: ReportData) -> str:
         ]
     if data.per_class:
         lead = "fusion:auto" if "fusion:auto" in data.per_class["rows"] else None
-        parts += per_class_section(data.per_class, lead)
+        parts += per_class_section(data.per_class, lead, data.exemplars)
     if data.score:
         parts += ["<h2>Tournament</h2>", img_tag(heatmap_png(data.score), "tournament heatmap", "heatmap")]
         parts.append(
@@ -299,6 +300,8 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         timings=read_timings(run_dir),
         per_class=headline["raw"].get("per_class") if headline else None,
     )
+    exemplars = (data.per_class or {}).get("exemplars")
+    data.exemplars = read_exemplars(run_dir, exemplars) if exemplars else None
     data.failed = failed_members(data, headline)
     if members is None:
         data.notes.append(

@@ -45,8 +45,11 @@ def chart_rows(table: dict[str, Any], lead: str | None) -> list[str]:
     return ordered[:CHART_ROWS]
 
 
-def per_class_section(table: dict[str, Any], lead: str | None = None) -> list[str]:
-    """HTML for the section: a sentence on the worst-served class, the chart and the full table."""
+def per_class_section(
+    table: dict[str, Any], lead: str | None = None, exemplars: bytes | None = None
+) -> list[str]:
+    """HTML for the section: a sentence on the worst-served class, the chart, the full table, and
+    (when evaluate saved them) a few reference images of each class, one class a line."""
     classes, ref = table["classes"], table["reference"]
     worst = table.get("worst", {})
     png = bars_png(table, chart_rows(table, lead))
@@ -75,4 +78,12 @@ def per_class_section(table: dict[str, Any], lead: str | None = None) -> list[st
         ratio = f"{esc(w['class'])} ({w['ratio']:.2f}×)" if w else ""
         lines.append(f"<tr><td>{esc(row)}</td>{cells}<td>{ratio}</td></tr>")
     lines.append("</table>")
+    if exemplars is not None:
+        lines += [
+            f"<p class='muted'>What each class is: the first reference images of {esc(table['classes'][0])} "
+            f"on the top line, then one line per class in the table's order, to {esc(table['classes'][-1])} "
+            "(a short line: the class holds fewer images).</p>",
+            f'<img class="exemplars" alt="reference images of each class" '
+            f'src="data:image/png;base64,{base64.b64encode(exemplars).decode()}">',
+        ]
     return lines
