@@ -41,6 +41,26 @@ def test_a_restarted_run_keeps_no_event_file_of_the_aborted_attempt(tmp_path):
     assert [e.step for e in acc.Scalars("m0/loss_g")] == [2, 4, 6]
 
 
+def test_a_resumed_writer_s_events_sort_after_the_earlier_attempt_s(tmp_path):
+    """TensorBoard reads event files in name order: a file made in the same second as an earlier
+    one, by a process whose pid sorts after this one's, would be read first and its steps purged."""
+    import socket
+    import time
+
+    from torch.utils.tensorboard import SummaryWriter
+
+    from gensemble.run.hooks import tb_writer
+
+    folder = tmp_path / "r" / "tb" / "m0"
+    folder.mkdir(parents=True)
+    earlier = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.99999999.9"
+    (folder / earlier).write_bytes(b"")
+    with tb_writer(SummaryWriter, tmp_path / "r", "m0", 4) as w:
+        w.add_scalar("x", 1.0, 5)
+    names = sorted(p.name for p in folder.iterdir())
+    assert len(names) == 2 and names[0] == earlier  # the new file is read last
+
+
 def test_event_files_are_deleted_only_inside_the_real_folder(tmp_path):
     import pytest
 

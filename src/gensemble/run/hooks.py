@@ -139,4 +139,22 @@ def tb_writer(writer: Any, run_dir: Path, name: str, step: int) -> Any:
     folder = inside(run_dir, f"tb/{name}", kind="dir", create_parents=True)
     if step == 0:
         remove_files(run_dir, f"tb/{name}", "events.out.tfevents.")
+    else:
+        after_earlier_events(folder)
     return writer(str(folder), purge_step=step + 1)  # step itself was logged before its checkpoint
+
+
+def after_earlier_events(folder: Path) -> None:
+    """TensorBoard reads a folder's event files in name order, and a name starts with the second its
+    file was made, then the pid and a per-process counter. A file made in the same second as an
+    earlier attempt's can sort before it (pid 999 after 1000, counter 10 before 9): its steps are
+    then read first, and purged as out of order when the older file's follow. Waiting for the next
+    second (under 1 s, only then) makes the new file sort last."""
+    stamps = []
+    for p in folder.iterdir():
+        parts = p.name.split(".")
+        if p.name.startswith("events.out.tfevents.") and len(parts) > 3 and parts[3].isdigit():
+            stamps.append(int(parts[3]))
+    now = time.time()
+    if max(stamps, default=-1) == int(now):  # (a stamp from the future, planted or skewed: not waited for)
+        time.sleep(int(now) + 1 - now + 0.01)
