@@ -220,18 +220,22 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.render:
-        from curves_report import goals, render, summary
+        from curves_report import goals, render, replicate, summary
 
         from _common import CURVES_BEGIN, CURVES_END, write_marked_table
 
         rows = load_rows(args.results)
         again = args.results.with_name("curves_resampled.json")
         resampled = json.loads(again.read_text())["rows"] if again.exists() else []
-        args.results.write_text(
-            json.dumps({"label": "curves", "rows": rows, "goals": goals(rows, resampled)}, indent=1) + "\n"
-        )
-        DOC.write_text(render(rows))
-        write_marked_table(ROOT / "docs" / "RESULTS.md", summary(rows), CURVES_BEGIN, CURVES_END)
+        payload = {"label": "curves", "rows": rows, "goals": goals(rows, resampled)}
+        # A second training seed, where one was run (--seed 2 --results .../curves_seed2.json).
+        seed2 = load_rows(args.results.with_name("curves_seed2.json"))
+        more = "\n\n" + replicate(seed2, 2) if seed2 else ""
+        if seed2:
+            payload["seed2_goals"] = goals([r for r in seed2 if r["dataset"] == "fashion-mnist"])
+        args.results.write_text(json.dumps(payload, indent=1) + "\n")
+        DOC.write_text(render(rows) + (f"\n## fashion-mnist, training seed 2\n\n{replicate(seed2, 2)}\n" if seed2 else ""))
+        write_marked_table(ROOT / "docs" / "RESULTS.md", summary(rows) + more, CURVES_BEGIN, CURVES_END)
         return
     set_quiet(True)
     if args.grids:

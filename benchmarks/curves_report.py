@@ -94,6 +94,25 @@ def summary(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out).rstrip()
 
 
+def replicate(rows: list[dict[str, Any]], seed: int) -> str:
+    """Another training seed's Fashion-MNIST rows (some budgets and kinds only): summary's table and
+    verdicts, and the goals judged on that seed's rows alone."""
+    fashion = [r for r in rows if r["dataset"] == "fashion-mnist"]
+    lines = [
+        f"- `{g['name']}` on this seed alone: {g['measured']}: {'met' if g['met'] else 'not met'}."
+        for g in goals(fashion)
+    ]
+    return "\n".join(
+        [
+            f"**Training seed {seed}**, a replicate (the same recipes and budgets, member seeds 100·{seed} + i; "
+            f"`python benchmarks/curves.py --seed {seed} --results docs/results/curves_seed{seed}.json`):",
+            "",
+            summary(fashion),
+            *lines,
+        ]
+    )
+
+
 def goals(rows: list[dict[str, Any]], resampled: list[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """fashion_equal_updates: some budget where an ensemble row is 10% below the single model on
     both independent spaces (the best row's worse gain is reported); fashion_equal_wallclock: the
