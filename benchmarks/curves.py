@@ -234,7 +234,10 @@ def main() -> None:
         if seed2:
             payload["seed2_goals"] = goals([r for r in seed2 if r["dataset"] == "fashion-mnist"])
         args.results.write_text(json.dumps(payload, indent=1) + "\n")
-        DOC.write_text(render(rows) + (f"\n## fashion-mnist, training seed 2\n\n{replicate(seed2, 2)}\n" if seed2 else ""))
+        DOC.write_text(
+            render(rows)
+            + (f"\n## fashion-mnist, training seed 2\n\n{replicate(seed2, 2)}\n" if seed2 else "")
+        )
         write_marked_table(ROOT / "docs" / "RESULTS.md", summary(rows) + more, CURVES_BEGIN, CURVES_END)
         return
     set_quiet(True)
