@@ -228,17 +228,16 @@ def main() -> None:
         again = args.results.with_name("curves_resampled.json")
         resampled = json.loads(again.read_text())["rows"] if again.exists() else []
         payload = {"label": "curves", "rows": rows, "goals": goals(rows, resampled)}
+        doc, marked = render(rows), summary(rows)
         # A second training seed, where one was run (--seed 2 --results .../curves_seed2.json).
         seed2 = load_rows(args.results.with_name("curves_seed2.json"))
-        more = "\n\n" + replicate(seed2, 2) if seed2 else ""
         if seed2:
             payload["seed2_goals"] = goals([r for r in seed2 if r["dataset"] == "fashion-mnist"])
+            doc += f"\n## fashion-mnist, training seed 2\n\n{replicate(seed2, 2)}\n"
+            marked += "\n\n" + replicate(seed2, 2)
         args.results.write_text(json.dumps(payload, indent=1) + "\n")
-        DOC.write_text(
-            render(rows)
-            + (f"\n## fashion-mnist, training seed 2\n\n{replicate(seed2, 2)}\n" if seed2 else "")
-        )
-        write_marked_table(ROOT / "docs" / "RESULTS.md", summary(rows) + more, CURVES_BEGIN, CURVES_END)
+        DOC.write_text(doc)
+        write_marked_table(ROOT / "docs" / "RESULTS.md", marked, CURVES_BEGIN, CURVES_END)
         return
     set_quiet(True)
     if args.grids:

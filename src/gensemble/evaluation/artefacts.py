@@ -42,16 +42,14 @@ def stage_grids(out: Outputs, grids: dict[str, Tensor], modes: Tensor | None = N
 
 def stage_exemplars(out: Outputs, name: str, x: Tensor, per: int) -> None:
     """samples/NAME: the reference's exemplars of each class (cluster), one class a line."""
-    buf = io.BytesIO()
-    Image.fromarray(make_grid(x, nrow=per)).save(buf, format="PNG")
-    out.add(out.root / SAMPLES_DIR / name, buf.getvalue())
+    out.add(out.root / SAMPLES_DIR / name, sample_png(x, nrow=per))
 
 
-def read_exemplars(run_dir: str | Path, name: str) -> bytes | None:
-    """The exemplar grid an evaluation's 'per_class' names (checked: a PNG name inside samples/);
-    None when it is gone, which only costs the report its picture."""
+def read_sample_file(run_dir: str | Path, name: str) -> bytes | None:
+    """samples/NAME's bytes (a name already checked to be a plain PNG name), never through a link
+    out of the run; None when it is gone."""
     try:
-        return read_bytes(run_dir, f"{SAMPLES_DIR}/{name}")  # never through a link out of the run
+        return read_bytes(run_dir, f"{SAMPLES_DIR}/{name}")
     except UnsafePathError as exc:
         raise ArtefactError(str(exc)) from None
 
@@ -63,10 +61,7 @@ def read_grids(run_dir: str | Path, members: Collection[str] | None = None) -> d
     index = read_artefact("grids", folder / "index.json", members) or {}
     grids = {}
     for row, name in index.items():
-        try:
-            png = read_bytes(run_dir, f"{SAMPLES_DIR}/{name}")  # never through a link out of the run
-        except UnsafePathError as exc:
-            raise ArtefactError(str(exc)) from None
+        png = read_sample_file(run_dir, name)
         if png is None:
             raise ArtefactError(
                 f"{shown(str(folder / name))} is missing; run 'gensemble evaluate {run_dir}' to rewrite the grids"
@@ -88,10 +83,11 @@ def log_acceptance_rates(run_dir: str | Path, rates: dict[str, float], step: int
             tb.add_scalar(f"fusion/{name}/acceptance_rate", rate, step)
 
 
-def sample_png(x: Tensor, modes: Tensor | None = None, title: str = "") -> bytes:
-    """A PNG of samples: an image grid, or a scatter over the true modes for 2-D points."""
+def sample_png(x: Tensor, modes: Tensor | None = None, title: str = "", nrow: int | None = None) -> bytes:
+    """A PNG of samples: an image grid (`nrow` images a line), or a scatter over the true modes for
+    2-D points."""
     if x.dim() == 2:
         return scatter_png(x.numpy(), None if modes is None else modes.numpy(), title=title)
     buf = io.BytesIO()
-    Image.fromarray(make_grid(x)).save(buf, format="PNG")
+    Image.fromarray(make_grid(x, nrow)).save(buf, format="PNG")
     return buf.getvalue()

@@ -194,7 +194,8 @@ def assemble(plan: EvalPlan, scored: Scored) -> EvalResult:
     )
     if scored.exemplars is not None and "per_class" in info:
         # Named after the evaluation's key, so each kept evaluation's table points at its own clusters.
-        info["per_class"]["exemplars"] = f"clusters-{evaluation_key(result)}.png"
+        table = {**info["per_class"], "exemplars": f"clusters-{evaluation_key(result)}.png"}
+        result = replace(result, info={**info, "per_class": table})
     return replace(result, notes=(*result.notes, *matching_notes(result)))
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from gensemble.artefacts import ArtefactError, read_artefact
 from gensemble.checkpoint import atomic_write_text
 from gensemble.errors import CheckpointError, GensembleError, shown
-from gensemble.evaluation.artefacts import read_exemplars, read_grids
+from gensemble.evaluation.artefacts import read_grids, read_sample_file
 from gensemble.fusion import STANDARD_FUSIONS
 from gensemble.health import curve_problems, judged_problems, merge, read_curves
 from gensemble.imageio import check_output
@@ -301,7 +301,7 @@ def gather_report(run_dir: str | Path, fusions: tuple[str, ...] | None = None) -
         per_class=headline["raw"].get("per_class") if headline else None,
     )
     exemplars = (data.per_class or {}).get("exemplars")
-    data.exemplars = read_exemplars(run_dir, exemplars) if exemplars else None
+    data.exemplars = read_sample_file(run_dir, exemplars) if exemplars else None  # gone: no picture
     data.failed = failed_members(data, headline)
     if members is None:
         data.notes.append(
