@@ -134,7 +134,7 @@ h1{margin-bottom:0} .muted{color:#666}
 table{border-collapse:collapse;margin:1em 0} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4} td.best{font-weight:bold;background:#e6f4e6}
 .small-n{color:#a40;font-weight:normal;font-size:.8em}
-img.completion{width:min(100%,560px);image-rendering:pixelated}
+img.completion,img.exemplars{width:min(100%,560px);image-rendering:pixelated}
 pre{background:#f7f7f7;padding:1em;overflow:auto} img{max-width:100%} .scroll{overflow-x:auto}
 """
 
