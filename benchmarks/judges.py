@@ -19,7 +19,6 @@ import json
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -268,16 +267,13 @@ def seeded(config: Path, s: int) -> dict:
     return raw
 
 
-def best_section(config: str, seeds: int, kind: str, earlier: dict, save: Callable[[dict], None]) -> dict:
+def best_section(config: str, seeds: range, kind: str) -> None:
     """`best` (the top of the default tournament) over ensembles that differ only in seed. The FID
     noise is the spread of one generator's FID over 3 sampling seeds (n = N_EVAL), twice its std.
-    A seed already measured on every space (in `earlier`, by the same judges) is kept, not redone."""
-    kept = earlier.get("ensembles", []) if earlier.get("judges") == kind else []
-    done = {e["seed"]: e for e in kept if all(f"fids_{s}" in e for s in INDEPENDENT)}
-    out = []
-    for s in range(seeds):
-        if s in done:
-            out.append(done[s])
+    Each seed is stored as it finishes; one already measured on every space is not redone, so the
+    seeds can be split between processes and resumed."""
+    for s in seeds:
+        if s in measured_seeds(kind):
             continue
         ens, heldout, _ = population(seeded(ROOT / "benchmarks" / "configs" / config, s), f"best-seed{s}")
         gens = ens.generators()
@@ -303,7 +299,7 @@ def best_section(config: str, seeds: int, kind: str, earlier: dict, save: Callab
         t = table_from_judgements(judge_population(gens, nets, owners, (cal, ev), N_JUDGE, "platt", 0, cfg))
         by_tournament = t.generator_ranking()[0]
         pick = build_fusion(ens, "best", heldout).names[0]  # the fusion as users get it
-        out.append({"seed": s, "pick": pick, "tournament_pick": by_tournament} | graded)
+        entry = {"seed": s, "pick": pick, "tournament_pick": by_tournament} | graded
         print(
             f"  seed {s}: best picks {pick}; the tournament's top {by_tournament}; FID-best "
             + ", ".join(
@@ -311,14 +307,24 @@ def best_section(config: str, seeds: int, kind: str, earlier: dict, save: Callab
             ),
             flush=True,
         )
-        save({"judges": kind, "ensembles": out})  # each finished seed is kept
-    return {"judges": kind, "ensembles": out}
+        entries = measured_seeds(kind) | {s: entry}  # re-read: another process may have added seeds
+        store("best", {"judges": kind, "ensembles": [entries[k] for k in sorted(entries)]})
+
+
+def measured_seeds(kind: str) -> dict[int, dict]:
+    """The `best` seeds in judges.json measured by `kind` judges on every space."""
+    best = json.loads(OUT.read_text()).get("best", {}) if OUT.exists() else {}
+    kept = best.get("ensembles", []) if best.get("judges") == kind else []
+    return {e["seed"]: e for e in kept if all(f"fids_{s}" in e for s in INDEPENDENT)}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=("fashion", "toy", "best", "losses"), action="append")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument(
+        "--from-seed", type=int, default=0, help="best: start at this seed (split seeds across processes)"
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--render", action="store_true", help="only re-render RESULTS.md from the JSON")
     args = ap.parse_args(argv)
@@ -346,8 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     if "best" in sections:
         print("best over seeds (the demo ensemble at 600 steps)", flush=True)
         with timed("best"):
-            earlier = json.loads(OUT.read_text()).get("best", {}) if OUT.exists() else {}
-            best_section("demo-600.yaml", args.seeds, "finetuned", earlier, lambda b: store("best", b))
+            best_section("demo-600.yaml", range(args.from_seed, args.seeds), "finetuned")
     result = json.loads(OUT.read_text())
     write_marked_table(
         ROOT / "docs" / "RESULTS.md", render(result), "<!-- judges:begin -->", "<!-- judges:end -->"
