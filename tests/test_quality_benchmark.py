@@ -1,6 +1,7 @@
 """The quality benchmark's goal logic (benchmarks/quality_report.py): pure functions of summary rows.
 The benchmark itself runs in CI as `make bench-quick` (benchmarks/quality.py --quick)."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -247,3 +248,70 @@ def test_a_second_training_seed_is_summarised_with_its_own_goals():
     # Both goals are judged on this seed's rows alone: 15% and 20% better, in less time.
     assert "`fashion_equal_updates` on this seed alone: partition + auto at T = 900" in text
     assert "`fashion_equal_wallclock` on this seed alone" in text and "not met" not in text
+
+
+def judge_row(**spearman):
+    return {"judges": "finetuned", "scoring": "matrix", "self_judgement": True, "spearman_fid": 0.5} | {
+        f"spearman_fid_{k}": v for k, v in spearman.items()
+    }
+
+
+def test_a_judges_goal_is_met_only_where_it_holds_on_every_independent_space():
+    import judges
+
+    def goal(**spearman):
+        rows = [judge_row(**spearman)]
+        return judges.goals({"losses": {"rows": rows, "spaces_agree": {"fid~fid_effnet": 0.6}}})[0]
+
+    assert goal(effnet=0.95, inception=0.85)["met"] is False  # one space is not enough
+    both = goal(effnet=0.95, inception=0.91)
+    assert both["met"] is True and "Inception +0.910" in both["measured"]
+    assert "fid~fid_effnet +0.600" in both["note"]  # how far the yardsticks agree is said beside it
+    assert goal(effnet=0.95, inception=None)["met"] is True  # (a result measured before Inception)
+
+
+def test_best_picks_must_hold_on_every_independent_space():
+    import judges
+
+    def seed(s, eff_best, inc_best):
+        fids = {"a": 10.0, "b": 11.0}
+        return {
+            "seed": s,
+            "pick": "a",
+            "fid_best": "a",
+            "fids": fids,
+            "noise": 0.1,
+            "fid_best_effnet": eff_best,
+            "fids_effnet": {"a": 100.0, "b": 50.0 if eff_best == "b" else 150.0},
+            "noise_effnet": 1.0,
+            "fid_best_inception": inc_best,
+            "fids_inception": {"a": 30.0, "b": 20.0 if inc_best == "b" else 40.0},
+            "noise_inception": 1.0,
+        }
+
+    def goal(ensembles):
+        return judges.goals({"best": {"judges": "finetuned", "ensembles": ensembles}})[0]
+
+    agree = goal([seed(s, "a", "a") for s in range(5)])
+    assert agree["met"] is True and agree["measured"] == "EfficientNet-Lite0 5 of 5, Inception 5 of 5"
+    split = goal([seed(s, "b", "a") for s in range(5)])
+    assert split["met"] is False and split["measured"] == "EfficientNet-Lite0 0 of 5, Inception 5 of 5"
+    assert goal([seed(s, "a", "a") for s in range(4)])["met"] is False  # five seeds are asked for
+
+
+def test_judges_sections_run_side_by_side_without_losing_each_other(tmp_path, monkeypatch):
+    import judges
+
+    monkeypatch.setattr(judges, "OUT", tmp_path / "judges.json")
+    judges.store("losses", {"rows": [judge_row(effnet=0.95, inception=0.95)]})
+    entry = {"seed": 3, "pick": "a", "fid_best": "a", "fids": {"a": 1.0}, "noise": 0.1}
+    entry |= {
+        f"{k}_{s}": v
+        for s in judges.INDEPENDENT
+        for k, v in (("fids", {"a": 1.0}), ("fid_best", "a"), ("noise", 0.1))
+    }
+    judges.store("best", {"judges": "finetuned", "ensembles": [entry]})
+    saved = json.loads((tmp_path / "judges.json").read_text())
+    assert set(saved) == {"losses", "best", "goals"}
+    assert [g["name"] for g in saved["goals"]] == ["judges_all_losses", "best_picks"]
+    assert set(judges.measured_seeds("finetuned")) == {3} and judges.measured_seeds("raw") == {}
