@@ -3,13 +3,16 @@ of judge and every scoring, and compare the ranking with FID and KID on the eval
 
     python benchmarks/judges.py            # Fashion-MNIST and grid25 populations, then `best` over 5 seeds
     python benchmarks/judges.py --only toy # one section (fashion, toy, best, losses)
+    python benchmarks/judges.py --only best --from-seed 3   # seeds 3 and 4, beside a process doing 0-2
 
 Populations (benchmarks/configs/judges-*.yaml) are trained once into runs/bench-judges/ and reused.
 Each holds the run's members plus the snapshots of its first member, so it has a collapsed or
 barely trained GAN, a narrow one, well-trained ones and one run's snapshots (Fashion also a VAE).
 Judges are fitted on the first part of the calibration half and calibrated on the second; FID and
-KID are measured on the evaluation half, which no judge sees. Writes docs/results/judges.json (with
-the `goals` list) and the "Judges" section of docs/RESULTS.md.
+KID are measured on the evaluation half, which no judge sees, on the domain classifier's features
+(which steer the feature judge and `best`) and on two spaces nothing steers by: EfficientNet-Lite0 and
+Inception (about 9 images a second on one core, so most of the benchmark's time). Writes
+docs/results/judges.json (with the `goals` list) and the "Judges" section of docs/RESULTS.md.
 """
 
 from __future__ import annotations
