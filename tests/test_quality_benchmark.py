@@ -315,3 +315,21 @@ def test_judges_sections_run_side_by_side_without_losing_each_other(tmp_path, mo
     assert set(saved) == {"losses", "best", "goals"}
     assert [g["name"] for g in saved["goals"]] == ["judges_all_losses", "best_picks"]
     assert set(judges.measured_seeds("finetuned")) == {3} and judges.measured_seeds("raw") == {}
+
+
+def test_the_feature_judge_becomes_default_only_if_it_ranks_the_held_out_population_as_well_on_both_spaces():
+    import judges
+
+    def rule(feat, fine):
+        rows = [
+            judge_row(effnet=feat[0], inception=feat[1]) | {"judges": "features"},
+            judge_row(effnet=fine[0], inception=fine[1]),
+            judge_row(effnet=1.0, inception=1.0)
+            | {"judges": "features", "scoring": "battle"},  # not the default scoring
+        ]
+        return judges.goals({"holdout": {"rows": rows}})[-1]
+
+    assert rule((0.92, 0.90), (0.70, 0.70))["met"] is True
+    assert rule((0.92, 0.69), (0.70, 0.70))["met"] is False  # worse on Inception
+    assert rule((0.80, 0.80), (0.85, 0.70))["met"] is False  # worse on EfficientNet-Lite0, battle not counted
+    assert rule((0.92, 0.90), (0.70, 0.70))["name"] == "holdout_feature_judge"
