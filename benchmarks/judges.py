@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import time
@@ -387,7 +388,7 @@ def store(key: str, value) -> None:
     result = json.loads(OUT.read_text()) if OUT.exists() else {}
     result[key] = value
     result["goals"] = goals(result)
-    tmp = OUT.with_suffix(".tmp")
+    tmp = OUT.with_suffix(f".{os.getpid()}.tmp")  # (one per process: they may write at once)
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     tmp.replace(OUT)
 
