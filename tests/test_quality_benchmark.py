@@ -257,11 +257,11 @@ def judge_row(**spearman):
 
 
 def test_a_judges_goal_is_met_only_where_it_holds_on_every_independent_space():
-    import judges
+    import judges_report
 
     def goal(**spearman):
         rows = [judge_row(**spearman)]
-        return judges.goals({"losses": {"rows": rows, "spaces_agree": {"fid~fid_effnet": 0.6}}})[0]
+        return judges_report.goals({"losses": {"rows": rows, "spaces_agree": {"fid~fid_effnet": 0.6}}})[0]
 
     assert goal(effnet=0.95, inception=0.85)["met"] is False  # one space is not enough
     both = goal(effnet=0.95, inception=0.91)
@@ -271,7 +271,7 @@ def test_a_judges_goal_is_met_only_where_it_holds_on_every_independent_space():
 
 
 def test_best_picks_must_hold_on_every_independent_space():
-    import judges
+    import judges_report
 
     def seed(s, eff_best, inc_best):
         fids = {"a": 10.0, "b": 11.0}
@@ -290,7 +290,7 @@ def test_best_picks_must_hold_on_every_independent_space():
         }
 
     def goal(ensembles):
-        return judges.goals({"best": {"judges": "finetuned", "ensembles": ensembles}})[0]
+        return judges_report.goals({"best": {"judges": "finetuned", "ensembles": ensembles}})[0]
 
     agree = goal([seed(s, "a", "a") for s in range(5)])
     assert agree["met"] is True and agree["measured"] == "EfficientNet-Lite0 5 of 5, Inception 5 of 5"
@@ -318,7 +318,7 @@ def test_judges_sections_run_side_by_side_without_losing_each_other(tmp_path, mo
 
 
 def test_the_feature_judge_becomes_default_only_if_it_ranks_the_held_out_population_as_well_on_both_spaces():
-    import judges
+    import judges_report
 
     def rule(feat, fine):
         rows = [
@@ -327,7 +327,7 @@ def test_the_feature_judge_becomes_default_only_if_it_ranks_the_held_out_populat
             judge_row(effnet=1.0, inception=1.0)
             | {"judges": "features", "scoring": "battle"},  # not the default scoring
         ]
-        return judges.goals({"holdout": {"rows": rows}})[-1]
+        return judges_report.goals({"holdout": {"rows": rows}})[-1]
 
     assert rule((0.92, 0.90), (0.70, 0.70))["met"] is True
     assert rule((0.92, 0.69), (0.70, 0.70))["met"] is False  # worse on Inception
