@@ -323,8 +323,9 @@ def test_best_ranks_raw_pixels_of_a_small_folder_by_mmd_not_a_rank_deficient_fid
 @pytest.mark.parametrize("name", ["weighted", "rejection", "vote", "stacked", "mh", "ddls"])
 def test_methods_that_need_discriminators_refuse_an_all_vae_run(name):
     ens, data = all_vae_ensemble()
-    # mh judges with a feature judge by default, which needs no discriminator; with the Ds it refuses.
-    params = {"judges": "finetuned"} if name == "mh" else {}
+    # On digits the default judge is the feature judge, which needs no discriminator; with the Ds
+    # as judges every critic method refuses.
+    params = {"judges": "finetuned"}
     with pytest.raises(
         ConfigError, match=f"fusion '{name}' needs discriminators, but this ensemble has none"
     ):
@@ -342,7 +343,10 @@ def test_methods_without_discriminators_work_on_images():
         out = build_fusion(ens, name, data, params).sample(8)
         assert out.x.shape == (8, *data.shape) and -1 <= float(out.x.min()) and float(out.x.max()) <= 1
     with pytest.raises(ConfigError, match="needs discriminators"):
-        build_fusion(ens, "uniform", data, {"top_k": 1})  # selection runs the tournament
+        build_fusion(ens, "uniform", data, {"top_k": 1, "judges": "finetuned"})  # the tournament's Ds
+    # The default judges on a dataset with a domain classifier: the feature judge ranks VAEs too.
+    picked = build_fusion(ens, "uniform", data, {"top_k": 1, "n_score": 40, "judge_steps": 2})
+    assert len(picked.names) == 1
 
 
 def test_parse_fusion_params():

@@ -30,9 +30,13 @@ def test_every_fusion_names_what_steered_it():
     spaces = {n: steered_by(n, parse_fusion_params(n, {}), "fashion-mnist") for n in FUSIONS.names()}
     assert spaces["uniform"] == () and spaces["average"] == ()
     assert spaces["best"] == (CLF,)  # held-out FID on the classifier's features
-    assert CLF in spaces["auto"] and "discriminators" in spaces["auto"]
+    # With a domain classifier the default judge is the feature judge, so auto steers by it alone.
+    assert spaces["auto"] == (CLF,) and spaces["weighted"] == (CLF,)
     assert CLF in spaces["mh"]  # MH's default judge is the feature judge
-    assert spaces["weighted"] == ("discriminators",)
+    fine = parse_fusion_params("auto", {"judges": "finetuned"})
+    assert steered_by("auto", fine, "fashion-mnist") == (CLF, "discriminators")
+    # Elsewhere the default judges are the fine-tuned discriminators.
+    assert steered_by("weighted", parse_fusion_params("weighted", {}), "grid25") == ("discriminators",)
     # Selection by the tournament steers even the uniform mixture.
     assert steered_by("uniform", parse_fusion_params("uniform", {"top_k": 2}), "fashion-mnist") != ()
     # Toys steer by the mode-kernel features; an unlabelled folder by raw pixels.

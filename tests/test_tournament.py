@@ -214,7 +214,7 @@ def tiny_image_ensemble(families: list[str]):
 
 def test_vae_decoders_are_scored_like_any_generator():
     ens, data = tiny_image_ensemble(["gan", "vae"])
-    t = score(ens, data, n_samples=100)
+    t = score(ens, data, n_samples=100, judges=JudgeConfig("finetuned"))
     assert t.generators == ("m0", "m1") and t.discriminators == ("m0.D",)
     assert t.matrix.shape == (2, 1)
 
@@ -222,7 +222,10 @@ def test_vae_decoders_are_scored_like_any_generator():
 def test_scoring_a_run_without_discriminators_is_a_clear_error():
     ens, data = tiny_image_ensemble(["vae", "vae"])
     with pytest.raises(ConfigError, match="scoring needs discriminators, but this ensemble has none"):
-        score(ens, data)
+        score(ens, data, judges=JudgeConfig("finetuned"))
+    # The default judge on a dataset with a domain classifier is the feature judge: it needs no D.
+    t = score(ens, data, n_samples=50, judges=JudgeConfig(steps=2))
+    assert t.discriminators == ("features",) and t.extra["judges"]["kind"] == "features"
 
 
 def test_cli_score_table_and_json(grid25_trio, capsys):
@@ -246,8 +249,10 @@ def test_cli_score_without_discriminators(tmp_path, capsys):
         },
     )
     assert run_cli(capsys, "train", str(cfg), "--out", str(tmp_path / "run"))[0] == 0
-    code, out, err = run_cli(capsys, "score", str(tmp_path / "run"))
+    code, out, err = run_cli(capsys, "score", str(tmp_path / "run"), "--judges", "finetuned")
     assert code == 2 and err.count("\n") == 1 and "needs discriminators" in err and "Traceback" not in err
+    code, out, err = run_cli(capsys, "score", str(tmp_path / "run"), "-n", "50")
+    assert code == 0 and "features" in out
 
 
 @pytest.mark.slow

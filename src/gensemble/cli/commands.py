@@ -188,9 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument(
         "--judges",
         choices=JUDGE_KINDS,
-        default="finetuned",
-        help="finetuned (copies of every D trained against all members' samples; default), features "
-        "(a two-sample classifier on frozen features), raw (the Ds as trained)",
+        default="default",
+        help="default (features on a dataset with a domain classifier, finetuned elsewhere), finetuned "
+        "(copies of every D trained against all members' samples), features (a two-sample classifier "
+        "on frozen features), raw (the Ds as trained)",
     )
     sc.add_argument(
         "--calibration", choices=CALIBRATION_METHODS, default="platt", help="how each critic is calibrated"

@@ -140,6 +140,8 @@ def build_fusion(
         raise ConfigError(
             f"fusion {name!r} takes {entry.config.__name__} params, got {type(params).__name__}"
         )
+    if isinstance(params, FusionParams):
+        params = params.on(ens.cfg.data.name)
     if entry.needs_discriminators and params.needs_discriminators:
         require_discriminators(ens, f"fusion {name!r}", NO_DISCRIMINATOR_HINT)
     seed = getattr(params, "fit_seed", 0)

@@ -27,7 +27,7 @@ from gensemble.tournament import (
     score,
     select,
 )
-from gensemble.tournament.judges import judge_names, judge_split
+from gensemble.tournament.judges import JudgeConfig, judge_names, judge_split
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -78,7 +78,9 @@ class FusionContext:
     def judged_by(self, params: Any) -> FusionContext:
         """This context, sharing everything fitted so far, with the judge, tournament, selection and
         critic settings of `params` (a method without them, `average`, keeps the defaults)."""
-        return replace(self, judging=params) if isinstance(params, FusionParams) else self
+        if not isinstance(params, FusionParams):
+            return self
+        return replace(self, judging=params.on(self.ens.cfg.data.name))
 
     def memo(self, key: tuple, build: Callable[[], Any]) -> Any:
         """`build()` once per key for the life of this context (fits are deterministic in their key)."""
@@ -209,7 +211,7 @@ DISCRIMINATORS = "discriminators"  # the members' (fine-tuned) discriminators: n
 
 def judge_space(kind: str, dataset: str) -> str:
     """The space a kind of judge steers by: the feature judge's frozen features, or the discriminators."""
-    return choice_space(dataset) if kind == "features" else DISCRIMINATORS
+    return choice_space(dataset) if JudgeConfig(kind).on(dataset).kind == "features" else DISCRIMINATORS
 
 
 def choice_space(dataset: str) -> str:
@@ -230,11 +232,15 @@ def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
     judges (critic methods, `weighted`, tournament selection), choices on the judges' features
     (auto, rejection's γ, best by held-out FID), and learned weights' own `features`."""
     spaces: set[str] = set()
+    if isinstance(params, FusionParams):
+        params = params.on(dataset)
     critic = get_fusion_entry(name).needs_discriminators and getattr(params, "refine", "") != "none"
     if critic or getattr(params, "selects", False) or name == "weighted":
         spaces.add(judge_space(params.judges, dataset))
     for kind in getattr(params, "critics", ()) if critic else ():
-        for k in (params.judges, "features") if kind == "combined" else (kind,):
+        # The combined critic reads discriminators (fine-tuned where the judges are the feature
+        # judge) beside the feature judge.
+        for k in ("finetuned", "features") if kind == "combined" else (kind,):
             spaces.add(judge_space(params.judges if k == "judges" else k, dataset))
     if critic and (getattr(params, "gamma_percentile", None) == "auto" or name == "auto"):
         spaces.add(choice_space(dataset))

@@ -23,7 +23,7 @@ from gensemble.fusion.base import FusionContext
 from gensemble.fusion.params import CriticParams, FusionParams, RejectionParams
 from gensemble.fusion.proposal import MixtureSampler
 from gensemble.tournament import all_logits
-from gensemble.tournament.judges import FeatureJudge
+from gensemble.tournament.judges import FeatureJudge, JudgeConfig
 
 
 # eq=False: a critic is hashed by identity, so the proposal pool can cache its ratios per critic.
@@ -206,10 +206,10 @@ def with_judges(ctx: FusionContext, kind: str) -> FusionContext:
 
 def combined_critic(ctx: FusionContext, what: str) -> MetaCritic:
     """One critic over two kinds of signal: a logistic regression on the logits of this fusion's
-    judges (the discriminators, which see pixels) and of the feature judge (frozen features), fitted
-    on the same calibration data as the others. Where the two disagree it learns how far to trust
-    each, rather than averaging them."""
-    own = fit_data(ctx, what)
+    judges (the discriminators, which see pixels; fine-tuned copies where this fusion's judge is the
+    feature judge) and of the feature judge (frozen features), fitted on the same calibration data
+    as the others. Where the two disagree it learns how far to trust each, rather than averaging them."""
+    own = fit_data(with_judges(ctx, "finetuned") if ctx.judging.judges == "features" else ctx, what)
     feats = fit_data(with_judges(ctx, "features"), what)
     discs = {**own.judges, **{f"features/{k}": v for k, v in feats.judges.items()}}
     return ctx.memo(
@@ -229,7 +229,7 @@ def critics_of(ctx: FusionContext, what: str) -> dict[str, EnsembleCritic | Meta
         if c == "combined":
             out[c] = combined_critic(ctx, what)
             continue
-        kind = p.judges if c == "judges" else c
+        kind = p.judges if c == "judges" else JudgeConfig(c).on(ctx.ens.cfg.data.name).kind
         if kind not in kinds:
             kinds.add(kind)
             out[c] = shared_critic(with_judges(ctx, kind), what)[1]

@@ -8,13 +8,13 @@ method re-states another's checks. Keys stay flat: `--set fusion.n_choose=500` w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, replace
+from typing import Literal, Self
 
 from gensemble.calibration import CalibrationMethod
 from gensemble.errors import ConfigError
 from gensemble.tournament import Scoring
-from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig, JudgeKind
+from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig, JudgeKind, default_kind
 
 
 def _key(path: str, key: str) -> str:
@@ -48,8 +48,9 @@ class FusionParams:
     fit_seed: int = 0  # seed of everything fitted when the sampler is built
     # The judges of the tournament and of every critic method (gensemble.tournament.judges): copies of
     # the discriminators fine-tuned against samples pooled from every generator, a feature classifier,
-    # or the discriminators as trained.
-    judges: JudgeKind = "finetuned"
+    # the discriminators as trained, or "default": the feature classifier where the dataset has a
+    # domain classifier, fine-tuned copies elsewhere (judges.default_kind).
+    judges: JudgeKind = "default"
     judge_steps: int = 50
     judge_lr: float = 1e-3
     self_judgement: bool = True  # whether a member's own judge counts towards its generator's S(G)
@@ -58,9 +59,14 @@ class FusionParams:
     def judge_config(self) -> JudgeConfig:
         return JudgeConfig(self.judges, self.judge_steps, self.judge_lr, self_judgement=self.self_judgement)
 
+    def on(self, dataset: str) -> Self:
+        """These params with judges="default" made concrete for `dataset` (judges.default_kind)."""
+        return replace(self, judges=default_kind(dataset)) if self.judges == "default" else self
+
     @property
     def needs_discriminators(self) -> bool:
-        """Whether the judges are made from the members' discriminators (a feature judge is not)."""
+        """Whether the judges are made from the members' discriminators (a feature judge is not);
+        "default" counts as needing them until `on` makes it concrete."""
         return self.judges != "features"
 
     @property

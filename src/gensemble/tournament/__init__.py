@@ -145,6 +145,7 @@ def make_judges(
     against samples pooled from every generator (or from `generators`), or read from the run folder
     where a writer kept them for this checkpoint and these settings. Nothing is written here: the
     commands that write the run (score, evaluate) call `keep_judges`."""
+    judges = judges.on(ens.cfg.data.name)
     discs = {} if judges.kind == "features" else require_discriminators(ens, "scoring")
     keepable = generators is None and judges.kind == "finetuned" and ens.run_dir is not None
     record = {
@@ -234,6 +235,7 @@ def judge(
     fitted: dict[str, nn.Module] | None = None,
 ) -> Judgements:
     """Fit the judges (or take `fitted` ones), calibrate them, then let each judge every generator."""
+    judges = judges.on(ens.cfg.data.name)
     cal_real, eval_real = heldout_halves(real_data, seed)
     nets = fitted if fitted is not None else make_judges(ens, cal_real, judges, seed).nets
     names = [m.name for m in ens.members]
