@@ -250,8 +250,8 @@ def test_a_second_training_seed_is_summarised_with_its_own_goals():
     assert "`fashion_equal_wallclock` on this seed alone" in text and "not met" not in text
 
 
-def judge_row(**spearman):
-    return {"judges": "finetuned", "scoring": "matrix", "self_judgement": True, "spearman_fid": 0.5} | {
+def judge_row(kind="features", **spearman):
+    return {"judges": kind, "scoring": "matrix", "self_judgement": True, "spearman_fid": 0.5} | {
         f"spearman_fid_{k}": v for k, v in spearman.items()
     }
 
@@ -266,8 +266,26 @@ def test_a_judges_goal_is_met_only_where_it_holds_on_every_independent_space():
     assert goal(effnet=0.95, inception=0.85)["met"] is False  # one space is not enough
     both = goal(effnet=0.95, inception=0.91)
     assert both["met"] is True and "Inception +0.910" in both["measured"]
+    assert goal(effnet=0.95, inception=0.8999999999999999)["met"] is True  # 0.9 as scipy computed it
     assert "fid~fid_effnet +0.600" in both["note"]  # how far the yardsticks agree is said beside it
     assert goal(effnet=0.95, inception=None)["met"] is True  # (a result measured before Inception)
+
+
+def test_the_judges_goals_grade_each_datasets_default_judges():
+    import judges_report
+
+    # Fashion-MNIST's default is the feature judge: the fine-tuned judges' row no longer decides.
+    rows = [judge_row("finetuned", effnet=0.7, inception=0.7), judge_row(effnet=0.95, inception=0.92)]
+    held = [judge_row(effnet=0.88, inception=0.82), judge_row("finetuned", effnet=0.58, inception=0.7)]
+    found = judges_report.goals({"losses": {"rows": rows}, "holdout": {"rows": held}})
+    losses = next(g for g in found if g["name"] == "judges_all_losses")
+    assert losses["met"] is True and "default judges: features" in losses["target"]
+    # The population seen before the default changed is reported beside the one that was not.
+    assert "the held-out one was not: EfficientNet-Lite0 +0.880, Inception +0.820" in losses["note"]
+    # The toy keeps the fine-tuned judges: its feature judge would steer by the space it is graded on.
+    toy = [judge_row("features"), judge_row("finetuned") | {"spearman_fid": 0.97}]
+    found = judges_report.goals({"toy": {"rows": toy}})[0]
+    assert found["measured"] == 0.97 and "default judges: finetuned" in found["target"]
 
 
 def test_best_picks_must_hold_on_every_independent_space():
@@ -322,10 +340,10 @@ def test_the_feature_judge_becomes_default_only_if_it_ranks_the_held_out_populat
 
     def rule(feat, fine):
         rows = [
-            judge_row(effnet=feat[0], inception=feat[1]) | {"judges": "features"},
-            judge_row(effnet=fine[0], inception=fine[1]),
-            judge_row(effnet=1.0, inception=1.0)
-            | {"judges": "features", "scoring": "battle"},  # not the default scoring
+            judge_row("features", effnet=feat[0], inception=feat[1]),
+            judge_row("finetuned", effnet=fine[0], inception=fine[1]),
+            judge_row("features", effnet=1.0, inception=1.0)
+            | {"scoring": "battle"},  # not the default scoring
         ]
         return judges_report.goals({"holdout": {"rows": rows}})[-1]
 
