@@ -488,7 +488,7 @@ def test_each_fusion_is_judged_by_its_own_settings_on_a_shared_context(trio, mon
     assert max(cold.weights) > max(hot.weights)  # each kept its own temperature
     build_fusion(ens, "weighted", real, {"judges": "features", "n_score": 300}, ctx=ctx)
     assert len(judged) == 2
-    assert ctx.judging == FusionParams()
+    assert ctx.judging == FusionParams().on(ens.cfg.data.name)  # the defaults, made concrete
     bound = ctx.judged_by(parse_fusion_params("weighted", raw))
     assert bound.judging.judges == "raw" and bound._memo is ctx._memo
 

@@ -73,7 +73,7 @@ class FusionContext:
     def build(cls, ens: Ensemble, real_heldout: Dataset | Tensor, seed: int = 0) -> FusionContext:
         real = real_heldout if isinstance(real_heldout, Tensor) else real_heldout.x
         cal, ev = heldout_halves(real, seed)
-        return cls(ens, real, cal, ev, seed)
+        return cls(ens, real, cal, ev, seed, judging=FusionParams().on(ens.cfg.data.name))
 
     def judged_by(self, params: Any) -> FusionContext:
         """This context, sharing everything fitted so far, with the judge, tournament, selection and
