@@ -30,7 +30,7 @@ from gensemble.evaluation.labels import ImageClassifier, ReferenceLabels, is_cla
 from gensemble.evaluation.result import WARN_N
 from gensemble.fusion import get_fusion, parse_fusion_settings
 from gensemble.fusion.base import steered_by
-from gensemble.fusion.params import FusionParams
+from gensemble.fusion.params import concrete
 from gensemble.metrics import METRICS, default_metrics, metric_names
 from gensemble.metrics.effnet import missing as effnet_missing
 from gensemble.run import Ensemble, load_run_and_heldout
@@ -165,9 +165,7 @@ def plan_evaluation(run_dir: str | Path, req: EvalRequest) -> EvalPlan:
     start = time.perf_counter()
     ens, heldout = load_run_and_heldout(run_dir, req.device, req.step)
     for name in names:
-        params = settings[name]
-        if isinstance(params, FusionParams):
-            params = params.on(ens.cfg.data.name)
+        params = concrete(settings[name], ens.cfg.data.name)
         if get_fusion(name).needs_discriminators and getattr(params, "needs_discriminators", True):
             require_discriminators(ens, f"fusion {name!r}")
     real, where, labels = reference_of(req, ens, heldout)

@@ -57,7 +57,7 @@ from gensemble.fusion.base import (
     Sampler,
     register_fusion,
 )
-from gensemble.fusion.params import FusionParams
+from gensemble.fusion.params import FusionParams, concrete
 from gensemble.run import Ensemble, load_run_and_heldout
 from gensemble.sampling import Samples
 from gensemble.tournament import require_discriminators
@@ -140,8 +140,7 @@ def build_fusion(
         raise ConfigError(
             f"fusion {name!r} takes {entry.config.__name__} params, got {type(params).__name__}"
         )
-    if isinstance(params, FusionParams):
-        params = params.on(ens.cfg.data.name)
+    params = concrete(params, ens.cfg.data.name)
     if entry.needs_discriminators and params.needs_discriminators:
         require_discriminators(ens, f"fusion {name!r}", NO_DISCRIMINATOR_HINT)
     seed = getattr(params, "fit_seed", 0)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from torch import Tensor
 
-from gensemble.fusion.params import FusionParams
+from gensemble.fusion.params import FusionParams, concrete
 from gensemble.metrics.distance import ReferenceDistance, fid_or_mmd
 from gensemble.metrics.features import feature_map, feature_source, features_of
 from gensemble.registry import Registry
@@ -232,8 +232,7 @@ def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
     judges (critic methods, `weighted`, tournament selection), choices on the judges' features
     (auto, rejection's γ, best by held-out FID), and learned weights' own `features`."""
     spaces: set[str] = set()
-    if isinstance(params, FusionParams):
-        params = params.on(dataset)
+    params = concrete(params, dataset)
     critic = get_fusion_entry(name).needs_discriminators and getattr(params, "refine", "") != "none"
     if critic or getattr(params, "selects", False) or name == "weighted":
         spaces.add(judge_space(params.judges, dataset))

@@ -124,6 +124,12 @@ class DRSFields:
             raise ConfigError(f"config key '{_key(path, 'epsilon')}' must be positive, got {self.epsilon}")
 
 
+def concrete(params: object, dataset: str) -> object:
+    """A method's params with judges="default" made concrete for `dataset`; params without judge
+    settings (`average`'s) as they are."""
+    return params.on(dataset) if isinstance(params, FusionParams) else params
+
+
 @dataclass(frozen=True)
 class ChoiceFields:
     """Settings chosen on the choice quarter of the calibration half (fusion/choose.py)."""
