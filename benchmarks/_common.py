@@ -17,13 +17,19 @@ def write_marked_table(doc: Path, text: str, begin: str, end: str) -> None:
 
 JUDGES_BEGIN, JUDGES_END = "<!-- judges:begin -->", "<!-- judges:end -->"
 CURVES_BEGIN, CURVES_END = "<!-- curves:begin -->", "<!-- curves:end -->"
-# The sections other benchmarks write into RESULTS.md: (their heading, begin marker, end marker).
-KEPT_SECTIONS = (("\n## Judges", JUDGES_BEGIN, JUDGES_END), ("\n## Equal compute", CURVES_BEGIN, CURVES_END))
+# own_folders.py's section is written by hand from docs/results/own_folders.json, between these.
+FOLDERS_BEGIN, FOLDERS_END = "<!-- folders:begin -->", "<!-- folders:end -->"
+# The sections other benchmarks (or hands) write into RESULTS.md: (heading, begin marker, end marker).
+KEPT_SECTIONS = (
+    ("\n## Your own folders", FOLDERS_BEGIN, FOLDERS_END),
+    ("\n## Judges", JUDGES_BEGIN, JUDGES_END),
+    ("\n## Equal compute", CURVES_BEGIN, CURVES_END),
+)
 
 
 def write_results_doc(doc: Path, text: str) -> None:
-    """Write RESULTS.md from the quality benchmark, keeping the judges and curves benchmarks' marked
-    sections (each from its heading to its end marker)."""
+    """Write RESULTS.md from the quality benchmark, keeping the own folders', judges' and curves'
+    marked sections (each from its heading to its end marker)."""
     kept = []
     if doc.exists():
         old = doc.read_text()

@@ -3,7 +3,9 @@
     python benchmarks/own_folders.py make                  # writes the folders under runs/own-folders/
     python benchmarks/own_folders.py choose                # trains each recipe, picks one on training data
     python benchmarks/own_folders.py final                 # the chosen recipe: evaluate with and without auto
-    python benchmarks/own_folders.py --render              # docs/results/own_folders.json -> RESULTS.md
+
+Its figures go to docs/results/own_folders.json; RESULTS.md's section on them is written by hand
+between the `folders` markers, which quality.py's re-render keeps.
 
 The folders, built here from offline data:
 

@@ -162,19 +162,21 @@ def test_single_critics_must_not_make_the_model_worse_on_either_features():
     )
 
 
-def test_the_quality_benchmark_keeps_the_judges_and_curves_sections_of_results_md(tmp_path):
+def test_the_quality_benchmark_keeps_the_folders_judges_and_curves_sections_of_results_md(tmp_path):
     from _common import write_results_doc
 
     doc = tmp_path / "RESULTS.md"
+    folders = "\n## Your own folders (x)\n<!-- folders:begin -->\nhand-written\n<!-- folders:end -->"
     judges = "\n## Judges\n\nprose\n<!-- judges:begin -->\nJ\n<!-- judges:end -->"
     curves = (
         "\n## Equal compute: learning curves\n\nmore prose\n<!-- curves:begin -->\nC\n<!-- curves:end -->"
     )
-    doc.write_text("# old quality tables\n" + judges + "\n" + curves + "\n")
+    doc.write_text("# old quality tables\n" + folders + "\n" + judges + "\n" + curves + "\n")
     write_results_doc(doc, "# new quality tables\n")
     text = doc.read_text()
-    assert text.startswith("# new quality tables\n") and "old" not in text
-    assert judges in text and curves in text and text.index("## Judges") < text.index("## Equal compute")
+    assert text.startswith("# new quality tables\n") and "old quality" not in text
+    assert folders in text and judges in text and curves in text
+    assert text.index("## Your own") < text.index("## Judges") < text.index("## Equal compute")
 
 
 def test_curves_verdicts_hold_every_ensemble_row_to_both_independent_spaces():
