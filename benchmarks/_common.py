@@ -17,10 +17,13 @@ def write_marked_table(doc: Path, text: str, begin: str, end: str) -> None:
 
 JUDGES_BEGIN, JUDGES_END = "<!-- judges:begin -->", "<!-- judges:end -->"
 CURVES_BEGIN, CURVES_END = "<!-- curves:begin -->", "<!-- curves:end -->"
-# own_folders.py's section is written by hand from docs/results/own_folders.json, between these.
+# Sections written by hand, between these: the free ensemble's images (what the tables above score),
+# and own_folders.py's, from docs/results/own_folders.json.
+IMAGES_BEGIN, IMAGES_END = "<!-- images:begin -->", "<!-- images:end -->"
 FOLDERS_BEGIN, FOLDERS_END = "<!-- folders:begin -->", "<!-- folders:end -->"
 # The sections other benchmarks (or hands) write into RESULTS.md: (heading, begin marker, end marker).
 KEPT_SECTIONS = (
+    ("\n## What the free ensemble draws", IMAGES_BEGIN, IMAGES_END),
     ("\n## Your own folders", FOLDERS_BEGIN, FOLDERS_END),
     ("\n## Judges", JUDGES_BEGIN, JUDGES_END),
     ("\n## Equal compute", CURVES_BEGIN, CURVES_END),
@@ -28,8 +31,8 @@ KEPT_SECTIONS = (
 
 
 def write_results_doc(doc: Path, text: str) -> None:
-    """Write RESULTS.md from the quality benchmark, keeping the own folders', judges' and curves'
-    marked sections (each from its heading to its end marker)."""
+    """Write RESULTS.md from the quality benchmark, keeping the marked
+    sections of KEPT_SECTIONS (each from its heading to its end marker)."""
     kept = []
     if doc.exists():
         old = doc.read_text()
