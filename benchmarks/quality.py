@@ -240,6 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score the runs already trained in --work again (training seconds from the saved results)",
     )
+    ap.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated training seeds for the chosen sections, in place of the preset's "
+        "(each also trains the single model); e.g. how far the free ensemble's margin moves with them",
+    )
     ap.add_argument("--work", default=None, help="folder for the trained runs (default runs/bench-quality)")
     ap.add_argument(
         "--out", default=str(ROOT / "docs"), help="docs folder to write RESULTS.md and results/ into"
@@ -259,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
         write_results_doc(out / f"RESULTS{suffix}.md", render_markdown(result))
         return 0
     preset = QUICK if args.quick else FULL
+    if args.seeds:
+        seeds = tuple(int(x) for x in args.seeds.split(","))
+        preset = {k: replace(v, seeds=seeds, single_seeds=seeds) for k, v in preset.items()}
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     work = Path(args.work or ROOT / "runs" / f"bench-quality-{label}")
     set_quiet(True)
