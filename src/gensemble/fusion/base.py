@@ -27,7 +27,7 @@ from gensemble.tournament import (
     score,
     select,
 )
-from gensemble.tournament.judges import JudgeConfig, judge_names, judge_split
+from gensemble.tournament.judges import concrete_kind, judge_names, judge_split
 
 if TYPE_CHECKING:
     from gensemble.data import Dataset
@@ -211,7 +211,7 @@ DISCRIMINATORS = "discriminators"  # the members' (fine-tuned) discriminators: n
 
 def judge_space(kind: str, dataset: str) -> str:
     """The space a kind of judge steers by: the feature judge's frozen features, or the discriminators."""
-    return choice_space(dataset) if JudgeConfig(kind).on(dataset).kind == "features" else DISCRIMINATORS
+    return choice_space(dataset) if concrete_kind(kind, dataset) == "features" else DISCRIMINATORS
 
 
 def choice_space(dataset: str) -> str:

@@ -23,7 +23,7 @@ from gensemble.fusion.base import FusionContext
 from gensemble.fusion.params import CriticParams, FusionParams, RejectionParams
 from gensemble.fusion.proposal import MixtureSampler
 from gensemble.tournament import all_logits
-from gensemble.tournament.judges import FeatureJudge, JudgeConfig
+from gensemble.tournament.judges import FeatureJudge, concrete_kind
 
 
 # eq=False: a critic is hashed by identity, so the proposal pool can cache its ratios per critic.
@@ -229,7 +229,7 @@ def critics_of(ctx: FusionContext, what: str) -> dict[str, EnsembleCritic | Meta
         if c == "combined":
             out[c] = combined_critic(ctx, what)
             continue
-        kind = p.judges if c == "judges" else JudgeConfig(c).on(ctx.ens.cfg.data.name).kind
+        kind = p.judges if c == "judges" else concrete_kind(c, ctx.ens.cfg.data.name)
         if kind not in kinds:
             kinds.add(kind)
             out[c] = shared_critic(with_judges(ctx, kind), what)[1]

@@ -14,7 +14,7 @@ from typing import Literal, Self
 from gensemble.calibration import CalibrationMethod
 from gensemble.errors import ConfigError
 from gensemble.tournament import Scoring
-from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig, JudgeKind, default_kind
+from gensemble.tournament.judges import JUDGE_KINDS, JudgeConfig, JudgeKind, concrete_kind
 
 
 def _key(path: str, key: str) -> str:
@@ -61,7 +61,7 @@ class FusionParams:
 
     def on(self, dataset: str) -> Self:
         """These params with judges="default" made concrete for `dataset` (judges.default_kind)."""
-        return replace(self, judges=default_kind(dataset)) if self.judges == "default" else self
+        return replace(self, judges=concrete_kind(self.judges, dataset))
 
     @property
     def needs_discriminators(self) -> bool:

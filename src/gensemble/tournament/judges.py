@@ -68,7 +68,7 @@ class JudgeConfig:
 
     def on(self, dataset: str) -> JudgeConfig:
         """This config with kind "default" made concrete for `dataset` (`default_kind`)."""
-        return replace(self, kind=default_kind(dataset)) if self.kind == "default" else self
+        return replace(self, kind=concrete_kind(self.kind, dataset))
 
     def batch_for(self, images: bool) -> int:
         """The batch this config trains with on images (4-D data) or points."""
@@ -101,6 +101,11 @@ def default_kind(dataset: str) -> str:
     features the toy is graded on, and on a user's folder it would see raw pixels, where it has not
     been measured."""
     return "features" if feature_source(dataset).startswith("classifier:") else "finetuned"
+
+
+def concrete_kind(kind: str, dataset: str) -> str:
+    """`kind`, with "default" replaced by what it means on `dataset`: the one place it is resolved."""
+    return default_kind(dataset) if kind == "default" else kind
 
 
 def judge_split(cal_real: Tensor) -> tuple[Tensor, Tensor]:
