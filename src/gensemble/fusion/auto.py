@@ -142,7 +142,8 @@ def fuse_automatically(ctx: FusionContext, p: AutoParams) -> AutoSampler:
         return too_few_to_choose(ctx, n)
     started = time.perf_counter()
     judged = judge_pool(ctx, drs, n, "fusion 'auto'")
-    board = Board(judged.names, [judged.dist(f[:n]) for f in judged.feats], n, judged.dist.kind, p.max_cost)
+    board = Board(judged.names, [judged.dist(f[:n]) for f in judged.choice], n, judged.dist.kind, p.max_cost)
+    board.label, board.spaces = judged.dist.label, list(judged.dist.names)
     board.budget(started, p.budget_s)
     learned = learned_weights(judged, n)
     cands = candidates(
@@ -168,9 +169,9 @@ def learned_weights(judged: JudgedPool, n: int) -> np.ndarray:
     """The mixture weights fitted to the calibration quarter on the choice's features: FID where
     the choice is scored by FID, else MMD² with the choice's kernel widths."""
     fakes = [f[: len(judged.fit_real)] for f in judged.feats]
-    if judged.dist.kind == "fid":
+    if judged.fit_dist.kind == "fid":
         return fid_weights(fakes, judged.fit_real)
-    return mmd_weights(fakes, judged.fit_real, judged.dist.widths)
+    return mmd_weights(fakes, judged.fit_real, judged.fit_dist.widths)
 
 
 def score_mixtures(
@@ -183,7 +184,7 @@ def score_mixtures(
         alone = cand.gamma_percentile is None and cand.label in judged.names
         if not alone and board.over(cand.label):
             continue
-        kept = simulate(cand, judged.feats, judged.ratios, n, p, p.fit_seed + 7 * k)
+        kept = simulate(cand, judged.choice, judged.ratios, n, p, p.fit_seed + 7 * k)
         line.update(1)
         if board.add(cand.label, None if kept is None else (judged.dist(kept[0]), kept[1])):
             if best is None or board.scores[cand.label] < best[0]:
@@ -211,7 +212,7 @@ def score_mh(
         start_r = cr.log_ratio(ctx.calib_real[:n]).double().numpy()
         for k in chains:
             label = f"uniform + MH (chains of {k}{f', {c} critic' if many else ''})"
-            kept = simulate_mh(judged.feats, judged.ratios[c], start_r, k, seed + 11 * k)
+            kept = simulate_mh(judged.choice, judged.ratios[c], start_r, k, seed + 11 * k)
             line.update(1)
             if board.add(label, (judged.dist(kept), float(k))):
                 if best is None or board.scores[label] < best[0]:
@@ -234,6 +235,8 @@ class Board:
     seconds: float | None = None
     stopped_before: str | None = None  # the first candidate left unscored when the budget ran out
     started: float = 0.0
+    label: str = ""  # the criterion in words (BlockDistance.label)
+    spaces: list[str] = field(default_factory=list)  # the spaces it was compared on
 
     def budget(self, started: float, budget_s: float) -> None:
         """Start the clock: the choice may take budget_s seconds from `started`."""
@@ -265,6 +268,7 @@ class Board:
             **what,
             "n_choose": self.n,
             "criterion": self.kind,
+            "choice_spaces": self.spaces,
             "candidates": self.scores,
             "proposals_per_sample": self.costs,
             "max_cost": self.max_cost,
@@ -273,7 +277,7 @@ class Board:
             "within_budget": self.stopped_before is None,
             **({"unscored_from": self.stopped_before} if self.stopped_before else {}),
             "why": (
-                f"lowest {self.kind.upper()} on {self.n} held-out images no judge or critic was fitted on, "
+                f"lowest {self.label or self.kind.upper()} on {self.n} held-out images no judge or critic was fitted on, "
                 f"among candidates drawing at most {self.max_cost:g} proposals per sample: {chosen} {fid:.4g} "
                 f"against the best member alone ({best}) {best_fid:.4g}"
             ),

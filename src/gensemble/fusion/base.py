@@ -243,6 +243,8 @@ def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
             spaces.add(judge_space(params.judges if k == "judges" else k, dataset))
     if critic and (getattr(params, "gamma_percentile", None) == "auto" or name == "auto"):
         spaces.add(choice_space(dataset))
+        if choice_space(dataset) != "modes":  # a 2-D toy's choice skips the image spaces
+            spaces.update(s for s in getattr(params, "choice_spaces", ()) if s != "judges")
     if name == "best":
         spaces.add(
             choice_space(dataset) if params.by == "heldout-fid" else judge_space(params.judges, dataset)

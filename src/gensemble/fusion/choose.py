@@ -19,7 +19,7 @@ DRS's critic and γ percentile, the knob that decides whether rejection helps or
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -30,8 +30,8 @@ from gensemble.fusion.base import FusionContext
 from gensemble.fusion.critic import critics_of, shared_critic
 from gensemble.fusion.params import RejectionParams
 from gensemble.fusion.proposal import Critic, MixtureSampler, ProposalPool, pool_log_m, shift_for
-from gensemble.metrics.distance import ReferenceDistance, fid_or_mmd
-from gensemble.metrics.features import feature_source
+from gensemble.metrics.distance import BlockDistance, ReferenceDistance, fid_or_mmd
+from gensemble.metrics.features import feature_map, feature_source, features_of
 
 
 @dataclass(frozen=True)
@@ -49,23 +49,52 @@ def proposal_pool(ctx: FusionContext) -> ProposalPool:
     return ctx.memo(("proposal-pool", ctx.seed), lambda: ProposalPool(space, str(ctx.ens.device), ctx.seed))
 
 
-def choice_distance(ctx: FusionContext, pool: ProposalPool, n: int, kind: str) -> ReferenceDistance:
-    """The distance to the first n images of the choice quarter; kind "auto" is FID, except
+def choice_spaces(ctx: FusionContext, pool: ProposalPool, p: RejectionParams) -> list[str]:
+    """The spaces p's choice is compared on, "judges" made the pool's space; spaces that need images
+    are skipped where the data are not images (2-D points)."""
+    images = ctx.choose_real.dim() == 4
+    out: list[str] = []
+    for s in p.choice_spaces:
+        s = pool.space if s == "judges" else s
+        if s not in out and (images or s == pool.space):
+            out.append(s)
+    return out or [pool.space]
+
+
+def choice_features(pool: ProposalPool, spaces: list[str], name: str, g: Any, size: int) -> np.ndarray:
+    """A generator's first `size` proposals on every choice space, side by side (BlockDistance's input)."""
+    return np.hstack([pool.features_on(s, name, g, size) for s in spaces])
+
+
+def choice_distance(ctx: FusionContext, pool: ProposalPool, n: int, p: RejectionParams) -> BlockDistance:
+    """The distance to the first n images of the choice quarter on p's choice spaces. On each, kind
+    "auto" (p.criterion) is FID, except
     * on raw low-dimensional values (2-D toys), where FID compares only means and covariances and
       ranks a blob between the modes as good;
-    * where the features have more dimensions than n / 4 (raw pixels of a small folder), where a
-      Fréchet distance is mostly noise and costs minutes a candidate;
+    * where the features have more dimensions than n / 4 (raw pixels of a small folder, 16×16
+      pixels against a small choice quarter), where a Fréchet distance is mostly noise and costs
+      minutes a candidate;
     there a multi-scale Gaussian-kernel MMD² is used (unbiased, and cheap in any dimension)."""
+    spaces = choice_spaces(ctx, pool, p)
 
-    def build() -> ReferenceDistance:
-        real = pool.features_of(ctx.choose_real[:n])
-        k = kind
-        if k == "auto":
-            low = pool.space == "raw" and real.shape[1] <= 16
-            k = "mmd" if low else fid_or_mmd(real.shape[1], len(real))
-        return ReferenceDistance(k, real, ctx.seed)
+    def build() -> BlockDistance:
+        parts, dims = [], []
+        for space in spaces:
+            if space == pool.space:
+                real = pool.features_of(ctx.choose_real[:n])
+            else:
+                real = (
+                    features_of(feature_map(space, str(ctx.ens.device)), ctx.choose_real[:n]).double().numpy()
+                )
+            k = p.criterion
+            if k == "auto":
+                low = space == "raw" and real.shape[1] <= 16
+                k = "mmd" if low else fid_or_mmd(real.shape[1], len(real))
+            parts.append(ReferenceDistance(k, real, ctx.seed))
+            dims.append(real.shape[1])
+        return BlockDistance(spaces, parts, dims)
 
-    return ctx.memo(("choice-distance", n, kind, ctx.seed), build)
+    return ctx.memo(("choice-distance", n, p.criterion, tuple(spaces), ctx.seed), build)
 
 
 def simulate(
@@ -165,10 +194,12 @@ class JudgedPool:
 
     proposal: MixtureSampler
     critics: dict[str, Critic]
-    feats: list[np.ndarray]  # per member, (p.pool · n, d)
+    feats: list[np.ndarray]  # per member, (p.pool · n, d) on the judges' features
     ratios: dict[str, list[np.ndarray]]  # critic label -> per member
-    dist: ReferenceDistance
+    fit_dist: ReferenceDistance  # to the choice quarter on the judges' features (learned weights' kind)
     fit_real: np.ndarray  # the calibration quarter's features (what mixture weights are fitted to)
+    choice: list[np.ndarray]  # per member, the same proposals on every choice space side by side
+    dist: BlockDistance  # what candidates are scored by: to the choice quarter on the choice spaces
 
     @property
     def names(self) -> list[str]:
@@ -184,13 +215,17 @@ def judge_pool(ctx: FusionContext, p: RejectionParams, n: int, what: str) -> Jud
     pool = proposal_pool(ctx)
     size = p.pool * n
     members = list(zip(proposal.names, proposal.models))
+    dist = choice_distance(ctx, pool, n, p)
+    on_judges = choice_distance(ctx, pool, n, replace(p, choice_spaces=("judges",))).parts[0]
     return JudgedPool(
         proposal,
         crits,
         [pool.features(name, g, size) for name, g in members],
         {c: [pool.ratios(name, g, size, cr) for name, g in members] for c, cr in crits.items()},
-        choice_distance(ctx, pool, n, p.criterion),
+        on_judges,
         pool.features_of(ctx.calib_real[: p.n_calibration]),
+        [choice_features(pool, dist.names, name, g, size) for name, g in members],
+        dist,
     )
 
 
@@ -212,9 +247,9 @@ def choose_drs(
     of the same mixture), else None."""
     n = min(p.n_choose, len(ctx.choose_real))
     pool = proposal_pool(ctx)
-    dist = choice_distance(ctx, pool, n, p.criterion)
+    dist = choice_distance(ctx, pool, n, p)
     size = math.ceil(p.pool * n / len(gens))
-    feats = [pool.features(name, g, size) for name, g in gens.items()]
+    feats = [choice_features(pool, dist.names, name, g, size) for name, g in gens.items()]
     ratios = {c: [pool.ratios(name, g, size, cr) for name, g in gens.items()] for c, cr in critics.items()}
     uniform = tuple(1.0 / len(gens) for _ in gens)
     scores: dict[str, float | None] = {}
@@ -237,8 +272,9 @@ def choose_drs(
             "gamma_percentile": gamma,
             "n_choose": n,
             "criterion": dist.kind,
+            "choice_spaces": dist.names,
             "candidates": scores,
-            "why": f"{what}: lowest {dist.kind.upper()} on {n} held-out images no judge or critic was fitted on",
+            "why": f"{what}: lowest {dist.label} on {n} held-out images no judge or critic was fitted on",
         },
         log_m,
     )

@@ -95,6 +95,8 @@ class ProposalPool:
         self._x: dict[Chunk, Tensor] = {}
         self._feats: dict[Chunk, np.ndarray] = {}
         self._ratios: dict[Any, dict[Chunk, np.ndarray]] = {}
+        self._device = device
+        self._other: dict[str, dict[Chunk, np.ndarray]] = {}  # features on other spaces, per space
 
     def features_of(self, x: Tensor) -> np.ndarray:
         """Features (float64) of any images on the pool's space (real ones, to compare against)."""
@@ -117,6 +119,18 @@ class ProposalPool:
         """Features (size, d) of the generator's first `size` proposals."""
         keys = [Chunk(name, c) for c in range(math.ceil(size / CHUNK))]
         return np.concatenate([self._chunk_features(k, g) for k in keys])[:size]
+
+    def features_on(self, space: str, name: str, g: Any, size: int) -> np.ndarray:
+        """Features (size, d) of the same proposals on another space (a choice compared on several)."""
+        if space == self.space:
+            return self.features(name, g, size)
+        cache, fn = self._other.setdefault(space, {}), feature_map(space, self._device)
+        out = []
+        for key in (Chunk(name, c) for c in range(math.ceil(size / CHUNK))):
+            if key not in cache:
+                cache[key] = features_of(fn, self._chunk(key, g)).double().numpy()
+            out.append(cache[key])
+        return np.concatenate(out)[:size]
 
     def ratios(self, name: str, g: Any, size: int, critic: Critic) -> np.ndarray:
         """The critic's log density ratio for the same proposals."""

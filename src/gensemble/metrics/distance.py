@@ -57,3 +57,39 @@ class ReferenceDistance:
             return float(frechet_distance(*feature_stats(feats), *self.stats))
         ff = mean_kernel(feats, feats, self.widths, same=True)
         return float(ff + self.rr - 2.0 * mean_kernel(feats, self.real, self.widths, same=False))
+
+
+class BlockDistance:
+    """Distance to one reference on several feature spaces at once: the features are the spaces'
+    columns side by side (`dims` wide each), one ReferenceDistance per block. With one block it is
+    that distance; with several, the geometric mean of the blocks' distances, so that no space's scale
+    outweighs another's (a constant factor on one space shifts every candidate's log score alike) and
+    a candidate must do well on all of them to score well."""
+
+    # A distance at or below this (an unbiased MMD² can dip under 0) counts as this: the log stays finite.
+    FLOOR = 1e-12
+
+    def __init__(self, names: list[str], parts: list[ReferenceDistance], dims: list[int]) -> None:
+        if not parts or len(parts) != len(dims) or len(names) != len(parts):
+            raise ValueError("BlockDistance needs one name, one distance and one width per block")
+        self.names, self.parts, self.dims = names, parts, dims
+        self.kind = parts[0].kind if len(parts) == 1 else "geometric mean"
+
+    @property
+    def label(self) -> str:
+        """What the score is, in words: "FID", or "geometric mean of FID on A and MMD² on B"."""
+        word = {"fid": "FID", "mmd": "MMD²"}
+        if len(self.parts) == 1:
+            return word[self.parts[0].kind]
+        each = " and ".join(f"{word[p.kind]} on {n}" for n, p in zip(self.names, self.parts))
+        return f"geometric mean of {each}"
+
+    def __call__(self, feats: np.ndarray) -> float:
+        if len(self.parts) == 1:
+            return self.parts[0](feats)
+        edges = np.cumsum([0, *self.dims])
+        logs = [
+            np.log(max(part(feats[:, a:b]), self.FLOOR))
+            for part, a, b in zip(self.parts, edges[:-1], edges[1:])
+        ]
+        return float(np.exp(np.mean(logs)))
