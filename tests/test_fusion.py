@@ -26,7 +26,7 @@ from gensemble.fusion.ddls import energy, langevin
 from gensemble.fusion.learned_weights import fid_weights, mmd_weights
 from gensemble.fusion.proposal import shift_for
 from gensemble.fusion.weighted import softmax_weights
-from gensemble.metrics.distance import median_bandwidths
+from gensemble.metrics.distance import BlockDistance, ReferenceDistance, median_bandwidths
 from gensemble.run import build_ensemble, load_run, parse_config
 from gensemble.sampling import Samples
 from gensemble.tournament.judges import judge_split
@@ -590,6 +590,56 @@ def test_rejection_chooses_gamma_on_held_out_data_and_says_so(trio):
     assert {"γ at p0, combined critic", "γ at p90, combined critic"} <= set(both.choice["candidates"])
     assert both.choice["candidates"]["γ at p0, combined critic"] is not None
     assert both.sample(200, torch.Generator().manual_seed(0)).x.shape == (200, 2)
+
+
+def test_a_choice_on_several_spaces_scores_the_geometric_mean_whatever_each_space_scale():
+    """BlockDistance: one distance per column block; with several, their geometric mean, so scaling
+    one space's features rescales every candidate's score alike and leaves the order as it was."""
+    rng = np.random.default_rng(0)
+    real = rng.normal(size=(400, 5))
+    near, far = rng.normal(size=(400, 5)) + 0.1, rng.normal(size=(400, 5)) + 0.5
+    # Candidate a is near on the first space and far on the second; b the other way, but farther.
+    a, b = np.hstack([near[:, :2], far[:, 2:]]), np.hstack([far[:, :2] + 0.5, near[:, 2:]])
+
+    def block(scale: float) -> BlockDistance:
+        ref = real * np.array([1, 1, scale, scale, scale])
+        return BlockDistance(
+            ["one", "two"],
+            [ReferenceDistance("fid", ref[:, :2]), ReferenceDistance("fid", ref[:, 2:])],
+            [2, 3],
+        )
+
+    d = block(1.0)
+    one, two = d.parts
+    assert d(a) == pytest.approx(math.sqrt(one(a[:, :2]) * two(a[:, 2:])))
+    assert d.label == "geometric mean of FID on one and FID on two" and d.kind == "geometric mean"
+    s = np.array([1, 1, 100, 100, 100])
+    assert (d(a) < d(b)) == (block(100.0)(a * s) < block(100.0)(b * s))
+    assert block(100.0)(a * s) / block(100.0)(b * s) == pytest.approx(d(a) / d(b), rel=1e-6)
+    single = BlockDistance(["one"], [one], [2])
+    assert single(a[:, :2]) == one(a[:, :2]) and single.label == "FID"
+
+
+def test_choice_spaces_are_checked_and_recorded():
+    with pytest.raises(ConfigError, match="'fusion.choice_spaces' takes judges or feature extractors"):
+        parse_fusion_params("auto", {"choice_spaces": ["judges", "nope"]})
+    with pytest.raises(ConfigError, match="each once"):
+        parse_fusion_params("rejection", {"choice_spaces": ["pixels", "pixels"]})
+    ens, data = all_vae_ensemble()
+    p = {
+        "n_calibration": 40,
+        "n_choose": 50,
+        "pool": 2,
+        "critics": ["judges"],
+        "judge_steps": 2,
+        "burn_in": 50,
+    }
+    both = {**p, "gamma_percentiles": [0, 80], "choice_spaces": ["judges", "pixels"]}
+    c = build_fusion(ens, "rejection", data, both).choice
+    assert c["choice_spaces"] == ["classifier:digits", "pixels"] and c["criterion"] == "geometric mean"
+    assert "lowest geometric mean of MMD² on classifier:digits and MMD² on pixels" in c["why"]
+    alone = build_fusion(ens, "rejection", data, p).choice  # the default: the judges' features
+    assert alone["choice_spaces"] == ["classifier:digits"] and alone["criterion"] == "mmd"
 
 
 def test_simulated_mh_chains_find_high_ratio_proposals_and_never_return_a_start():

@@ -149,13 +149,12 @@ class ChoiceFields:
     critics: tuple[str, ...] = ("judges", "features")
     # The feature spaces a choice is compared on: "judges" (the judges' frozen features) and any
     # registered extractor. With several, a candidate's score is the geometric mean of its distances
-    # on each (metrics.distance.BlockDistance), so a setting the domain classifier favours but another
-    # space does not is not chosen. The default adds "pixels" (16×16 pixel statistics, which no network
-    # learned): across a population of Fashion-MNIST generators pixel FID ranked them as Inception
-    # does (Spearman 0.98) where the classifier's FID did not (0.82; docs/results/feature_spaces.json),
-    # so a choice that must also please the pixels should travel better to spaces nothing steered by.
-    # Spaces that need images are skipped on 2-D points.
-    choice_spaces: tuple[str, ...] = ("judges", "pixels")
+    # on each (metrics.distance.BlockDistance), so a setting one space favours and another does not is
+    # not chosen. Adding "pixels" (16×16 pixel statistics) was measured on the quality benchmark's
+    # three Fashion-MNIST seeds and not adopted: auto's margin over the best member fell on Inception
+    # in every seed (docs/results/choice_spaces_ab.json). Spaces that need images are skipped on 2-D
+    # points; any space named here is one the fusion steered by, and is not graded on.
+    choice_spaces: tuple[str, ...] = ("judges",)
 
     def _check(self, path: str) -> None:
         if not self.gamma_percentiles or any(not 0 <= g < 100 for g in self.gamma_percentiles):
