@@ -592,6 +592,23 @@ def test_rejection_chooses_gamma_on_held_out_data_and_says_so(trio):
     assert both.sample(200, torch.Generator().manual_seed(0)).x.shape == (200, 2)
 
 
+def test_mh_chooses_its_chain_length_on_held_out_data_and_says_so(trio):
+    """chain_length "auto" (the default): the length among chain_choices whose simulated chains end
+    closest to the choice quarter; a given length is used as it is."""
+    ens, real = trio
+    p = {"n_calibration": 500, "n_choose": 200, "pool": 3, "chain_choices": [2, 8]}
+    chosen = build_fusion(ens, "mh", real, p)
+    c = chosen.choice
+    assert set(c["candidates"]) == {"chains of 2", "chains of 8"} and c["n_choose"] == 200
+    assert c["candidates"][c["chosen"]] == min(c["candidates"].values()) and "held-out" in c["why"]
+    assert c["chosen"] == f"chains of {chosen.p.chain_length}"
+    assert chosen.sample(100, torch.Generator().manual_seed(0)).x.shape == (100, 2)
+    fixed = build_fusion(ens, "mh", real, {**p, "chain_length": 3})
+    assert fixed.choice is None and fixed.p.chain_length == 3
+    with pytest.raises(ConfigError, match="'fusion.chain_choices' must be positive chain lengths"):
+        parse_fusion_params("mh", {"chain_choices": [0, 5]})
+
+
 def test_a_choice_on_several_spaces_scores_the_geometric_mean_whatever_each_space_scale():
     """BlockDistance: one distance per column block; with several, their geometric mean, so scaling
     one space's features rescales every candidate's score alike and leaves the order as it was."""

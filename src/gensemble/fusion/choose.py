@@ -28,7 +28,7 @@ import torch
 from gensemble.fusion.accept import drs_keep, mh_accepts
 from gensemble.fusion.base import FusionContext
 from gensemble.fusion.critic import critics_of, shared_critic
-from gensemble.fusion.params import RejectionParams
+from gensemble.fusion.params import ChoiceFields, RejectionParams
 from gensemble.fusion.proposal import Critic, MixtureSampler, ProposalPool, pool_log_m, shift_for
 from gensemble.metrics.distance import BlockDistance, ReferenceDistance, fid_or_mmd
 from gensemble.metrics.features import feature_map, feature_source, features_of
@@ -49,7 +49,7 @@ def proposal_pool(ctx: FusionContext) -> ProposalPool:
     return ctx.memo(("proposal-pool", ctx.seed), lambda: ProposalPool(space, str(ctx.ens.device), ctx.seed))
 
 
-def choice_spaces(ctx: FusionContext, pool: ProposalPool, p: RejectionParams) -> list[str]:
+def choice_spaces(ctx: FusionContext, pool: ProposalPool, p: ChoiceFields) -> list[str]:
     """The spaces p's choice is compared on, "judges" made the pool's space; spaces that need images
     are skipped where the data are not images (2-D points)."""
     images = ctx.choose_real.dim() == 4
@@ -66,7 +66,7 @@ def choice_features(pool: ProposalPool, spaces: list[str], name: str, g: Any, si
     return np.hstack([pool.features_on(s, name, g, size) for s in spaces])
 
 
-def choice_distance(ctx: FusionContext, pool: ProposalPool, n: int, p: RejectionParams) -> BlockDistance:
+def choice_distance(ctx: FusionContext, pool: ProposalPool, n: int, p: ChoiceFields) -> BlockDistance:
     """The distance to the first n images of the choice quarter on p's choice spaces. On each, kind
     "auto" (p.criterion) is FID, except
     * on raw low-dimensional values (2-D toys), where FID compares only means and covariances and
@@ -278,3 +278,34 @@ def choose_drs(
         },
         log_m,
     )
+
+
+def choose_chain(
+    ctx: FusionContext, proposal: MixtureSampler, critic: Critic, p: Any, what: str
+) -> tuple[int, dict[str, Any]]:
+    """(chain length, the record) for MH-GAN on the uniform mixture `proposal` with `critic`: the
+    length among p.chain_choices whose simulated chains (simulate_mh, from the calibration quarter's
+    images, as the sampler starts them) end closest to the choice quarter. Each generator contributes
+    p.pool × n / len(generators) proposals, so the pool does not grow with them."""
+    n = min(p.n_choose, len(ctx.choose_real))
+    pool = proposal_pool(ctx)
+    dist = choice_distance(ctx, pool, n, p)
+    gens = list(zip(proposal.names, proposal.models))
+    size = math.ceil(p.pool * n / len(gens))
+    feats = [choice_features(pool, dist.names, name, g, size) for name, g in gens]
+    ratios = [pool.ratios(name, g, size, critic) for name, g in gens]
+    with torch.no_grad():
+        start = critic.log_ratio(ctx.calib_real[:n]).double().numpy()
+    scores = {
+        f"chains of {k}": round(dist(simulate_mh(feats, ratios, start, k, p.fit_seed + 11 * k)), 6)
+        for k in sorted(set(p.chain_choices))
+    }
+    label = min(scores, key=scores.get)
+    return int(label.rsplit(" ", 1)[1]), {
+        "chosen": label,
+        "n_choose": n,
+        "criterion": dist.kind,
+        "choice_spaces": dist.names,
+        "candidates": scores,
+        "why": f"{what}: lowest {dist.label} on {n} held-out images no judge or critic was fitted on",
+    }

@@ -1,7 +1,7 @@
 """Fusion parameters as a few flat groups of fields, composed by each method.
 
 A method's params class lists the groups it takes as bases (at most two levels deep) and adds its own fields:
-`RejectionParams(DRSFields, ChoiceFields, CriticParams)`, `CriticParams(CriticFields, FusionParams)`. Every group checks its own
+`RejectionParams(DRSFields, ChoiceFields, CriticParams)`, `MHParams(ChoiceFields, CriticParams)`, `CriticParams(CriticFields, FusionParams)`. Every group checks its own
 fields in `_check`; `validate` runs the `_check` of every class a params class is made of, so no
 method re-states another's checks. Keys stay flat: `--set fusion.n_choose=500` whatever group holds it.
 """
@@ -114,6 +114,12 @@ class DRSFields:
     # with an imperfect critic a fixed aggressive γ made a single model worse (docs/fusion.md).
     gamma_percentile: float | Literal["auto"] = "auto"
     epsilon: float = 1e-6  # keeps log(1 − exp(·)) finite at the maximum
+    gamma_percentiles: tuple[float, ...] = (0.0, 50.0, 80.0, 90.0, 95.0)  # the γ settings a choice tries
+    # The critics tried with each γ: "judges" (this fusion's judge settings) and other judge kinds. On
+    # Fashion-MNIST the feature judge made DRS help where the fine-tuned Ds made it hurt (chosen on the
+    # choice quarter; docs/fusion.md, "Choosing γ and the critic"). "combined": one logistic
+    # meta-critic over this fusion's judges and the feature judge together.
+    critics: tuple[str, ...] = ("judges", "features")
 
     def _check(self, path: str) -> None:
         _at_least(self, path, burn_in=1)
@@ -123,6 +129,15 @@ class DRSFields:
             )
         if self.epsilon <= 0:
             raise ConfigError(f"config key '{_key(path, 'epsilon')}' must be positive, got {self.epsilon}")
+        if not self.gamma_percentiles or any(not 0 <= g < 100 for g in self.gamma_percentiles):
+            raise ConfigError(
+                f"config key '{_key(path, 'gamma_percentiles')}' must be in [0, 100), got {list(self.gamma_percentiles)}"
+            )
+        bad = [c for c in self.critics if c not in ("judges", "combined", *JUDGE_KINDS)]
+        if bad or not self.critics:
+            raise ConfigError(
+                f"config key '{_key(path, 'critics')}' takes judges, combined, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
+            )
 
 
 def concrete(params: object, dataset: str) -> object:
@@ -135,18 +150,12 @@ def concrete(params: object, dataset: str) -> object:
 class ChoiceFields:
     """Settings chosen on the choice quarter of the calibration half (fusion/choose.py)."""
 
-    gamma_percentiles: tuple[float, ...] = (0.0, 50.0, 80.0, 90.0, 95.0)  # the DRS settings tried
     n_choose: int = 1250  # images of the choice quarter a choice is scored on (and samples per setting)
     pool: int = 8  # proposals simulated per choice, as a multiple of n_choose
     # What settings are compared by: FID on the judges' frozen features (the domain classifier's; the
     # mode-kernel features of a 2-D mixture), or, on other raw low-dimensional values, a multi-scale
     # Gaussian-kernel MMD² (auto: that rule).
     criterion: Literal["auto", "fid", "mmd"] = "auto"
-    # The critics tried with each γ: "judges" (this fusion's judge settings) and other judge kinds. On
-    # Fashion-MNIST the feature judge made DRS help where the fine-tuned Ds made it hurt (chosen on the
-    # choice quarter; docs/fusion.md, "Choosing γ and the critic"). "combined": one logistic
-    # meta-critic over this fusion's judges and the feature judge together.
-    critics: tuple[str, ...] = ("judges", "features")
     # The feature spaces a choice is compared on: "judges" (the judges' frozen features) and any
     # registered extractor. With several, a candidate's score is the geometric mean of its distances
     # on each (metrics.distance.BlockDistance), so a setting one space favours and another does not is
@@ -157,10 +166,6 @@ class ChoiceFields:
     choice_spaces: tuple[str, ...] = ("judges",)
 
     def _check(self, path: str) -> None:
-        if not self.gamma_percentiles or any(not 0 <= g < 100 for g in self.gamma_percentiles):
-            raise ConfigError(
-                f"config key '{_key(path, 'gamma_percentiles')}' must be in [0, 100), got {list(self.gamma_percentiles)}"
-            )
         _at_least(self, path, n_choose=50)
         if not 2 <= self.pool <= 100:
             raise ConfigError(f"config key '{_key(path, 'pool')}' must be in [2, 100], got {self.pool}")
@@ -174,16 +179,11 @@ class ChoiceFields:
                 f"config key '{_key(path, 'choice_spaces')}' takes judges or feature extractors (gensemble list features), "
                 f"each once; got {list(spaces)}"
             )
-        bad = [c for c in self.critics if c not in ("judges", "combined", *JUDGE_KINDS)]
-        if bad or not self.critics:
-            raise ConfigError(
-                f"config key '{_key(path, 'critics')}' takes judges, combined, {', '.join(JUDGE_KINDS)}; got {list(self.critics)}"
-            )
 
 
 @dataclass(frozen=True)
 class CriticParams(CriticFields, FusionParams):
-    """The critic methods without choices of their own (vote, mh, ddls)."""
+    """The critic methods without a choice scored on held-out data (vote, ddls)."""
 
 
 @dataclass(frozen=True)
