@@ -281,10 +281,16 @@ def choose_drs(
 
 
 def choose_chain(
-    ctx: FusionContext, proposal: MixtureSampler, critic: Critic, p: Any, what: str
+    ctx: FusionContext,
+    proposal: MixtureSampler,
+    critic: Critic,
+    p: ChoiceFields,
+    chains: tuple[int, ...],
+    seed: int,
+    what: str,
 ) -> tuple[int, dict[str, Any]]:
     """(chain length, the record) for MH-GAN on the uniform mixture `proposal` with `critic`: the
-    length among p.chain_choices whose simulated chains (simulate_mh, from the calibration quarter's
+    length among `chains` whose simulated chains (simulate_mh, from the calibration quarter's
     images, as the sampler starts them) end closest to the choice quarter. Each generator contributes
     p.pool × n / len(generators) proposals, so the pool does not grow with them."""
     n = min(p.n_choose, len(ctx.choose_real))
@@ -297,8 +303,8 @@ def choose_chain(
     with torch.no_grad():
         start = critic.log_ratio(ctx.calib_real[:n]).double().numpy()
     scores = {
-        f"chains of {k}": round(dist(simulate_mh(feats, ratios, start, k, p.fit_seed + 11 * k)), 6)
-        for k in sorted(set(p.chain_choices))
+        f"chains of {k}": round(dist(simulate_mh(feats, ratios, start, k, seed + 11 * k)), 6)
+        for k in sorted(set(chains))
     }
     label = min(scores, key=scores.get)
     return int(label.rsplit(" ", 1)[1]), {

@@ -104,7 +104,7 @@ def fuse_by_mh(ctx: FusionContext, p: MHParams) -> MHSampler:
     choice = None
     if p.chain_length == "auto":
         if can_choose(ctx):
-            chain, choice = choose_chain(ctx, proposal, critic, p, "fusion 'mh'")
+            chain, choice = choose_chain(ctx, proposal, critic, p, p.chain_choices, p.fit_seed, "fusion 'mh'")
         else:
             chain = max(p.chain_choices)
             choice = {
