@@ -22,9 +22,11 @@ from gensemble.tournament.judges import JudgeKind
 
 @dataclass(frozen=True)
 class MHParams(ChoiceFields, CriticParams):
-    # The chains' critic: a feature judge. Measured on the quality benchmark's single Fashion-MNIST
-    # model against the choice quarter of the calibration half: MH with the fine-tuned D made FID
-    # worse (19.9 against 15.9 for the model), MH with the feature judge better (8.7).
+    # The chains' critic: a feature judge. Measured when this default was set, on the quality
+    # benchmark's single Fashion-MNIST model of then, against the choice quarter of the calibration
+    # half: MH with the fine-tuned D made FID worse (19.9 against 15.9 for the model), MH with the
+    # feature judge better (8.7). On the retrained model of 2026-12-07 chains of 40 with the feature
+    # judge made it worse (below), hence the chosen chain length.
     judges: JudgeKind = "features"
     # Proposals per output (K; the paper uses up to 640), or "auto": the length among `chain_choices`
     # whose simulated chains end closest to the choice quarter (choose.choose_chain). Chains follow the
