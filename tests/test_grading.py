@@ -36,6 +36,8 @@ def test_every_fusion_names_what_steered_it():
     with_pixels = parse_fusion_params("auto", {"choice_spaces": ["judges", "pixels"]})
     assert steered_by("auto", with_pixels, "fashion-mnist") == (CLF, "pixels")
     assert "pixels" not in steered_by("auto", with_pixels, "grid25")  # 2-D points: no pixels
+    mh_pixels = parse_fusion_params("mh", {"choice_spaces": ["judges", "pixels"]})  # mh's chain length
+    assert "pixels" in steered_by("mh", mh_pixels, "fashion-mnist")
     on_inception = parse_fusion_params("auto", {"choice_spaces": ["judges", "inception"]})
     assert "inception" in steered_by("auto", on_inception, "fashion-mnist")
     assert CLF in spaces["mh"]  # MH's default judge is the feature judge

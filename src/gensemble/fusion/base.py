@@ -241,7 +241,12 @@ def steered_by(name: str, params: Any, dataset: str) -> tuple[str, ...]:
         # judge) beside the feature judge.
         for k in ("finetuned", "features") if kind == "combined" else (kind,):
             spaces.add(judge_space(params.judges if k == "judges" else k, dataset))
-    if critic and (getattr(params, "gamma_percentile", None) == "auto" or name == "auto"):
+    # A choice on the choice quarter: auto's, rejection's γ, mh's chain length.
+    chooses = name == "auto" or "auto" in (
+        getattr(params, "gamma_percentile", None),
+        getattr(params, "chain_length", None),
+    )
+    if critic and chooses:
         spaces.add(choice_space(dataset))
         if choice_space(dataset) != "modes":  # a 2-D toy's choice skips the image spaces
             spaces.update(s for s in getattr(params, "choice_spaces", ()) if s != "judges")

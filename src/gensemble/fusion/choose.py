@@ -237,6 +237,19 @@ def can_choose(ctx: FusionContext) -> bool:
     return int(ctx.choose_real[:1].numel()) <= 16
 
 
+def shared_pool(
+    ctx: FusionContext, p: ChoiceFields, gens: list[tuple[str, Any]]
+) -> tuple[int, ProposalPool, BlockDistance, int, list[np.ndarray]]:
+    """What a choice over the uniform mixture of `gens` reads: n (the choice quarter's images it is
+    scored on), the pool, the distance, proposals per generator (p.pool × n shared among them, so the
+    pool does not grow with them) and their features on the choice spaces."""
+    n = min(p.n_choose, len(ctx.choose_real))
+    pool = proposal_pool(ctx)
+    dist = choice_distance(ctx, pool, n, p)
+    size = math.ceil(p.pool * n / len(gens))
+    return n, pool, dist, size, [choice_features(pool, dist.names, name, g, size) for name, g in gens]
+
+
 def choose_drs(
     ctx: FusionContext, gens: dict[str, Any], critics: dict[str, Critic], p: RejectionParams, what: str
 ) -> tuple[str, float, dict[str, Any], float | None]:
@@ -245,11 +258,7 @@ def choose_drs(
     p.pool × n / len(gens) proposals, so the pool does not grow with them. D̃_M is the chosen critic's
     largest ratio in the pool when the pool holds at least p.burn_in proposals (it is then a burn-in
     of the same mixture), else None."""
-    n = min(p.n_choose, len(ctx.choose_real))
-    pool = proposal_pool(ctx)
-    dist = choice_distance(ctx, pool, n, p)
-    size = math.ceil(p.pool * n / len(gens))
-    feats = [choice_features(pool, dist.names, name, g, size) for name, g in gens.items()]
+    n, pool, dist, size, feats = shared_pool(ctx, p, list(gens.items()))
     ratios = {c: [pool.ratios(name, g, size, cr) for name, g in gens.items()] for c, cr in critics.items()}
     uniform = tuple(1.0 / len(gens) for _ in gens)
     scores: dict[str, float | None] = {}
@@ -293,12 +302,8 @@ def choose_chain(
     length among `chains` whose simulated chains (simulate_mh, from the calibration quarter's
     images, as the sampler starts them) end closest to the choice quarter. Each generator contributes
     p.pool × n / len(generators) proposals, so the pool does not grow with them."""
-    n = min(p.n_choose, len(ctx.choose_real))
-    pool = proposal_pool(ctx)
-    dist = choice_distance(ctx, pool, n, p)
     gens = list(zip(proposal.names, proposal.models))
-    size = math.ceil(p.pool * n / len(gens))
-    feats = [choice_features(pool, dist.names, name, g, size) for name, g in gens]
+    n, pool, dist, size, feats = shared_pool(ctx, p, gens)
     ratios = [pool.ratios(name, g, size, critic) for name, g in gens]
     with torch.no_grad():
         start = critic.log_ratio(ctx.calib_real[:n]).double().numpy()
