@@ -22,12 +22,15 @@ import torch
 from gensemble.config import load_yaml
 from gensemble.data import DataConfig, heldout_halves, load_dataset
 from gensemble.data.toy import toy_modes
+from gensemble.evaluation.coverage import Coverage, worst_class
+from gensemble.evaluation.coverage import shares as class_shares
 from gensemble.evaluation.evaluate import REFERENCE_SEED
 from gensemble.evaluation.evaluator import Evaluator
 from gensemble.evaluation.features import as_saved_images, default_feature_cache, resolve_features
 from gensemble.fusion import FusionContext, build_fusion
 from gensemble.fusion.average import snapshot_files
 from gensemble.metrics import get_extractor, label_mode_stats, toy_mode_stats
+from gensemble.metrics.clusters import nearest
 from gensemble.run import load_run, train_run
 
 CONFIGS = Path(str(resources.files("gensemble") / "configs"))
@@ -229,17 +232,34 @@ def compare_job(
 
 # --- images ----------------------------------------------------------------------------------------
 def image_scorer(
-    dataset: str, n: int, features: str = "classifier", metrics: tuple[str, ...] = ("fid", "kid", "prdc")
+    dataset: str,
+    n: int,
+    features: str = "classifier",
+    metrics: tuple[str, ...] = ("fid", "kid", "prdc"),
+    clusters: bool = False,
 ) -> tuple[Callable, Evaluator]:
-    """Scores against the evaluation half of the held-out split (the one fusions never fit on)."""
+    """Scores against the evaluation half of the held-out split (the one fusions never fit on). With
+    `clusters`, also the worst of the reference's k-means clusters on this space (`gensemble
+    evaluate`'s per-cluster view): `worst_cluster`, the row's share of it over the reference's, and
+    `worst_cluster_id`."""
     heldout = load_dataset(DataConfig(name=dataset), "test")
     featurizer, metrics, _ = resolve_features(features, dataset, True, metrics, True, "cpu")
     _, eval_half = heldout_halves(heldout.x, REFERENCE_SEED)
     cache = (default_feature_cache(), f"{dataset}-native-test-eval-n{n}")
     ev = Evaluator.prepare(featurizer, eval_half[:n], metrics, 0, cache=cache)
+    assert ev.reference is not None
+    view = Coverage.prepare(ev.reference, dataset, features, use_probs=False) if clusters else None
 
     def score(x: torch.Tensor) -> dict[str, float]:
-        return {k: float(v) for k, v in ev.score(x).items()}
+        feats = ev.featurizer(x, "samples", None)
+        out = {k: float(v) for k, v in ev.score_features(feats).items()}
+        if view is not None and view.centres is not None:
+            row = class_shares(
+                nearest(np.asarray(feats.features, dtype=np.float64), view.centres), len(view.names)
+            )
+            worst, ratio = worst_class(row, view.reference)
+            out |= {"worst_cluster": ratio, "worst_cluster_id": float(worst)}
+        return out
 
     return score, ev
 
@@ -250,18 +270,21 @@ def graded_scorer(
     """The classifier's metrics (which steer the feature judge, auto's choice and best) under their
     plain names, and FID/KID on each space in `also` and `fewer` (nothing in the ensemble steers by
     them) as SPACE_fid and SPACE_kid, from the same samples; a space in `fewer` reads only the first
-    `fewer[space]` of them, against as many reference images (Inception is slow on a CPU)."""
+    `fewer[space]` of them, against as many reference images (Inception is slow on a CPU). Each space
+    in `also` adds SPACE_worst_cluster and SPACE_worst_cluster_id (`image_scorer`'s `clusters`)."""
     steered = image_scorer(dataset, n)[0]
     sizes = {space: n for space in also} | (fewer or {})
+    # The full-size spaces also count the reference's clusters (goal free_coverage), as evaluate does.
     independent = {
-        space: (image_scorer(dataset, k, space, ("fid", "kid"))[0], k) for space, k in sizes.items()
+        space: (image_scorer(dataset, k, space, ("fid", "kid"), clusters=space in also)[0], k)
+        for space, k in sizes.items()
     }
 
     def score(x: torch.Tensor) -> dict[str, float]:
         out = steered(x)
         for space, (fn, k) in independent.items():
             key = space.split(":")[0].replace("-lite0", "")
-            out |= {f"{key}_{m}": v for m, v in fn(x[:k]).items() if m in ("fid", "kid")}
+            out |= {f"{key}_{m}": v for m, v in fn(x[:k]).items() if m in ("fid", "kid") or "cluster" in m}
         return out
 
     return score

@@ -36,12 +36,14 @@ NUMERIC = (
     "inception_kid",
     "effnet_fid",
     "effnet_kid",
+    "effnet_worst_cluster",
 )
 GOALS = {
     "grid25": {"modes": 25, "hq": 0.90},
     "ring8": {"modes": 8, "hq": 0.95},
     "stacked_mnist": {"modes": 990, "kl": 0.10},
     "fashion_cut": 0.15,
+    "cluster_share": 0.5,  # free_coverage: every cluster drawn at this fraction of its share or more
 }
 DOMINANT = 0.9  # a fusion keeping this share of one member's samples has lost the ensemble's diversity
 
@@ -71,7 +73,7 @@ def summarise(records: list[dict[str, Any]], section: str) -> list[dict[str, Any
             vals = [float(r[key]) for r in ok if isinstance(r.get(key), (int, float))]
             if vals:
                 row[key], row[f"{key}_std"] = mean_std(vals)
-        for key in ("members", "member", "note", "shares", "features", "n"):
+        for key in ("members", "member", "note", "shares", "features", "n", "effnet_worst_cluster_id"):
             if ok and key in ok[0]:
                 row[key] = ok[0][key]
         out.append(row)
@@ -179,9 +181,10 @@ def evaluate_goals(summary: dict[str, list[dict[str, Any]]]) -> list[dict[str, A
         fashion_goal(fashion, "fashion_equal_wallclock", "single (equal wall-clock)"),
     ]
     found += [free_fashion_goal(fashion), free_stacked_goal(stacked), free_toy_goal(toy)]
-    found += [single_critics_goal(fashion)]
+    found += [single_critics_goal(fashion), free_coverage_goal(fashion)]
     names = ["grid25", "ring8", "stacked_mnist", "fashion_equal_updates", "fashion_equal_wallclock"]
     names += ["free_fashion", "free_stacked_mnist", "free_grid25", "single_critics_not_worse"]
+    names += ["free_coverage"]
     return [g or _goal(n, "-", "not run", False) for g, n in zip(found, names)]
 
 
@@ -245,6 +248,36 @@ def free_fashion_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
         "auto FID >= 15% below the best member on EfficientNet-Lite0 and Inception (classifier beside)",
         measured,
         met,
+    )
+
+
+def cluster_text(row: dict[str, Any]) -> str:
+    """'0.21× (cluster 6)': the row's worst EfficientNet-Lite0 cluster, as a share of the reference's."""
+    if "effnet_worst_cluster" not in row:
+        return "-"
+    where = row.get("effnet_worst_cluster_id")
+    return f"{row['effnet_worst_cluster']:.2f}×" + ("" if where is None else f" (cluster {where:.0f})")
+
+
+def free_coverage_goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Every one of the 10 k-means clusters of the evaluation half's EfficientNet-Lite0 features drawn
+    at half its share or more, by the free trio's best-covering fusion; the best member beside it."""
+    fused = [r for r in rows if r["method"].startswith("ensemble + ") and "effnet_worst_cluster" in r]
+    best = next((r for r in rows if r["method"] == "best member"), None)
+    if not fused:
+        return None
+    top = max(fused, key=lambda r: r["effnet_worst_cluster"])
+    measured = f"{top['method']} draws its worst cluster at {cluster_text(top)} of its share"
+    if best is not None:
+        measured += f"; the best member at {cluster_text(best)}"
+    single = next((r for r in rows if r["method"] == "single (equal updates)"), None)
+    if single is not None and "effnet_worst_cluster" in single:
+        measured += f"; the single model (equal updates) at {cluster_text(single)}"
+    return _goal(
+        "free_coverage",
+        "the best fusion draws every EfficientNet-Lite0 reference cluster (k = 10) at >= 0.5× its share",
+        measured,
+        top["effnet_worst_cluster"] >= GOALS["cluster_share"],
     )
 
 
@@ -410,6 +443,7 @@ def render_markdown(result: dict[str, Any]) -> str:
             ("FID (EfficientNet-Lite0)", "", lambda r: fmt(r, "effnet_fid", digits=1)),
             ("FID (Inception)", "", lambda r: f"{r['inception_fid']:.1f}" if "inception_fid" in r else "-"),
             ("FID (classifier, steers)", "", lambda r: fmt(r, "fid", digits=2)),
+            ("worst cluster (EfficientNet-Lite0)", "", cluster_text),
             ("KID (classifier)", "", lambda r: fmt(r, "kid", digits=4)),
             ("precision", "", lambda r: fmt(r, "precision", digits=3)),
             ("recall", "", lambda r: fmt(r, "recall", digits=3)),

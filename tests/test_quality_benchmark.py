@@ -19,6 +19,7 @@ NAMES = [
     "free_stacked_mnist",
     "free_grid25",
     "single_critics_not_worse",
+    "free_coverage",
 ]
 
 
@@ -118,6 +119,24 @@ def test_free_ensemble_goals_compare_auto_with_the_best_member():
     ]
     g = next(g for g in evaluate_goals({"stacked": stacked}) if g["name"] == "free_stacked_mnist")
     assert g["met"] is True and "+12.0%" in g["measured"]
+
+
+def test_free_coverage_takes_the_best_covering_fusion_and_names_the_best_member():
+    best = {"method": "best member", "kind": "best member", "effnet_worst_cluster": 0.0}
+    fused = [
+        {"method": "ensemble + uniform", "kind": "ensemble", "effnet_worst_cluster": 0.1},
+        {"method": "ensemble + auto", "kind": "ensemble", "effnet_worst_cluster": 0.3},
+        # the single model's snapshots are not the free trio: never the goal's fusion
+        {"method": "single + snapshots", "kind": "ensemble (snapshots)", "effnet_worst_cluster": 0.9},
+    ]
+    rows = [best | {"effnet_worst_cluster_id": 4.0}, *fused]
+    g = next(g for g in evaluate_goals({"fashion": rows}) if g["name"] == "free_coverage")
+    assert g["met"] is False
+    assert g["measured"].startswith("ensemble + auto draws its worst cluster at 0.30×")
+    assert "the best member at 0.00× (cluster 4)" in g["measured"]
+    rows[2] = rows[2] | {"effnet_worst_cluster": 0.5}
+    g = next(g for g in evaluate_goals({"fashion": rows}) if g["name"] == "free_coverage")
+    assert g["met"] is True
 
 
 def test_auto_that_kept_only_the_best_member_is_no_gain():
