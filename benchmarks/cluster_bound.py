@@ -38,6 +38,15 @@ OUT = ROOT / "docs" / "results" / "cluster_bound.json"
 SHARE = 0.5  # the goal: every cluster at half its share of the reference or more
 
 
+def proposals_needed(pooled: np.ndarray, reference: np.ndarray, n: int, share: float = SHARE) -> np.ndarray:
+    """Per cluster, the proposals per kept sample a row of n needs to keep `share` of the cluster's
+    reference share, when the proposals fall in it at the frequency `pooled` shows (inf: never hit)."""
+    pooled = np.asarray(pooled, dtype=np.float64)
+    wanted = share * np.asarray(reference, dtype=np.float64) * n
+    with np.errstate(divide="ignore"):
+        return np.where(pooled > 0, wanted * pooled.sum() / np.maximum(pooled, 1) / n, np.inf)
+
+
 def cluster_counts(run: Path, per_member: int, n: int, seed: int) -> dict:
     """Each member's proposals per cluster, and the proposals per kept sample the goal would need."""
     _, ev = image_scorer("fashion-mnist", n, "effnet-lite0", ("fid",))
@@ -50,12 +59,8 @@ def cluster_counts(run: Path, per_member: int, n: int, seed: int) -> dict:
         x = model.sample(per_member, torch.Generator().manual_seed(seed + i)).cpu()
         feats = np.asarray(ev.featurizer(x, name, None).features, dtype=np.float64)
         members[name] = np.bincount(nearest(feats, view.centres), minlength=k)[:k]
-    pooled = sum(members.values())
-    total = int(pooled.sum())
-    wanted = SHARE * view.reference * n  # kept samples each cluster needs in a row of n
-    # Proposals per kept sample to meet every cluster's need from the pooled proposals' frequencies.
-    with np.errstate(divide="ignore"):
-        per_kept = np.where(pooled > 0, wanted * total / np.maximum(pooled, 1) / n, np.inf)
+    pooled = np.sum(list(members.values()), axis=0)
+    per_kept = proposals_needed(pooled, view.reference, n)
     return {
         "run": str(run.relative_to(ROOT) if run.is_relative_to(ROOT) else run),
         "reference_share": [round(float(v), 4) for v in view.reference],
@@ -64,8 +69,9 @@ def cluster_counts(run: Path, per_member: int, n: int, seed: int) -> dict:
         "ratio_pooled": [
             round(float(v), 3) for v in shares(np.repeat(np.arange(k), pooled), k) / view.reference
         ],
-        "kept_needed": [int(np.ceil(v)) for v in wanted],
-        "proposals_per_kept_needed": float(per_kept.max()),
+        "kept_needed": [int(np.ceil(v)) for v in SHARE * view.reference * n],
+        # null: some cluster no proposal hit, so no number of proposals would do
+        "proposals_per_kept_needed": float(per_kept.max()) if np.isfinite(per_kept.max()) else None,
         "hardest_cluster": int(per_kept.argmax()),
     }
 
@@ -86,9 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|")
     for r in rows:
         need = r["proposals_per_kept_needed"]
-        print(
-            f"| {Path(r['run']).name} | {r['pooled']} | {r['ratio_pooled']} | {need:.0f} (cluster {r['hardest_cluster']}) |"
-        )
+        need_text = "none would do" if need is None else f"{need:.0f}"
+        cells = [
+            Path(r["run"]).name,
+            r["pooled"],
+            r["ratio_pooled"],
+            f"{need_text} (cluster {r['hardest_cluster']})",
+        ]
+        print("| " + " | ".join(str(c) for c in cells) + " |")
     body = {
         "what": __doc__.split("\n\n")[0],
         "features": "effnet-lite0 (10 k-means clusters of the evaluation half, n reference images)",

@@ -5,8 +5,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+from cluster_bound import proposals_needed  # noqa: E402
 from quality_report import evaluate_goals, summarise  # noqa: E402
 
 NAMES = [
@@ -372,3 +375,11 @@ def test_the_feature_judge_becomes_default_only_if_it_ranks_the_held_out_populat
     assert rule((0.92, 0.69), (0.70, 0.70))["met"] is False  # worse on Inception
     assert rule((0.80, 0.80), (0.85, 0.70))["met"] is False  # worse on EfficientNet-Lite0, battle not counted
     assert rule((0.92, 0.90), (0.70, 0.70))["name"] == "holdout_feature_judge"
+
+
+def test_proposals_needed_for_every_cluster_is_infinite_where_no_proposal_fell():
+    # 100 proposals: 90 in cluster 0, 10 in cluster 1, none in cluster 2; equal reference shares.
+    need = proposals_needed(np.array([90, 10, 0]), np.full(3, 1 / 3), n=30, share=0.5)
+    # cluster 1 needs 5 of 30 kept, from proposals that land there once in 10: 50 proposals, 50/30 per kept
+    assert np.isclose(need[1], 50 / 30) and np.isclose(need[0], 5 * 100 / 90 / 30)
+    assert np.isinf(need[2])
