@@ -192,6 +192,9 @@ def resample(dataset: str, budget: int, kinds: list[str], seeds: list[int], seed
     for kind in kinds:
         run = work / f"{dataset}-{kind}-s{seed}-T{budget}"
         for s in seeds:
+            key = {"dataset": dataset, "budget": budget, "kind": kind, "seed": seed, "sampling_seed": s}
+            if any(all(r.get(k) == v for k, v in key.items()) for r in rows):
+                continue  # scored already: the same run and draw give the same rows, counted once
             for r in score_rows(run, kind, 10_000, s, stacked_scorer()):
                 rows.append(
                     {"dataset": dataset, "budget": budget, "kind": kind, "seed": seed, "sampling_seed": s} | r
