@@ -27,8 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality_jobs import image_scorer  # noqa: E402
 
-from gensemble.evaluation.coverage import Coverage, shares  # noqa: E402
-from gensemble.metrics.clusters import nearest  # noqa: E402
+from gensemble.evaluation.coverage import Coverage  # noqa: E402
 from gensemble.progress import set_quiet  # noqa: E402
 from gensemble.run import load_run  # noqa: E402
 
@@ -57,8 +56,7 @@ def cluster_counts(run: Path, per_member: int, n: int, seed: int) -> dict:
     members = {}
     for i, (name, model) in enumerate(load_run(run).generators().items()):
         x = model.sample(per_member, torch.Generator().manual_seed(seed + i)).cpu()
-        feats = np.asarray(ev.featurizer(x, name, None).features, dtype=np.float64)
-        members[name] = np.bincount(nearest(feats, view.centres), minlength=k)[:k]
+        members[name] = np.bincount(view.labels(ev.featurizer(x, name, None)), minlength=k)[:k]
     pooled = np.sum(list(members.values()), axis=0)
     per_kept = proposals_needed(pooled, view.reference, n)
     return {
@@ -66,9 +64,7 @@ def cluster_counts(run: Path, per_member: int, n: int, seed: int) -> dict:
         "reference_share": [round(float(v), 4) for v in view.reference],
         "members": {m: [int(v) for v in c] for m, c in members.items()},
         "pooled": [int(v) for v in pooled],
-        "ratio_pooled": [
-            round(float(v), 3) for v in shares(np.repeat(np.arange(k), pooled), k) / view.reference
-        ],
+        "ratio_pooled": [round(float(v), 3) for v in pooled / pooled.sum() / view.reference],
         "kept_needed": [int(np.ceil(v)) for v in SHARE * view.reference * n],
         # null: some cluster no proposal hit, so no number of proposals would do
         "proposals_per_kept_needed": float(per_kept.max()) if np.isfinite(per_kept.max()) else None,

@@ -30,7 +30,6 @@ from gensemble.evaluation.features import as_saved_images, default_feature_cache
 from gensemble.fusion import FusionContext, build_fusion
 from gensemble.fusion.average import snapshot_files
 from gensemble.metrics import get_extractor, label_mode_stats, toy_mode_stats
-from gensemble.metrics.clusters import nearest
 from gensemble.run import load_run, train_run
 
 CONFIGS = Path(str(resources.files("gensemble") / "configs"))
@@ -253,11 +252,9 @@ def image_scorer(
     def score(x: torch.Tensor) -> dict[str, float]:
         feats = ev.featurizer(x, "samples", None)
         out = {k: float(v) for k, v in ev.score_features(feats).items()}
-        if view is not None and view.centres is not None:
-            row = class_shares(
-                nearest(np.asarray(feats.features, dtype=np.float64), view.centres), len(view.names)
-            )
-            worst, ratio = worst_class(row, view.reference)
+        labels = None if view is None else view.labels(feats)
+        if view is not None and labels is not None:
+            worst, ratio = worst_class(class_shares(labels, len(view.names)), view.reference)
             out |= {"worst_cluster": ratio, "worst_cluster_id": float(worst)}
         return out
 
